@@ -1,0 +1,1 @@
+"""Pure media functions: no Dagster imports here (timing, beats, art, animatics, composition)."""

@@ -1,0 +1,180 @@
+"""Procedural storyboard cards (Pillow): layered scenery from a palette and a seed, with a caption.
+
+Deterministic: the same palette, seed, caption and size give the same pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+
+def hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    c = colour.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
+@functools.cache
+def _font_path(bold: bool) -> str | None:
+    try:
+        import matplotlib
+
+        name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+        path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
+        return str(path) if path.exists() else None
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def font(size_px: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    path = _font_path(bold)
+    if path:
+        return ImageFont.truetype(path, size_px)
+    return ImageFont.load_default(size=size_px)
+
+
+def _ridge(rng: random.Random, width: int, base_y: float, amp: float, roughness: int) -> list:
+    """A silhouette line across the card: sum of a few random sines."""
+    waves = [(rng.uniform(0.5, 3.5) * (k + 1), rng.uniform(0, 2 * math.pi), amp / (k + 1))
+             for k in range(roughness)]
+    pts = []
+    for x in range(0, width + 16, 16):
+        u = x / width
+        y = base_y + sum(a * math.sin(2 * math.pi * f * u + p) for f, p, a in waves)
+        pts.append((x, y))
+    return pts
+
+
+def _skyline(rng: random.Random, width: int, base_y: float, max_h: float) -> list:
+    pts = [(0, base_y)]
+    x = 0
+    while x < width:
+        w = rng.uniform(0.04, 0.12) * width
+        h = rng.uniform(0.2, 1.0) * max_h
+        pts += [(x, base_y - h), (x + w, base_y - h)]
+        x += w
+    pts.append((width, base_y))
+    return pts
+
+
+def render_card(
+    size: tuple[int, int],
+    palette_hex: Sequence[str],
+    seed: int,
+    caption: str,
+    label: str = "",
+    landscape: str = "ridges",
+) -> Image.Image:
+    """Draw one storyboard card: sky gradient, glowing sun, three silhouette layers, caption band.
+
+    ``landscape`` is ``"ridges"`` (hills/waves) or ``"skyline"`` (a city). Returns an RGB image.
+    """
+    width, height = size
+    rng = random.Random(seed)
+    cols = [hex_to_rgb(c) for c in palette_hex]
+    sky_top, sky_bottom, accent = cols[0], cols[1], cols[2]
+    far, near = cols[3 % len(cols)], cols[4 % len(cols)]
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    horizon = rng.uniform(0.45, 0.62) * height
+    for y in range(height):
+        t = min(1.0, y / horizon) ** 1.3
+        draw.line([(0, y), (width, y)], fill=_mix(sky_top, sky_bottom, t))
+    # stars / dust
+    for _ in range(int(width * height / 9000)):
+        x, y = rng.uniform(0, width), rng.uniform(0, horizon * 0.8)
+        r = rng.choice((1, 1, 2, 3))
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=_mix(sky_top, (255, 255, 255), 0.75))
+    # glowing sun
+    glow = Image.new("RGB", size, (0, 0, 0))
+    gdraw = ImageDraw.Draw(glow)
+    cx, cy = rng.uniform(0.25, 0.75) * width, horizon - rng.uniform(0.08, 0.25) * height
+    radius = rng.uniform(0.10, 0.18) * min(width, height)
+    gdraw.ellipse([cx - radius * 1.8, cy - radius * 1.8, cx + radius * 1.8, cy + radius * 1.8],
+                  fill=accent)
+    glow = glow.filter(ImageFilter.GaussianBlur(radius * 0.6))
+    img = Image.blend(img, Image.composite(glow, img, glow.convert("L")), 0.55)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius],
+                 fill=_mix(accent, (255, 255, 255), 0.35))
+    for k in range(1, 5):  # horizontal bands across the sun
+        yb = cy + radius * (0.15 + 0.2 * k)
+        draw.rectangle([cx - radius, yb, cx + radius, yb + radius * 0.05 * k], fill=sky_bottom)
+    # silhouettes, far to near
+    layers = [(far, horizon, 0.07), (_mix(far, near, 0.5), horizon + 0.08 * height, 0.06),
+              (near, horizon + 0.2 * height, 0.05)]
+    for i, (colour, base, amp) in enumerate(layers):
+        if landscape == "skyline" and i == 1:
+            pts = _skyline(rng, width, base, 0.22 * height)
+        else:
+            pts = _ridge(rng, width, base, amp * height, 3 + i)
+        draw.polygon([*pts, (width, height), (0, height)], fill=colour)
+    # a lone figure on the nearest ridge: the subject
+    fx = rng.uniform(0.3, 0.7) * width
+    fy = horizon + 0.2 * height - 0.02 * height
+    fh = 0.07 * height
+    dark = _mix(near, (0, 0, 0), 0.6)
+    draw.ellipse([fx - fh * 0.09, fy - fh, fx + fh * 0.09, fy - fh * 0.82], fill=dark)
+    draw.polygon([(fx - fh * 0.12, fy - fh * 0.8), (fx + fh * 0.12, fy - fh * 0.8),
+                  (fx + fh * 0.16, fy), (fx - fh * 0.16, fy)], fill=dark)
+    # vignette
+    vignette = Image.new("L", (width // 8, height // 8), 0)
+    vdraw = ImageDraw.Draw(vignette)
+    vw, vh = vignette.size
+    vdraw.ellipse([-vw * 0.25, -vh * 0.15, vw * 1.25, vh * 1.15], fill=255)
+    vignette = vignette.filter(ImageFilter.GaussianBlur(vw / 8)).resize(size)
+    img = Image.composite(img, Image.new("RGB", size, (0, 0, 0)), vignette)
+    _caption(img, caption, label)
+    return img
+
+
+def _caption(img: Image.Image, caption: str, label: str) -> None:
+    width, height = img.size
+    unit = min(width, height)
+    overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    odraw = ImageDraw.Draw(overlay)
+    body = font(max(12, unit // 24))
+    small = font(max(10, unit // 36), bold=True)
+    lines = textwrap.wrap(caption, width=max(16, int(width / (unit / 24) / 0.56)))[:4]
+    line_h = int(unit / 24 * 1.3)
+    band_h = line_h * len(lines) + unit // 12
+    top = height - band_h - unit // 14
+    odraw.rectangle([0, top, width, top + band_h], fill=(0, 0, 0, 150))
+    img.paste(Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB"))
+    draw = ImageDraw.Draw(img)
+    y = top + unit // 24
+    for line in lines:
+        draw.text((unit // 18, y), line, font=body, fill=(245, 245, 245))
+        y += line_h
+    if label:
+        draw.text((unit // 18, unit // 18), label, font=small, fill=(255, 255, 255))
+
+
+def contact_sheet(paths: Sequence[str | Path], tile_width: int = 216, columns: int = 6) -> Image.Image:
+    """Tile images (same aspect) into one sheet, left to right, top to bottom."""
+    if not paths:
+        raise ValueError("no images for a contact sheet")
+    with Image.open(paths[0]) as first:
+        aspect = first.height / first.width
+    tile_h = int(round(tile_width * aspect))
+    cols = min(columns, len(paths))
+    rows = math.ceil(len(paths) / cols)
+    gap = 6
+    sheet = Image.new("RGB", (cols * (tile_width + gap) + gap, rows * (tile_h + gap) + gap),
+                      (18, 18, 22))
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            tile = im.convert("RGB").resize((tile_width, tile_h), Image.Resampling.LANCZOS)
+        r, c = divmod(i, cols)
+        sheet.paste(tile, (gap + c * (tile_width + gap), gap + r * (tile_h + gap)))
+    return sheet

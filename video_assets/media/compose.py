@@ -1,0 +1,180 @@
+"""Final composition: timeline math in frames, and one ffmpeg pass built with ffmpeg-python.
+
+The timeline is laid out in whole frames at ``fps``. Boundary ``b`` (seconds) sits on frame
+``round(b * fps)``. A hard cut switches clips exactly on that frame; a crossfade or fade of
+``2 * half_frames`` frames is centred on it, so the total length never changes: the outgoing clip
+runs ``half_frames`` past the boundary and the incoming clip starts ``half_frames`` before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+
+from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+XFADE_KIND = {"crossfade": "fade", "fade": "fadeblack"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One clip's span on the output timeline, in frames."""
+
+    index: int
+    start_frame: int  # first output frame this clip covers (includes a transition pre-roll)
+    n_frames: int  # how many frames of the clip are used
+    cut_in_frame: int  # the boundary frame where this scene begins
+    cut_out_frame: int  # the boundary frame where the next scene begins (or the end)
+    transition_in: str  # "cut" | "crossfade" | "fade" (the first scene: "cut")
+    half_in_frames: int
+    half_out_frames: int
+
+
+def plan_segments(
+    boundaries_s: Sequence[tuple[float, float]],
+    transitions: Sequence[str],
+    fps: int = 30,
+    half_frames: int = 8,
+) -> list[Segment]:
+    """Lay scenes on frames. ``transitions[i]`` is the transition from scene ``i`` to ``i + 1``.
+
+    The transition half-length is shrunk where a scene is too short to hold its transitions
+    (each scene keeps at least one frame of its own between them).
+    """
+    n = len(boundaries_s)
+    if n == 0:
+        raise ValueError("no scenes to compose")
+    if len(transitions) < n - 1:
+        raise ValueError(f"{n} scenes need {n - 1} transitions, got {len(transitions)}")
+    cut_frames = [round(a * fps) for a, _ in boundaries_s] + [round(boundaries_s[-1][1] * fps)]
+    cut_frames[0] = 0
+    for a, b in zip(cut_frames, cut_frames[1:], strict=False):
+        if b <= a:
+            raise ValueError(f"boundaries {boundaries_s} give an empty scene at {fps} fps")
+    halves = []
+    for i in range(1, n):
+        kind = transitions[i - 1]
+        if kind == "cut":
+            halves.append(0)
+            continue
+        room = min(cut_frames[i] - cut_frames[i - 1], cut_frames[i + 1] - cut_frames[i])
+        halves.append(max(1, min(half_frames, (room - 1) // 4)))
+    segments = []
+    for i in range(n):
+        h_in = halves[i - 1] if i > 0 else 0
+        h_out = halves[i] if i < n - 1 else 0
+        start = cut_frames[i] - h_in
+        end = cut_frames[i + 1] + h_out
+        segments.append(Segment(
+            index=i,
+            start_frame=start,
+            n_frames=end - start,
+            cut_in_frame=cut_frames[i],
+            cut_out_frame=cut_frames[i + 1],
+            transition_in="cut" if i == 0 else transitions[i - 1],
+            half_in_frames=h_in,
+            half_out_frames=h_out,
+        ))
+    return segments
+
+
+def total_frames(duration_s: float, fps: int = 30) -> int:
+    return round(duration_s * fps)
+
+
+@dataclass(frozen=True)
+class ComposeSettings:
+    width: int
+    height: int
+    fps: int = 30
+    crf: int = 20
+    preset: str = "veryfast"
+    audio_bitrate: str = "192k"
+
+
+def build_graph(
+    clip_paths: Sequence[str | Path],
+    clip_durations_s: Sequence[float],
+    segments: Sequence[Segment],
+    audio_path: str | Path,
+    out_path: str | Path,
+    settings: ComposeSettings,
+):
+    """Return the ffmpeg-python output node for the whole edit (not run).
+
+    Every clip is normalised (fps, scale to cover, centre crop, square pixels, yuv420p), looped
+    with ``-stream_loop`` when shorter than its segment (never stretched), trimmed to its frames,
+    then joined with concat (cuts) or xfade (crossfade/fade) at the planned offsets. The original
+    audio is re-encoded to AAC, never shifted.
+    """
+    if not (len(clip_paths) == len(clip_durations_s) == len(segments)):
+        raise ValueError("one clip path and duration per segment is needed")
+    fps = settings.fps
+    streams = []
+    for path, clip_s, seg in zip(clip_paths, clip_durations_s, segments, strict=True):
+        need_s = seg.n_frames / fps
+        input_kwargs: dict[str, object] = {}
+        if clip_s + 1e-6 < need_s:
+            input_kwargs["stream_loop"] = -1
+        input_kwargs["t"] = f"{need_s + 0.5:.3f}"
+        v = (
+            ffmpeg.input(str(path), **input_kwargs)
+            .video.filter("fps", fps=fps)
+            .filter("scale", settings.width, settings.height,
+                    force_original_aspect_ratio="increase", flags="bicubic")
+            .filter("crop", settings.width, settings.height)
+            .filter("setsar", 1)
+            .filter("format", "yuv420p")
+            .trim(end_frame=seg.n_frames)
+            .setpts("PTS-STARTPTS")
+        )
+        streams.append(v)
+    acc = streams[0]
+    for seg, v in zip(segments[1:], streams[1:], strict=True):
+        if seg.transition_in == "cut":
+            acc = ffmpeg.concat(acc, v, n=2, v=1, a=0)
+        else:
+            acc = ffmpeg.filter(
+                [acc, v], "xfade",
+                transition=XFADE_KIND[seg.transition_in],
+                duration=f"{2 * seg.half_in_frames / fps:.6f}",
+                offset=f"{seg.start_frame / fps:.6f}",
+            )
+    n_total = segments[-1].cut_out_frame
+    audio = ffmpeg.input(str(audio_path)).audio
+    return ffmpeg.output(
+        acc, audio, str(out_path),
+        vcodec="libx264", preset=settings.preset, crf=settings.crf, pix_fmt="yuv420p",
+        r=fps, fps_mode="cfr", **{"frames:v": n_total},
+        acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
+        movflags="+faststart", video_track_timescale=fps * 512,
+    ).global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+
+
+def compose(
+    clip_paths: Sequence[str | Path],
+    clip_durations_s: Sequence[float],
+    segments: Sequence[Segment],
+    audio_path: str | Path,
+    out_path: str | Path,
+    settings: ComposeSettings,
+) -> list[str]:
+    """Run the single-pass edit; returns the ffmpeg argument list that was run."""
+    graph = build_graph(clip_paths, clip_durations_s, segments, audio_path, out_path, settings)
+    args = graph.overwrite_output().get_args()
+    run_ffmpeg(args, what=f"composing {len(segments)} clips into {Path(out_path).name}")
+    return args
+
+
+def extract_thumbnail(video_path: str | Path, out_path: str | Path, at_s: float,
+                      width: int = 540) -> None:
+    """Write one JPEG frame at ``at_s`` seconds, scaled to ``width`` pixels wide."""
+    run_ffmpeg(
+        ["-y", "-ss", f"{max(0.0, at_s):.3f}", "-i", str(video_path), "-frames:v", "1",
+         "-vf", f"scale={width}:-2", "-q:v", "3", str(out_path)],
+        what=f"extracting a thumbnail from {Path(video_path).name}",
+    )
+

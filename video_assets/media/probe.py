@@ -1,0 +1,87 @@
+"""Probe media files with the ffmpeg binary alone (imageio-ffmpeg ships no ffprobe)."""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    video_codec: str
+    pix_fmt: str
+    audio_codec: str | None
+    video_duration_s: float  # n_frames / fps
+    audio_duration_s: float | None  # decoded audio length
+    faststart: bool
+
+
+_VIDEO_RE = re.compile(
+    r"Stream #\S+.*?: Video: (?P<codec>\w+).*?, (?P<pix>yuv\w+|rgb\w+|gray\w*|nv12)\b.*?"
+    r"(?P<w>\d{2,5})x(?P<h>\d{2,5}).*?(?P<fps>[\d.]+) fps"
+)
+_AUDIO_RE = re.compile(r"Stream #\S+.*?: Audio: (?P<codec>\w+)")
+_FRAME_RE = re.compile(r"frame=\s*(\d+)")
+_TIME_RE = re.compile(r"time=(\d+):(\d+):(\d+\.\d+)")
+
+
+def top_level_boxes(path: str | Path) -> list[str]:
+    """Names of the top-level MP4 boxes in file order (e.g. ftyp, moov, mdat)."""
+    names = []
+    with open(path, "rb") as handle:
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                size = struct.unpack(">Q", handle.read(8))[0]
+                handle.seek(size - 16, 1)
+            elif size == 0:
+                names.append(kind.decode("latin-1"))
+                break
+            else:
+                handle.seek(size - 8, 1)
+            names.append(kind.decode("latin-1"))
+    return names
+
+
+def is_faststart(path: str | Path) -> bool:
+    boxes = top_level_boxes(path)
+    return "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
+
+
+def probe_video(path: str | Path) -> VideoProbe:
+    """Decode the file once (video frames counted, audio length measured)."""
+    name = Path(path).name
+    log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+                     what=f"counting frames of {name}")
+    m = _VIDEO_RE.search(log)
+    if not m:
+        raise ValueError(f"{name}: no video stream found")
+    frames = _FRAME_RE.findall(log)
+    n_frames = int(frames[-1]) if frames else 0
+    fps = float(m["fps"])
+    a = _AUDIO_RE.search(log)
+    audio_s = None
+    if a:
+        alog = run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-f", "null", "-"],
+                          what=f"measuring the audio of {name}")
+        times = _TIME_RE.findall(alog)
+        if times:
+            h, mi, s = times[-1]
+            audio_s = int(h) * 3600 + int(mi) * 60 + float(s)
+    return VideoProbe(
+        width=int(m["w"]), height=int(m["h"]), fps=fps, n_frames=n_frames,
+        video_codec=m["codec"], pix_fmt=m["pix"], audio_codec=a["codec"] if a else None,
+        video_duration_s=n_frames / fps if fps else 0.0, audio_duration_s=audio_s,
+        faststart=is_faststart(path),
+    )

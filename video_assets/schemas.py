@@ -1,0 +1,206 @@
+"""Pydantic models at every boundary: the request, the beat grid, the script, clips and the ledger.
+
+Times are float seconds (``*_s``), frame counts are ints (``*_frames`` / ``n_frames``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Aspect = Literal["9:16", "16:9", "1:1"]
+Mode = Literal["music_video", "ad"]
+Transition = Literal["cut", "crossfade", "fade"]
+TransitionChoice = Literal["auto", "cut", "crossfade", "fade"]
+
+ASPECT_SIZES: dict[str, tuple[int, int]] = {
+    "9:16": (1080, 1920),
+    "16:9": (1920, 1080),
+    "1:1": (1080, 1080),
+}
+
+FLAVORS = ("default", "cinematic", "energetic", "minimal")
+PROVIDER_CAPABILITIES = ("planner", "images", "video")
+_PROVIDER_RE = re.compile(r"^(offline|openai|replicate:[\w.-]+/[\w.-]+)$")
+
+MIN_AUDIO_S = 2.0
+MAX_AUDIO_S = 600.0
+MAX_AUDIO_BYTES = 100 * 1024 * 1024
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Providers(Frozen):
+    planner: str = "offline"
+    images: str = "offline"
+    video: str = "offline"
+
+    @field_validator("planner", "images", "video")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not _PROVIDER_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a provider; use offline, openai or replicate:<owner/model>"
+            )
+        if value != "offline":
+            raise ValueError(
+                f"{value!r} is not available in this build; use offline "
+                "(real providers arrive with the providers release)"
+            )
+        return value
+
+
+class Request(Frozen):
+    """A job request as a user writes it (YAML or JSON). Unknown keys are rejected."""
+
+    prompt: str = Field(min_length=3, max_length=2000)
+    audio: str | None = None
+    mode: Mode = "music_video"
+    duration_s: float | None = Field(default=None, ge=MIN_AUDIO_S, le=MAX_AUDIO_S)
+    aspect: Aspect = "9:16"
+    style: str | None = Field(default=None, max_length=500)
+    flavor: str = "default"
+    transitions: TransitionChoice = "auto"
+    budget_usd: float | None = Field(default=None, ge=0)
+    providers: Providers = Providers()
+
+    @field_validator("prompt")
+    @classmethod
+    def _strip_prompt(cls, value: str) -> str:
+        value = value.strip()
+        if len(value) < 3:
+            raise ValueError("prompt must have at least 3 non-blank characters")
+        return value
+
+    @field_validator("flavor")
+    @classmethod
+    def _flavor(cls, value: str) -> str:
+        if value not in FLAVORS:
+            raise ValueError(f"{value!r} is not a flavor; use one of {', '.join(FLAVORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _audio_or_length(self) -> Request:
+        if self.mode == "music_video" and not self.audio:
+            raise ValueError("music_video mode needs 'audio' (a song file beside the request)")
+        if self.mode == "ad" and not self.audio and self.duration_s is None:
+            raise ValueError("ad mode needs 'audio' or 'duration_s' (target length in seconds)")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return ASPECT_SIZES[self.aspect]
+
+
+class StoredRequest(Frozen):
+    """What ``request.json`` holds: the request plus what admission measured."""
+
+    job_id: str
+    request: Request
+    source_name: str
+    audio_key: str
+    audio_duration_s: float
+    audio_sha256: str
+    synthesized_audio: bool = False
+    admitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class Boundary(Frozen):
+    start_s: float
+    end_s: float
+
+    @property
+    def length_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class BeatGrid(Frozen):
+    """``beat_grid.json``: tempo, beats, downbeats, energy and clip boundaries covering the audio."""
+
+    duration_s: float
+    tempo_bpm: float
+    beats_s: list[float]
+    downbeats_s: list[float]
+    beat_energy: list[float]  # onset strength at each beat, scaled to 0..1
+    method: Literal["beats", "tempo_fallback"]
+    confidence: float = Field(ge=0, le=1)
+    meter: int
+    n_filled_beats: int = 0  # grid beats added where the tracker left gaps
+    boundaries: list[Boundary]
+
+
+class Style(Frozen):
+    palette_hex: list[str] = Field(min_length=3, max_length=6)
+    lighting: str
+    mood: str
+
+    @field_validator("palette_hex")
+    @classmethod
+    def _hex(cls, value: list[str]) -> list[str]:
+        for colour in value:
+            if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+                raise ValueError(f"{colour!r} is not a #rrggbb colour")
+        return value
+
+
+class Character(Frozen):
+    name: str
+    description: str
+
+
+class Scene(Frozen):
+    index: int
+    start_s: float
+    end_s: float
+    prompt: str  # the visual description
+    caption: str
+    camera: Literal["push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "static"]
+    motion: str
+    transition: Transition  # into the next scene ("cut" for the last one)
+    energy: float = Field(ge=0, le=1)
+    seed: int
+
+
+class Script(Frozen):
+    """``script.json``: the plan an offline planner or an LLM fills in, one scene per boundary."""
+
+    summary: str
+    archetype: str
+    style: Style
+    characters: list[Character]
+    scenes: list[Scene]
+
+
+class ClipSpec(Frozen):
+    """What composition needs to know about one generated clip."""
+
+    index: int
+    key: str  # media-store key of the clip file
+    clip_duration_s: float  # what the provider produced (an allowed length)
+    segment_start_s: float  # where the clip's first frame sits on the timeline
+    segment_duration_s: float  # how much of the timeline the clip must fill
+
+
+class CallRecord(BaseModel):
+    """One row of ``provider_calls``: every provider call, offline ones included."""
+
+    job_id: str
+    asset: str
+    scene_index: int | None = None
+    provider: str
+    model: str
+    units: float = 0.0
+    unit: str = "call"
+    unit_price_usd: float = 0.0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    cache_hit: bool = False
+    attempt: int = 1
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
