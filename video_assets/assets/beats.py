@@ -1,0 +1,52 @@
+"""``beat_grid``: tempo, beats, downbeats, energy and beat-aligned clip boundaries."""
+
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from video_assets.assets.common import file_image_md, load_request
+from video_assets.media import beats
+from video_assets.media.audio import decode_mono
+from video_assets.media.plot import plot_beat_grid
+from video_assets.partitions import jobs_partitions
+from video_assets.resources import PipelineSettings, StoreResource
+from video_assets.schemas import BeatGrid, Boundary
+from video_assets.store import job_key
+
+
+@asset(partitions_def=jobs_partitions, group_name="video", deps=["job_request"],
+       kinds={"python"})
+def beat_grid(
+    context: AssetExecutionContext, store: StoreResource, settings: PipelineSettings
+) -> MaterializeResult:
+    """Track beats with librosa (tempo-grid fallback when unsure) and plan clips on them."""
+    job_id = context.partition_key
+    media = store.get()
+    stored = load_request(media, job_id)
+    with media.local_path(stored.audio_key) as audio_path:
+        audio = decode_mono(audio_path)
+    result = beats.analyze(audio, settings.limits())
+    grid = BeatGrid(
+        duration_s=result.duration_s, tempo_bpm=result.tempo_bpm, beats_s=result.beats_s,
+        downbeats_s=result.downbeats_s, beat_energy=result.beat_energy, method=result.method,
+        confidence=result.confidence, meter=result.meter, n_filled_beats=result.n_filled_beats,
+        boundaries=[Boundary(start_s=a, end_s=b) for a, b in result.boundaries],
+    )
+    media.put_json(job_key(job_id, "beat_grid.json"), grid.model_dump(mode="json"))
+    with media.scratch_dir() as tmp:
+        plot_beat_grid(audio, grid, tmp / "beat_grid.png")
+        media.put_file(job_key(job_id, "beat_grid.png"), tmp / "beat_grid.png")
+    lengths = [b.length_s for b in grid.boundaries]
+    context.log.info(f"{grid.method}: {grid.tempo_bpm:.1f} BPM, {len(grid.beats_s)} beats, "
+                     f"{len(lengths)} clips of {min(lengths):.2f}-{max(lengths):.2f} s")
+    return MaterializeResult(metadata={
+        "tempo_bpm": grid.tempo_bpm,
+        "method": grid.method,
+        "confidence": grid.confidence,
+        "meter": grid.meter,
+        "n_beats": len(grid.beats_s),
+        "n_filled_beats": grid.n_filled_beats,
+        "n_clips": len(grid.boundaries),
+        "clip_lengths_s": ", ".join(f"{x:.2f}" for x in lengths),
+        "duration_s": round(grid.duration_s, 3),
+        "plot": file_image_md(media, job_key(job_id, "beat_grid.png"), max_px=640),
+    })

@@ -1,0 +1,52 @@
+"""Helpers the stage assets share: loading earlier stages' files, ledger writes, image metadata."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import MetadataValue
+from PIL import Image
+
+from video_assets.schemas import BeatGrid, CallRecord, Script, StoredRequest
+from video_assets.store import MediaStore, job_key
+from video_assets.warehouse import Warehouse
+
+
+def load_request(store: MediaStore, job_id: str) -> StoredRequest:
+    return StoredRequest.model_validate(store.get_json(job_key(job_id, "request.json")))
+
+
+def load_grid(store: MediaStore, job_id: str) -> BeatGrid:
+    return BeatGrid.model_validate(store.get_json(job_key(job_id, "beat_grid.json")))
+
+
+def load_script(store: MediaStore, job_id: str) -> Script:
+    return Script.model_validate(store.get_json(job_key(job_id, "script.json")))
+
+
+@contextmanager
+def ledger(warehouse: Warehouse) -> Iterator[list[CallRecord]]:
+    """Collect call records; they reach ``provider_calls`` even when the stage fails."""
+    calls: list[CallRecord] = []
+    try:
+        yield calls
+    finally:
+        warehouse.record_calls(calls)
+
+
+def image_md(img: Image.Image, max_px: int = 360, alt: str = "preview") -> MetadataValue:
+    """A small JPEG inlined as base64 markdown, which the Dagster UI renders as an image."""
+    im = img.convert("RGB")
+    im.thumbnail((max_px, max_px))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=80)
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    return MetadataValue.md(f"![{alt}](data:image/jpeg;base64,{b64})")
+
+
+def file_image_md(store: MediaStore, key: str, max_px: int = 360) -> MetadataValue:
+    with store.local_path(key) as path, Image.open(path) as im:
+        return image_md(im, max_px, alt=key.rsplit("/", 1)[-1])

@@ -1,0 +1,263 @@
+"""``videogen``: render, submit, ingest and demo, all through the same Dagster asset graph.
+
+Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the stage is named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEMO_PROMPT = "Neon city at night, a lone skater chasing the sunrise"
+
+
+def _err(message: str) -> None:
+    print(f"videogen: {message}", file=sys.stderr)
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    from video_assets.config import dagster_home
+
+    dagster_home()
+    return DagsterInstance.get()
+
+
+def execute_job(job_id: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Materialize every stage of one job in this process; return the summary dict."""
+    from dagster import DagsterEventType
+
+    from video_assets.definitions import RUN_JOB_NAME, defs
+    from video_assets.partitions import JOBS_PARTITION_NAME
+    from video_assets.resources import WarehouseResource
+
+    instance = _instance()
+    if not instance.has_dynamic_partition(JOBS_PARTITION_NAME, job_id):
+        instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [job_id])
+    job = defs.resolve_job_def(RUN_JOB_NAME)
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=instance, partition_key=job_id,
+                                    raise_on_error=False, tags=tags or {})
+    summary: dict[str, Any] = {"job_id": job_id, "run_id": result.run_id,
+                               "elapsed_s": round(time.perf_counter() - started, 2)}
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    summary["checks"] = checks
+    if not result.success:
+        failures = [e for e in result.all_events
+                    if e.event_type == DagsterEventType.STEP_FAILURE]
+        stage = failures[0].step_key if failures else "unknown"
+        error = ""
+        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
+            error = failures[0].step_failure_data.error.message.strip().splitlines()[-1]
+        WarehouseResource().get().upsert_job(job_id, status="failed", failed_stage=stage)
+        summary.update(status="failed", failed_stage=stage, error=error)
+        return summary
+    meta = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        if mat.asset_key.to_user_string() == "final_video":
+            meta = {k: v.value for k, v in mat.metadata.items()}
+    width, height = (int(x) for x in str(meta.get("resolution", "0x0")).split("x"))
+    summary.update(
+        status="done" if all(checks.values()) else "checks_failed",
+        final_video=meta.get("path"),
+        duration_s=meta.get("duration_s"),
+        audio_duration_s=meta.get("audio_duration_s"),
+        width=width, height=height, fps=meta.get("fps"),
+        clips=meta.get("n_clips"),
+        cost_usd=meta.get("cost_usd", 0.0),
+        thumbnail=str(meta.get("path", "")).replace("final.mp4", "thumbnail.jpg"),
+    )
+    return summary
+
+
+def render(args: argparse.Namespace) -> int:
+    from video_assets.admission import (
+        RequestError,
+        check_audio,
+        slug,
+        stage,
+        validate_request,
+    )
+    from video_assets.resources import StoreResource
+    from video_assets.store import sha256_file
+
+    data: dict[str, Any] = {"prompt": args.prompt, "mode": args.mode, "aspect": args.aspect,
+                            "transitions": args.transitions, "flavor": args.flavor}
+    if args.audio:
+        data["audio"] = str(args.audio)
+    for key in ("style", "duration_s", "budget_usd"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    source = "command line"
+    try:
+        request = validate_request(data, source)
+        audio_path = Path(args.audio).resolve() if args.audio else None
+        duration_s = check_audio(audio_path, source) if audio_path else None
+    except RequestError as exc:
+        _err(str(exc).replace('request "command line": ', "--"))
+        return EXIT_BAD_INPUT
+    audio_hash = sha256_file(audio_path) if audio_path else ""
+    content = json.dumps({**request.model_dump(mode="json"), "audio_sha256": audio_hash},
+                         sort_keys=True).encode()
+    name = audio_path.name if audio_path else "ad"
+    job_id = args.job_id or f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
+    stage(StoreResource().get(), job_id, request, name, audio_path, duration_s)
+    if not args.json:
+        print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
+              f"({request.mode}, {request.aspect}, transitions {request.transitions})",
+              file=sys.stderr)
+    summary = execute_job(job_id)
+    return _report(summary, args.json)
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> int:
+    if summary["status"] == "failed":
+        _err(f"job {summary['job_id']}: stage {summary['failed_stage']} failed: "
+             f"{summary.get('error', '')}")
+    elif not as_json:
+        print(f"video:     {summary['final_video']}\n"
+              f"thumbnail: {summary['thumbnail']}\n"
+              f"duration:  {summary['duration_s']} s (audio {summary['audio_duration_s']} s), "
+              f"{summary['width']}x{summary['height']} @ {summary['fps']} fps, "
+              f"{summary['clips']} clips, cost ${summary['cost_usd']:.2f}, "
+              f"rendered in {summary['elapsed_s']} s\n"
+              f"checks:    " + ", ".join(f"{k} {'ok' if v else 'FAILED'}"
+                                         for k, v in summary["checks"].items()))
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+    return EXIT_OK if summary["status"] == "done" else EXIT_FAILED
+
+
+def submit(args: argparse.Namespace) -> int:
+    """Validate a request, then copy it (and its local audio) into the inbox."""
+    from video_assets.admission import RequestError, parse_request, validate_request
+    from video_assets.sensors import INBOX, inbox_store
+
+    path = Path(args.request)
+    if not path.is_file():
+        _err(f'request "{path}": file not found; fix: give the path of a .yaml or .json request')
+        return EXIT_BAD_INPUT
+    try:
+        request = validate_request(parse_request(path.read_bytes(), path.name), path.name)
+    except RequestError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    inbox = inbox_store()
+    if request.audio and not request.audio.startswith("s3://"):
+        audio = (path.parent / request.audio).resolve()
+        if not audio.is_file():
+            _err(f'request "{path.name}": audio: file "{request.audio}" not found beside the '
+                 "request; fix: put the song next to the request file")
+            return EXIT_BAD_INPUT
+        inbox.put_file(INBOX + request.audio, audio)  # audio first: the request finds it
+    inbox.put_file(INBOX + path.name, path)
+    print(f"submitted {path.name} to {inbox.uri(INBOX + path.name)}")
+    return EXIT_OK
+
+
+def ingest(args: argparse.Namespace) -> int:
+    """Evaluate the inbox sensor once, add partitions, and run (or queue) its runs."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from video_assets.partitions import JOBS_PARTITION_NAME
+    from video_assets.resources import StoreResource
+    from video_assets.sensors import inbox_store, scan_inbox
+
+    instance = _instance()
+    tick = scan_inbox(inbox_store(), StoreResource().get(), cursor={},
+                      grace_s=args.grace_s)
+    for key, message in tick.rejected:
+        _err(f"rejected {key}: {message}")
+    for key in tick.waiting:
+        print(f"waiting for the audio of {key}", file=sys.stderr)
+    new = []
+    for job_id, run_key, key in tick.admitted:
+        done = instance.get_run_records(RunsFilter(
+            tags={"dagster/run_key": run_key},
+            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.STARTED,
+                      DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING]), limit=1)
+        if not done:
+            new.append((job_id, run_key, key))
+    if new:
+        instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [j for j, _, _ in new])
+    print(f"inbox: {len(new)} new job(s), {len(tick.rejected)} rejected, "
+          f"{len(tick.waiting)} waiting", file=sys.stderr)
+    if not args.wait:
+        for job_id, _, _ in new:
+            print(f"admitted {job_id}; run it with: videogen ingest --once --wait", file=sys.stderr)
+        # without --wait the runs are left to the daemon's sensor, which sees the same inbox
+        return EXIT_OK
+    code = EXIT_OK
+    for job_id, run_key, key in new:
+        summary = execute_job(job_id, tags={"dagster/run_key": run_key,
+                                            "video_assets/source": key})
+        code = max(code, _report(summary, args.json))
+    return code
+
+
+def demo(args: argparse.Namespace) -> int:
+    from video_assets.config import dagster_home
+    from video_assets.media.audio import synthesize_track, write_wav
+
+    folder = dagster_home() / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    song = folder / "demo_song.wav"
+    write_wav(song, synthesize_track(args.duration_s, tempo_bpm=118.0), 44100)
+    print(f"synthesized {args.duration_s:g} s demo track at 118 BPM: {song}", file=sys.stderr)
+    ns = argparse.Namespace(audio=str(song), prompt=args.prompt, mode="music_video",
+                            aspect=args.aspect, transitions="auto", flavor="default", style=None,
+                            duration_s=None, budget_usd=None, job_id=None, json=args.json)
+    return render(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videogen", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="render one job in this process")
+    r.add_argument("--audio", help="song file (mp3, wav, flac, ogg, m4a)")
+    r.add_argument("--prompt", required=True)
+    r.add_argument("--mode", default="music_video")
+    r.add_argument("--aspect", default="9:16")
+    r.add_argument("--transitions", default="auto")
+    r.add_argument("--flavor", default="default")
+    r.add_argument("--style")
+    r.add_argument("--duration-s", dest="duration_s", type=float,
+                   help="ad mode without audio: target length")
+    r.add_argument("--budget-usd", dest="budget_usd", type=float)
+    r.add_argument("--job-id")
+    r.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
+    r.set_defaults(func=render)
+    s = sub.add_parser("submit", help="validate a request and put it into the inbox")
+    s.add_argument("request")
+    s.set_defaults(func=submit)
+    i = sub.add_parser("ingest", help="evaluate the inbox sensor once")
+    i.add_argument("--once", action="store_true", required=True)
+    i.add_argument("--wait", action="store_true", help="run the new jobs now and wait for them")
+    i.add_argument("--grace-s", type=float, default=120.0,
+                   help="how long a request may wait for its audio")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=ingest)
+    d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
+    d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
+    d.add_argument("--prompt", default=DEMO_PROMPT)
+    d.add_argument("--aspect", default="9:16")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The one Definitions object: assets, checks, the render job, sensors and resources."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from video_assets.assets.beats import beat_grid
+from video_assets.assets.clips import clips
+from video_assets.assets.final import final_video
+from video_assets.assets.request import job_request
+from video_assets.assets.script import script
+from video_assets.assets.storyboard import storyboard
+from video_assets.partitions import jobs_partitions
+from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
+from video_assets.sensors import RUN_JOB_NAME, inbox_sensor, job_failure_sensor
+
+STAGES = [job_request, beat_grid, script, storyboard, clips, final_video]
+
+render_job = define_asset_job(
+    RUN_JOB_NAME,
+    selection=AssetSelection.assets(*STAGES),
+    partitions_def=jobs_partitions,
+    executor_def=in_process_executor,
+    description="Render one job (one partition) through every stage, in one process.",
+)
+
+defs = Definitions(
+    assets=STAGES,
+    jobs=[render_job],
+    sensors=[inbox_sensor, job_failure_sensor],
+    resources={
+        "store": StoreResource(),
+        "warehouse": WarehouseResource(),
+        "settings": PipelineSettings(),
+    },
+)

@@ -1,0 +1,1 @@
+"""Providers: one small interface per capability; offline implementations ship with the product."""

@@ -1,0 +1,69 @@
+"""Provider interfaces and the ledger helper every implementation uses.
+
+A provider call returns its result plus a ``CallRecord`` (one ``provider_calls`` row), whether it
+succeeded, failed or hit the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from video_assets.schemas import BeatGrid, CallRecord, Request, Scene, Script, Style
+
+
+class Planner(Protocol):
+    name: str
+    model: str
+
+    def plan(self, request: Request, grid: BeatGrid, job_seed: int) -> Script: ...
+
+
+class ImageProvider(Protocol):
+    name: str
+    model: str
+    version: str
+
+    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
+               out_path: Path) -> None: ...
+
+
+class VideoProvider(Protocol):
+    name: str
+    model: str
+    version: str
+    allowed_durations_s: tuple[float, ...]
+
+    def output_size(self, target_size: tuple[int, int]) -> tuple[int, int]: ...
+
+    def generate(self, image_path: Path, scene: Scene, duration_s: float,
+                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path) -> None: ...
+
+
+def choose_duration(need_s: float, allowed_s: Sequence[float]) -> float:
+    """The allowed clip length closest to ``need_s`` (ties go to the longer one).
+
+    Composition trims a longer clip and loops a shorter one; it never stretches.
+    """
+    if not allowed_s:
+        raise ValueError("a video provider must allow at least one duration")
+    return min(sorted(allowed_s, reverse=True), key=lambda d: abs(d - need_s))
+
+
+@contextmanager
+def ledger_call(record: CallRecord) -> Iterator[CallRecord]:
+    """Time a call into ``record``; on an exception mark it failed (and re-raise)."""
+    record.started_at = datetime.now(UTC)
+    start = time.perf_counter()
+    try:
+        yield record
+    except Exception as exc:
+        record.status = "error"
+        record.error = f"{type(exc).__name__}: {exc}"[:500]
+        raise
+    finally:
+        record.latency_s = round(time.perf_counter() - start, 4)

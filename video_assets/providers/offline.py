@@ -1,0 +1,203 @@
+"""Offline providers: a rule-based planner, procedural storyboard cards and animatic clips.
+
+They cost nothing and need no network, but behave like the paid ones: the planner fills the same
+``Script`` schema an LLM fills, and the video provider only produces its allowed lengths.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from video_assets.media.animatic import render_animatic
+from video_assets.media.art import render_card
+from video_assets.schemas import BeatGrid, Character, Request, Scene, Script, Style
+
+# keyword -> palette (sky top, sky bottom, accent, far, near)
+PALETTES: dict[str, list[str]] = {
+    "neon": ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"],
+    "synthwave": ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"],
+    "ocean": ["#0b2a4a", "#7fd1e0", "#fff2b3", "#1d5f7a", "#0a1f33"],
+    "sea": ["#0b2a4a", "#7fd1e0", "#fff2b3", "#1d5f7a", "#0a1f33"],
+    "forest": ["#0b3d2e", "#8ad1c2", "#f2e86d", "#1f6b4e", "#0a241b"],
+    "desert": ["#3d1f0b", "#f5a25d", "#fff1c1", "#a0522d", "#40210f"],
+    "sunset": ["#2b1055", "#f76b1c", "#fad961", "#6b2d5c", "#1f0b2b"],
+    "sunrise": ["#2b1055", "#f76b1c", "#fad961", "#6b2d5c", "#1f0b2b"],
+    "snow": ["#3a4a6b", "#dfe9f5", "#ffffff", "#8fa3c2", "#2b3550"],
+    "winter": ["#3a4a6b", "#dfe9f5", "#ffffff", "#8fa3c2", "#2b3550"],
+    "night": ["#05070f", "#1b2a4a", "#c9d6ff", "#14203a", "#03050a"],
+    "space": ["#000005", "#1a1040", "#9fd3ff", "#241a5a", "#05030f"],
+    "coffee": ["#2b1a10", "#c08552", "#f3e0c7", "#5e3b22", "#1a0f08"],
+}
+URBAN_WORDS = ("city", "street", "urban", "neon", "downtown", "skyline", "rooftop", "subway")
+FLAVOR_BIAS = {"default": 0.0, "cinematic": -0.2, "energetic": 0.2, "minimal": -0.1}
+ARCHETYPES = {
+    "music_video": ("journey", ["Opening", "Rising", "Drive", "Peak", "Afterglow"]),
+    "ad": ("problem_solution", ["Hook", "Problem", "Turn", "Solution", "Call to action"]),
+}
+SHOTS = {
+    "low": [
+        "Wide establishing shot: {setting}, {subject} small against the horizon",
+        "Quiet moment: {subject} pauses, the world of {setting} drifting past",
+        "Slow reveal of {setting} in soft {lighting}",
+    ],
+    "mid": [
+        "Medium shot: {subject} moving through {setting}",
+        "Tracking shot beside {subject}, {setting} streaming behind",
+        "Over-the-shoulder view of {subject} taking in {setting}",
+    ],
+    "high": [
+        "Close-up on {subject}, motion blur and {lighting}",
+        "Dynamic low angle: {subject} at full speed, {setting} exploding with colour",
+        "Whip-fast montage of {subject} and {setting} on the beat",
+    ],
+}
+CAMERAS = {
+    "low": ["pull_out", "static", "tilt_up"],
+    "mid": ["pan_right", "pan_left", "tilt_down"],
+    "high": ["push_in", "pan_left", "push_in"],
+}
+MOTION = {"low": "slow drift", "mid": "steady movement", "high": "energetic motion on every beat"}
+
+
+def stable_seed(*parts: object) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def palette_for(text: str, seed: int) -> list[str]:
+    lowered = text.lower()
+    for word, palette in PALETTES.items():
+        if re.search(rf"\b{word}\b", lowered):
+            return list(palette)
+    hue = (seed % 360) / 360.0
+    out = []
+    for dh, light, sat in ((0.0, 0.15, 0.6), (0.06, 0.62, 0.7), (0.14, 0.85, 0.9),
+                           (0.0, 0.32, 0.45), (0.0, 0.09, 0.5)):
+        r, g, b = colorsys.hls_to_rgb((hue + dh) % 1.0, light, sat)
+        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return out
+
+
+def subject_of(prompt: str) -> str:
+    """The first "a/an/the <words> <noun>" phrase of the prompt, else a generic protagonist."""
+    m = re.search(r"\b(an?|the)\s+((?:[a-z-]+\s+){0,2}[a-z-]+)", prompt.lower())
+    if m:
+        words = m.group(2).split()
+        stop = {"at", "in", "on", "of", "with", "and", "chasing", "under", "through", "into"}
+        kept = []
+        for w in words:
+            if w in stop:
+                break
+            kept.append(w)
+        if kept:
+            return f"{m.group(1)} {' '.join(kept)}"
+    return "the protagonist"
+
+
+def level(energy: float, bias: float = 0.0) -> str:
+    e = energy + bias
+    return "high" if e >= 0.66 else "mid" if e >= 0.33 else "low"
+
+
+def scene_energy(grid: BeatGrid, start_s: float, end_s: float) -> float:
+    vals = [e for t, e in zip(grid.beats_s, grid.beat_energy, strict=False) if start_s <= t < end_s]
+    return sum(vals) / len(vals) if vals else 0.5
+
+
+def boundary_energy(grid: BeatGrid, t_s: float) -> float:
+    if not grid.beats_s:
+        return 0.5
+    i = min(range(len(grid.beats_s)), key=lambda k: abs(grid.beats_s[k] - t_s))
+    return grid.beat_energy[i] if i < len(grid.beat_energy) else 0.5
+
+
+def pick_transition(choice: str, energy: float, bias: float) -> str:
+    """``auto``: loud boundaries cut, middling ones crossfade, quiet ones fade through black."""
+    if choice != "auto":
+        return choice
+    e = energy + bias
+    return "cut" if e >= 0.7 else "crossfade" if e >= 0.35 else "fade"
+
+
+class OfflinePlanner:
+    name = "offline"
+    model = "rules-v1"
+
+    def plan(self, request: Request, grid: BeatGrid, job_seed: int) -> Script:
+        text = f"{request.prompt} {request.style or ''}"
+        palette = palette_for(text, job_seed)
+        bias = FLAVOR_BIAS[request.flavor]
+        subject = subject_of(request.prompt)
+        setting = request.prompt.rstrip(". ")
+        archetype, roles = ARCHETYPES[request.mode]
+        mean_energy = sum(grid.beat_energy) / len(grid.beat_energy) if grid.beat_energy else 0.5
+        lighting = ("high-contrast neon rim light" if mean_energy + bias > 0.55
+                    else "soft golden-hour light" if mean_energy + bias > 0.3 else "dim moonlight")
+        mood = ("euphoric" if mean_energy + bias > 0.6 else "driving" if mean_energy + bias > 0.4
+                else "dreamy")
+        scenes = []
+        n = len(grid.boundaries)
+        for i, b in enumerate(grid.boundaries):
+            energy = scene_energy(grid, b.start_s, b.end_s)
+            lvl = level(energy, bias)
+            if request.flavor == "minimal":
+                lvl = "low" if lvl == "low" else "mid"
+            seed = stable_seed(job_seed, i)
+            shot = SHOTS[lvl][seed % len(SHOTS[lvl])]
+            prompt = shot.format(subject=subject, setting=setting, lighting=lighting)
+            if request.style:
+                prompt += f", {request.style} style"
+            role = roles[min(len(roles) - 1, i * len(roles) // n)]
+            transition = "cut"
+            if i < n - 1:
+                transition = pick_transition(request.transitions, boundary_energy(grid, b.end_s),
+                                             bias)
+            scenes.append(Scene(
+                index=i, start_s=b.start_s, end_s=b.end_s, prompt=prompt,
+                caption=f"{role}: {prompt}",
+                camera=CAMERAS[lvl][(seed // 7) % len(CAMERAS[lvl])],  # type: ignore[arg-type]
+                motion=MOTION[lvl], transition=transition,  # type: ignore[arg-type]
+                energy=round(min(1.0, max(0.0, energy)), 4), seed=seed,
+            ))
+        return Script(
+            summary=f"{n} scenes, {archetype} arc: {request.prompt}",
+            archetype=archetype,
+            style=Style(palette_hex=palette, lighting=lighting, mood=mood),
+            characters=[Character(name=subject, description=f"{subject}, seen in silhouette")],
+            scenes=scenes,
+        )
+
+
+class OfflineImages:
+    name = "offline"
+    model = "procedural-card"
+    version = "1"
+
+    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
+               out_path: Path) -> None:
+        text = scene.prompt.lower()
+        landscape = "skyline" if any(w in text for w in URBAN_WORDS) else "ridges"
+        label = f"{scene.index + 1:02d} / {n_scenes:02d}  {scene.camera.replace('_', ' ').upper()}"
+        card = render_card(size, style.palette_hex, scene.seed, scene.caption, label, landscape)
+        card.save(out_path, format="PNG", optimize=False, compress_level=3)
+
+
+class OfflineVideo:
+    """Animatic clips: the scene's camera move over its card. Only 5 s and 10 s, like real models."""
+
+    name = "offline"
+    model = "animatic"
+    version = "1"
+    allowed_durations_s = (5.0, 10.0)
+
+    def output_size(self, target_size: tuple[int, int]) -> tuple[int, int]:
+        w, h = target_size
+        scale = 720 / min(w, h)  # 720p-class, as most image-to-video models deliver
+        return int(round(w * scale / 2) * 2), int(round(h * scale / 2) * 2)
+
+    def generate(self, image_path: Path, scene: Scene, duration_s: float,
+                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path) -> None:
+        render_animatic(image_path, out_path, duration_s, size, scene.camera, beats_s)

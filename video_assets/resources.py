@@ -1,0 +1,51 @@
+"""Dagster resources: the media store, the warehouse and the pipeline's tunable settings."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from video_assets.config import media_root, warehouse_path
+from video_assets.media.boundaries import BoundaryLimits
+from video_assets.media.compose import ComposeSettings
+from video_assets.store import LocalStore, MediaStore
+from video_assets.warehouse import Warehouse
+
+
+class StoreResource(ConfigurableResource):
+    """The media store: a local folder (``$DAGSTER_HOME/media`` by default)."""
+
+    root: str = ""
+
+    def get(self) -> MediaStore:
+        return LocalStore(self.root or media_root())
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB warehouse (``$DAGSTER_HOME/warehouse.duckdb`` or ``VIDEO_ASSETS_WAREHOUSE``)."""
+
+    path: str = ""
+
+    def get(self) -> Warehouse:
+        return Warehouse(self.path or warehouse_path())
+
+
+class PipelineSettings(ConfigurableResource):
+    """Timing and encoding knobs, with the defaults PRODUCT.md describes."""
+
+    min_clip_s: float = 3.0
+    max_clip_s: float = 7.0
+    min_clips: int = 3
+    target_clip_s: float = 4.0
+    fps: int = 30
+    transition_half_frames: int = 8  # a crossfade lasts 2 * 8 frames, centred on its beat
+    crf: int = 20
+    preset: str = "veryfast"
+    clip_workers: int = 2  # parallel clip generations inside one run
+
+    def limits(self) -> BoundaryLimits:
+        return BoundaryLimits(min_len_s=self.min_clip_s, max_len_s=self.max_clip_s,
+                              min_clips=self.min_clips, target_len_s=self.target_clip_s)
+
+    def compose_settings(self, size: tuple[int, int]) -> ComposeSettings:
+        return ComposeSettings(width=size[0], height=size[1], fps=self.fps, crf=self.crf,
+                               preset=self.preset)

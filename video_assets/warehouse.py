@@ -1,0 +1,136 @@
+"""DuckDB warehouse: ``jobs``, ``provider_calls`` and ``quality_metrics``.
+
+DuckDB allows one read-write process per file, so every write opens a short-lived connection and
+retries with backoff while another process holds the lock: two runs at once never lose rows.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from video_assets.schemas import CallRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMPTZ,
+    mode VARCHAR,
+    prompt VARCHAR,
+    audio_duration_s DOUBLE,
+    status VARCHAR,
+    final_uri VARCHAR,
+    cost_usd DOUBLE,
+    failed_stage VARCHAR,
+    updated_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS provider_calls (
+    job_id VARCHAR,
+    asset VARCHAR,
+    scene_index INTEGER,
+    provider VARCHAR,
+    model VARCHAR,
+    units DOUBLE,
+    unit VARCHAR,
+    unit_price_usd DOUBLE,
+    cost_usd DOUBLE,
+    latency_s DOUBLE,
+    cache_hit BOOLEAN,
+    attempt INTEGER,
+    status VARCHAR,
+    error VARCHAR,
+    started_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS quality_metrics (
+    job_id VARCHAR,
+    metric VARCHAR,
+    value DOUBLE,
+    threshold DOUBLE,
+    passed BOOLEAN,
+    measured_at TIMESTAMPTZ
+);
+"""
+
+CALL_COLUMNS = (
+    "job_id", "asset", "scene_index", "provider", "model", "units", "unit", "unit_price_usd",
+    "cost_usd", "latency_s", "cache_hit", "attempt", "status", "error", "started_at",
+)  # fmt: skip
+
+
+class WarehouseBusy(RuntimeError):
+    pass
+
+
+class Warehouse:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits (with jittered backoff) while another process writes."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseBusy(
+                        f"warehouse {self.path} is locked by another process for over "
+                        f"{self.lock_timeout_s:.0f} s; fix: close notebooks holding it open"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+        try:
+            if not read_only:
+                con.execute(SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+    def ensure_schema(self) -> None:
+        with self.connect():
+            pass
+
+    def record_calls(self, calls: Sequence[CallRecord]) -> int:
+        if not calls:
+            return 0
+        rows = [tuple(getattr(c, col) for col in CALL_COLUMNS) for c in calls]
+        placeholders = ", ".join("?" for _ in CALL_COLUMNS)
+        with self.connect() as con:
+            con.executemany(
+                f"INSERT INTO provider_calls ({', '.join(CALL_COLUMNS)}) VALUES ({placeholders})",
+                rows,
+            )
+        return len(rows)
+
+    def upsert_job(self, job_id: str, **fields: object) -> None:
+        """Create or update the job's row; only the given columns change."""
+        fields = {**fields, "updated_at": datetime.now(UTC)}
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO jobs (job_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [job_id, datetime.now(UTC)],
+            )
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*fields.values(), job_id])
+
+    def job_cost_usd(self, job_id: str) -> float:
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM provider_calls WHERE job_id = ?", [job_id]
+            ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, list(params)).fetchall()
