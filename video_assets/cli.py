@@ -30,7 +30,8 @@ def _instance():
     return DagsterInstance.get()
 
 
-def execute_job(job_id: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
+def execute_job(job_id: str, tags: dict[str, str] | None = None,
+                log_level: str = "INFO") -> dict[str, Any]:
     """Materialize every stage of one job in this process; return the summary dict."""
     from dagster import DagsterEventType
 
@@ -43,8 +44,10 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None) -> dict[str, An
         instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [job_id])
     job = defs.resolve_job_def(RUN_JOB_NAME)
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, partition_key=job_id,
-                                    raise_on_error=False, tags=tags or {})
+    result = job.execute_in_process(
+        instance=instance, partition_key=job_id, raise_on_error=False, tags=tags or {},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     summary: dict[str, Any] = {"job_id": job_id, "run_id": result.run_id,
                                "elapsed_s": round(time.perf_counter() - started, 2)}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

@@ -57,15 +57,34 @@ def plan_boundaries(
 
     Returns ``[(start_s, end_s), ...]`` in order, first start 0.0, last end ``duration_s``.
     Clip lengths near ``target_len_s`` are preferred, and clip ends on downbeats are rewarded.
-    Audio shorter than ``min_len_s`` is a single clip. Raises ``BoundaryError`` if the grid is too
-    sparse for the limits.
+    Audio shorter than ``min_len_s`` is a single clip. When no plan fits the limits exactly
+    (audio barely long enough for ``min_clips``, beats just off the 3 s marks), the minimum length
+    is relaxed by up to one second in quarter-second steps before giving up; cuts always stay on
+    beats. Raises ``BoundaryError`` if the grid is too sparse even then.
     """
+    error: BoundaryError | None = None
+    for relax_s in (0.0, 0.25, 0.5, 0.75, 1.0):
+        try:
+            return _plan(beats_s, duration_s, limits, downbeats_s, relax_s)
+        except BoundaryError as exc:
+            error = error or exc
+    assert error is not None
+    raise error
+
+
+def _plan(
+    beats_s: Sequence[float],
+    duration_s: float,
+    limits: BoundaryLimits,
+    downbeats_s: Sequence[float],
+    relax_s: float,
+) -> list[tuple[float, float]]:
     if duration_s <= 0:
         raise BoundaryError(f"duration_s must be positive, got {duration_s}")
     need = required_clips(duration_s, limits)
     if duration_s < limits.min_len_s or need == 1 and duration_s <= limits.max_len_s:
         return [(0.0, duration_s)]
-    lo, hi = limits.min_len_s, limits.max_len_s
+    lo, hi = max(0.5, limits.min_len_s - relax_s), limits.max_len_s
     if need * lo > duration_s + 1e-9:  # short audio: the clips may be as short as they must be
         lo = duration_s / need
     down = set(round(t, 6) for t in downbeats_s)

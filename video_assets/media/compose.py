@@ -1,9 +1,11 @@
 """Final composition: timeline math in frames, and one ffmpeg pass built with ffmpeg-python.
 
 The timeline is laid out in whole frames at ``fps``. Boundary ``b`` (seconds) sits on frame
-``round(b * fps)``. A hard cut switches clips exactly on that frame; a crossfade or fade of
+``round(b * fps)``. A hard cut switches clips exactly on that frame. A crossfade of
 ``2 * half_frames`` frames is centred on it, so the total length never changes: the outgoing clip
 runs ``half_frames`` past the boundary and the incoming clip starts ``half_frames`` before it.
+A fade goes to black over the ``half_frames`` before the boundary and back over the ``half_frames``
+after it, so the black frame is the beat (no overlap needed).
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ import ffmpeg
 
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 
-XFADE_KIND = {"crossfade": "fade", "fade": "fadeblack"}
-
-
 @dataclass(frozen=True)
 class Segment:
     """One clip's span on the output timeline, in frames."""
@@ -29,8 +28,10 @@ class Segment:
     cut_in_frame: int  # the boundary frame where this scene begins
     cut_out_frame: int  # the boundary frame where the next scene begins (or the end)
     transition_in: str  # "cut" | "crossfade" | "fade" (the first scene: "cut")
-    half_in_frames: int
-    half_out_frames: int
+    half_in_frames: int  # crossfade overlap with the previous clip
+    half_out_frames: int  # crossfade overlap with the next clip
+    fade_in_frames: int = 0  # fade from black at the start
+    fade_out_frames: int = 0  # fade to black at the end
 
 
 def plan_segments(
@@ -63,9 +64,15 @@ def plan_segments(
         room = min(cut_frames[i] - cut_frames[i - 1], cut_frames[i + 1] - cut_frames[i])
         halves.append(max(1, min(half_frames, (room - 1) // 4)))
     segments = []
+    kinds = ["cut", *transitions[: n - 1], "cut"]
     for i in range(n):
+        t_in, t_out = kinds[i], kinds[i + 1]
         h_in = halves[i - 1] if i > 0 else 0
         h_out = halves[i] if i < n - 1 else 0
+        fade_in = h_in if t_in == "fade" else 0
+        fade_out = h_out if t_out == "fade" else 0
+        h_in = h_in if t_in == "crossfade" else 0
+        h_out = h_out if t_out == "crossfade" else 0
         start = cut_frames[i] - h_in
         end = cut_frames[i + 1] + h_out
         segments.append(Segment(
@@ -77,6 +84,8 @@ def plan_segments(
             transition_in="cut" if i == 0 else transitions[i - 1],
             half_in_frames=h_in,
             half_out_frames=h_out,
+            fade_in_frames=fade_in,
+            fade_out_frames=fade_out,
         ))
     return segments
 
@@ -107,19 +116,25 @@ def build_graph(
 
     Every clip is normalised (fps, scale to cover, centre crop, square pixels, yuv420p), looped
     with ``-stream_loop`` when shorter than its segment (never stretched), trimmed to its frames,
-    then joined with concat (cuts) or xfade (crossfade/fade) at the planned offsets. The original
+    faded to/from black around fades, then joined with concat (cuts, fades) or xfade
+    (crossfades) at the planned offsets. The original
     audio is re-encoded to AAC, never shifted.
     """
     if not (len(clip_paths) == len(clip_durations_s) == len(segments)):
         raise ValueError("one clip path and duration per segment is needed")
     fps = settings.fps
     streams = []
+    seen: dict[str, int] = {}
     for path, clip_s, seg in zip(clip_paths, clip_durations_s, segments, strict=True):
         need_s = seg.n_frames / fps
         input_kwargs: dict[str, object] = {}
         if clip_s + 1e-6 < need_s:
             input_kwargs["stream_loop"] = -1
         input_kwargs["t"] = f"{need_s + 0.5:.3f}"
+        # ffmpeg-python merges identical input nodes; a file used twice needs its own decoder
+        repeat = seen[str(path)] = seen.get(str(path), -1) + 1
+        if repeat:
+            input_kwargs["thread_queue_size"] = 8 + repeat
         v = (
             ffmpeg.input(str(path), **input_kwargs)
             .video.filter("fps", fps=fps)
@@ -130,16 +145,23 @@ def build_graph(
             .filter("format", "yuv420p")
             .trim(end_frame=seg.n_frames)
             .setpts("PTS-STARTPTS")
+            .filter("settb", f"1/{fps}")
         )
+        if seg.fade_in_frames:
+            v = v.filter("fade", type="in", start_frame=0, nb_frames=seg.fade_in_frames)
+        if seg.fade_out_frames:
+            v = v.filter("fade", type="out", start_frame=seg.n_frames - seg.fade_out_frames,
+                         nb_frames=seg.fade_out_frames)
         streams.append(v)
     acc = streams[0]
     for seg, v in zip(segments[1:], streams[1:], strict=True):
-        if seg.transition_in == "cut":
-            acc = ffmpeg.concat(acc, v, n=2, v=1, a=0)
+        if seg.transition_in in ("cut", "fade"):
+            # concat outputs a microsecond timebase; xfade needs both inputs on 1/fps
+            acc = ffmpeg.concat(acc, v, n=2, v=1, a=0).filter("settb", f"1/{fps}")
         else:
             acc = ffmpeg.filter(
                 [acc, v], "xfade",
-                transition=XFADE_KIND[seg.transition_in],
+                transition="fade",
                 duration=f"{2 * seg.half_in_frames / fps:.6f}",
                 offset=f"{seg.start_frame / fps:.6f}",
             )

@@ -114,6 +114,19 @@ def boundary_energy(grid: BeatGrid, t_s: float) -> float:
     return grid.beat_energy[i] if i < len(grid.beat_energy) else 0.5
 
 
+def relative_energy(values: Sequence[float]) -> list[float]:
+    """Blend each value with its rank among the others (0..1), so a loud but steady song still
+    gets quieter and louder moments, while a quiet song stays mostly quiet."""
+    n = len(values)
+    if n < 2:
+        return [float(v) for v in values]
+    order = sorted(range(n), key=lambda i: values[i])
+    rank = [0.0] * n
+    for r, i in enumerate(order):
+        rank[i] = r / (n - 1)
+    return [0.5 * float(v) + 0.5 * rk for v, rk in zip(values, rank, strict=True)]
+
+
 def pick_transition(choice: str, energy: float, bias: float) -> str:
     """``auto``: loud boundaries cut, middling ones crossfade, quiet ones fade through black."""
     if choice != "auto":
@@ -140,21 +153,23 @@ class OfflinePlanner:
                 else "dreamy")
         scenes = []
         n = len(grid.boundaries)
+        energies = relative_energy([scene_energy(grid, b.start_s, b.end_s)
+                                    for b in grid.boundaries])
+        edges = relative_energy([boundary_energy(grid, b.end_s) for b in grid.boundaries])
         for i, b in enumerate(grid.boundaries):
-            energy = scene_energy(grid, b.start_s, b.end_s)
+            energy = energies[i]
             lvl = level(energy, bias)
             if request.flavor == "minimal":
                 lvl = "low" if lvl == "low" else "mid"
             seed = stable_seed(job_seed, i)
-            shot = SHOTS[lvl][seed % len(SHOTS[lvl])]
+            shot = SHOTS[lvl][(seed + i) % len(SHOTS[lvl])]
             prompt = shot.format(subject=subject, setting=setting, lighting=lighting)
             if request.style:
                 prompt += f", {request.style} style"
             role = roles[min(len(roles) - 1, i * len(roles) // n)]
             transition = "cut"
             if i < n - 1:
-                transition = pick_transition(request.transitions, boundary_energy(grid, b.end_s),
-                                             bias)
+                transition = pick_transition(request.transitions, edges[i], bias)
             scenes.append(Scene(
                 index=i, start_s=b.start_s, end_s=b.end_s, prompt=prompt,
                 caption=f"{role}: {prompt}",

@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated DAGSTER_HOME per test session and synthesized audio."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from video_assets.media.audio import synthesize_track, write_wav
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh DAGSTER_HOME with the committed instance config (env var set for the session)."""
+    path = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", path / "dagster.yaml")
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(path)
+    os.environ.pop("VIDEO_ASSETS_WAREHOUSE", None)
+    yield path
+    if old is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def song_10s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "song ten.wav"
+    write_wav(path, synthesize_track(10.4, tempo_bpm=120.0), 44100)
+    return path
+
+
+def make_song(path: Path, duration_s: float, **kwargs: object) -> Path:
+    write_wav(path, synthesize_track(duration_s, **kwargs), 44100)
+    return path

@@ -1,0 +1,33 @@
+"""Independent measurements for tests: decode frames with the ffmpeg binary, small and raw."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from video_assets.media.ffmpeg_bin import ffmpeg_exe, run_ffmpeg
+
+
+def decode_frames(path: str | Path, width: int = 36, height: int = 64) -> np.ndarray:
+    """All frames of the video, downscaled, as uint8 array (n, height, width, 3)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"scale={width}:{height}",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def solid_clip(path: Path, colour: str, duration_s: float, size: str = "360x640") -> Path:
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"color=c={colour}:s={size}:r=30:d={duration_s}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+               what="making a test clip")
+    return path
+
+
+def pattern_clip(path: Path, duration_s: float, size: str = "360x640") -> Path:
+    """A clip whose every frame differs (moving test pattern with a frame counter)."""
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={duration_s}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
+                str(path)], what="making a test clip")
+    return path

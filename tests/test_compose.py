@@ -1,0 +1,126 @@
+"""Composition: exact durations for awkward lengths, every transition on its beat, loop not stretch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_song
+from tests.media_helpers import decode_frames, pattern_clip, solid_clip
+from video_assets.media.compose import ComposeSettings, compose, plan_segments
+from video_assets.media.probe import probe_video
+
+SMALL = ComposeSettings(width=180, height=320, fps=30, preset="ultrafast")
+COLOURS = ["red", "lime", "blue", "yellow", "magenta", "cyan", "white", "orange"]
+RGB = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+       "magenta": (255, 0, 255), "cyan": (0, 255, 255)}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[tuple[str, float], Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    out = {}
+    for colour in COLOURS[:6]:
+        for d in (5.0, 10.0):
+            out[(colour, d)] = solid_clip(folder / f"{colour}{d:g}.mp4", colour, d)
+    return out
+
+
+def even_bounds(duration_s: float, n: int) -> list[tuple[float, float]]:
+    edges = [round(duration_s * i / n, 4) for i in range(n)] + [duration_s]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def test_plan_segments_centres_transitions_and_keeps_length():
+    bounds = [(0.0, 2.4), (2.4, 4.9), (4.9, 7.37)]
+    segs = plan_segments(bounds, ["crossfade", "cut"], fps=30, half_frames=8)
+    assert [s.cut_in_frame for s in segs] == [0, 72, 147]
+    assert segs[0].n_frames == 72 + 8 and segs[1].start_frame == 72 - 8
+    assert segs[2].start_frame == 147 and segs[-1].cut_out_frame == 221  # round(7.37 * 30)
+    # union of the segments' own spans is exactly [0, 221)
+    assert sum(s.cut_out_frame - s.cut_in_frame for s in segs) == 221
+
+
+def test_plan_segments_shrinks_transitions_for_short_scenes():
+    segs = plan_segments([(0, 0.5), (0.5, 1.0), (1.0, 3.0)], ["crossfade", "fade"], 30, 8)
+    assert all(s.half_in_frames <= 3 for s in segs)
+    assert all(s.n_frames > 0 for s in segs)
+
+
+@pytest.mark.parametrize("duration_s", [7.37, 61.2])
+@pytest.mark.parametrize("transition", ["cut", "crossfade", "fade", "mixed"])
+def test_duration_exact_for_awkward_lengths(tmp_path, clips, duration_s, transition):
+    n = 3 if duration_s < 10 else 12
+    bounds = even_bounds(duration_s, n)
+    kinds = (["crossfade", "cut", "fade"] * n)[: n - 1] if transition == "mixed" \
+        else [transition] * (n - 1)
+    segs = plan_segments(bounds, kinds, fps=30, half_frames=8)
+    audio = make_song(tmp_path / "a.wav", duration_s)
+    paths = [clips[(COLOURS[i % 6], 5.0)] for i in range(n)]
+    out = tmp_path / "out.mp4"
+    compose(paths, [5.0] * n, segs, audio, out, SMALL)
+    probe = probe_video(out)
+    assert probe.n_frames == round(duration_s * 30)
+    assert abs(probe.video_duration_s - duration_s) <= 1 / 30
+    assert abs(probe.audio_duration_s - duration_s) <= 1 / 30
+    assert (probe.width, probe.height, probe.fps) == (180, 320, 30.0)
+    assert probe.video_codec == "h264" and probe.pix_fmt == "yuv420p"
+    assert probe.audio_codec == "aac" and probe.faststart
+    assert len(decode_frames(out)) == round(duration_s * 30)  # independent decode agrees
+
+
+def mean_rgb(frame: np.ndarray) -> np.ndarray:
+    return frame[8:-8, 4:-4].reshape(-1, 3).mean(axis=0)
+
+
+def close(frame: np.ndarray, rgb: tuple[int, int, int], tol: float = 30) -> bool:
+    return bool(np.abs(mean_rgb(frame) - np.array(rgb)).max() <= tol)
+
+
+def test_cuts_switch_on_the_boundary_frame(tmp_path, clips):
+    bounds = [(0.0, 3.37), (3.37, 6.81), (6.81, 10.2)]
+    segs = plan_segments(bounds, ["cut", "cut"], 30, 8)
+    out = tmp_path / "cut.mp4"
+    compose([clips[("red", 5.0)], clips[("lime", 5.0)], clips[("blue", 5.0)]], [5.0] * 3, segs,
+            make_song(tmp_path / "a.wav", 10.2), out, SMALL)
+    frames = decode_frames(out)
+    for seg, (before, after) in zip(segs[1:], [("red", "lime"), ("lime", "blue")], strict=True):
+        f = seg.cut_in_frame
+        assert f == round(seg.cut_in_frame)
+        assert close(frames[f - 1], RGB[before]) and close(frames[f], RGB[after])
+
+
+def test_crossfade_and_fade_are_centred_on_the_beat(tmp_path, clips):
+    bounds = [(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)]
+    segs = plan_segments(bounds, ["crossfade", "fade"], 30, 8)
+    out = tmp_path / "xf.mp4"
+    compose([clips[("red", 5.0)], clips[("blue", 5.0)], clips[("lime", 5.0)]], [5.0] * 3, segs,
+            make_song(tmp_path / "a.wav", 10.5), out, SMALL)
+    frames = decode_frames(out)
+    f1, f2, h = segs[1].cut_in_frame, segs[2].cut_in_frame, 8
+    assert close(frames[f1 - h - 1], RGB["red"]) and close(frames[f1 + h + 1], RGB["blue"])
+    mid = mean_rgb(frames[f1])  # half red, half blue on the beat itself
+    assert 90 <= mid[0] <= 165 and 90 <= mid[2] <= 165
+    assert mean_rgb(frames[f2]).max() < 5  # through black: the beat frame is black ...
+    assert mean_rgb(frames[f2 - h // 2]).max() > 40 and mean_rgb(frames[f2 + h // 2]).max() > 40
+    assert close(frames[f2 - h - 1], RGB["blue"]) and close(frames[f2 + h + 1], RGB["lime"])
+
+
+def test_long_scene_loops_the_clip_and_never_stretches(tmp_path):
+    clip = pattern_clip(tmp_path / "pattern.mp4", 5.0)
+    segs = plan_segments([(0.0, 7.5)], [], 30, 8)
+    out = tmp_path / "loop.mp4"
+    settings = ComposeSettings(width=360, height=640, fps=30, preset="ultrafast", crf=0)
+    compose([clip], [5.0], segs, make_song(tmp_path / "a.wav", 7.5), out, settings)
+    frames = decode_frames(out).astype(int)
+    source = decode_frames(clip).astype(int)
+    assert len(frames) == 225
+    # frame k of the output is frame k of the clip (no time stretch) ...
+    for k in (0, 37, 149):
+        assert np.abs(frames[k] - source[k]).mean() < 3
+    # ... and after 5 s the clip starts again from its first frame
+    for k in (0, 40, 74):
+        assert np.abs(frames[150 + k] - source[k]).mean() < 3
+    assert np.abs(frames[149] - frames[150]).mean() > 3  # the loop point is a real jump
