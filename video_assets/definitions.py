@@ -10,7 +10,6 @@ from video_assets.assets.final import final_video
 from video_assets.assets.request import job_request
 from video_assets.assets.script import script
 from video_assets.assets.storyboard import storyboard
-from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.sensors import RUN_JOB_NAME, inbox_sensor, job_failure_sensor
 
@@ -19,7 +18,6 @@ STAGES = [job_request, beat_grid, script, storyboard, clips, final_video]
 render_job = define_asset_job(
     RUN_JOB_NAME,
     selection=AssetSelection.assets(*STAGES),
-    partitions_def=jobs_partitions,
     executor_def=in_process_executor,
     description="Render one job (one partition) through every stage, in one process.",
 )

@@ -73,7 +73,7 @@ def synthesize_track(
     seed: int = 7,
     beatless: bool = False,
 ) -> np.ndarray:
-    """A small synthesized song: kick on every beat (accented downbeats), hats, bass and a pad.
+    """A small synthesized song: kick and hat on every beat (accented downbeats), bass and a pad.
 
     ``beatless=True`` gives a slowly evolving drone with no percussion (an ambient recording).
     Returns stereo float32 samples of shape ``(n, 2)``.
@@ -106,10 +106,8 @@ def synthesize_track(
         gain = 0.95 if b % meter == 0 else 0.6
         seg = kick[: n - start]
         out[start : start + len(seg)] += gain * seg
-        off = start + int(round(period_s / 2 * sample_rate))
-        if off < n:
-            seg = hat[: n - off]
-            out[off : off + len(seg)] += 0.04 * seg
+        seg = hat[: n - start]  # a hat on every beat (an off-beat hat would pull the tracker)
+        out[start : start + len(seg)] += 0.05 * seg
         bass_f = chord[start] * 2
         bass_len = min(int(period_s * 0.8 * sample_rate), n - start)
         bt = np.arange(bass_len) / sample_rate

@@ -152,7 +152,10 @@ def analyze(
     loud = np.array([rms[max(0, f - half) : f + half + 1].mean() for f in frames]) if len(frames) \
         else np.zeros(0)
     energy = loud / (loud.max() + 1e-9) if loud.size else loud
-    meter, phase = estimate_meter(strength) if method == "beats" else (4, 0)
+    # accent: loudness just after each beat (log onset strength flattens accents)
+    accent = np.array([rms[f : f + 5].max() if f < len(rms) else 0.0 for f in frames])
+    meter, phase = estimate_meter(accent + 0.1 * strength / (strength.max() + 1e-9)
+                                  * accent.max()) if method == "beats" else (4, 0)
     downbeats_s = beats_s[phase::meter]
     bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s)
     return BeatAnalysis(

@@ -1,0 +1,64 @@
+"""Beat analysis on synthesized music with known beats, and the fallback for beatless audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from video_assets.media.audio import DecodedAudio, decode_mono, synthesize_track, write_wav
+from video_assets.media.beats import analyze, fold_tempo
+
+FRAME_S = 1 / 30
+
+
+def decoded(tmp_path, duration_s, **kwargs) -> DecodedAudio:
+    path = tmp_path / "t.wav"
+    write_wav(path, synthesize_track(duration_s, **kwargs), 44100)
+    return decode_mono(path)
+
+
+@pytest.mark.parametrize("tempo_bpm", [90.0, 120.0, 150.0])
+def test_beats_land_on_the_kicks(tmp_path, tempo_bpm):
+    audio = decoded(tmp_path, 30.0, tempo_bpm=tempo_bpm)
+    result = analyze(audio)
+    assert result.method == "beats"
+    assert result.confidence > 0.5
+    assert result.tempo_bpm == pytest.approx(tempo_bpm, rel=0.03)
+    assert result.meter == 4
+    period = 60.0 / tempo_bpm
+    kicks = np.arange(0, 30.0, period)
+    errors = [np.min(np.abs(kicks - b)) for b in result.beats_s]
+    assert np.median(errors) < FRAME_S  # beats sit on the synthesized kicks
+    # every internal boundary is a beat, and the boundaries cover the audio exactly
+    assert result.boundaries[0][0] == 0.0
+    assert result.boundaries[-1][1] == pytest.approx(audio.duration_s)
+    assert all(a in result.beats_s for a, _ in result.boundaries[1:])
+    assert all(3.0 - 1e-6 <= b - a <= 7.0 + 1e-6 for a, b in result.boundaries)
+
+
+def test_beatless_audio_falls_back_to_a_tempo_grid(tmp_path):
+    audio = decoded(tmp_path, 40.0, tempo_bpm=70.0, beatless=True)
+    result = analyze(audio)
+    assert result.method == "tempo_fallback"
+    assert result.confidence < 0.2
+    assert 60.0 <= result.tempo_bpm <= 180.0
+    ibi = np.diff(result.beats_s)
+    assert np.allclose(ibi, 60.0 / result.tempo_bpm, atol=1e-3)  # an even grid
+    assert len(result.boundaries) >= 3
+
+
+def test_waltz_meter_and_downbeats(tmp_path):
+    audio = decoded(tmp_path, 30.0, tempo_bpm=96.0, meter=3)
+    result = analyze(audio)
+    assert result.method == "beats"
+    assert result.meter == 3
+    bar_s = 3 * 60.0 / 96.0
+    downbeats = np.arange(0, 30.0, bar_s)
+    errors = [np.min(np.abs(downbeats - d)) for d in result.downbeats_s]
+    assert np.median(errors) < 0.1
+
+
+def test_fold_tempo():
+    assert fold_tempo(40.0) == 80.0
+    assert fold_tempo(400.0) == 100.0
+    assert fold_tempo(0.0) == 120.0

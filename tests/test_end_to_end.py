@@ -1,0 +1,126 @@
+"""An offline render of a synthesized track through the real Dagster asset graph, via the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from tests.conftest import make_song
+from tests.media_helpers import decode_frames
+from video_assets.cli import main
+from video_assets.media.probe import probe_video
+
+JSON_KEYS = {"job_id", "status", "final_video", "duration_s", "audio_duration_s", "width",
+             "height", "fps", "clips", "cost_usd", "checks"}
+
+
+def render_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = main(["render", *argv, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(out[-1])
+
+
+def hard_cuts(frames: np.ndarray, threshold: float = 0.3) -> list[int]:
+    """Frames where the picture changes and stays changed.
+
+    Frames are normalised to zero mean and unit contrast, and a cut at ``t`` must differ from
+    frame ``t - 1`` and also separate frame ``t - 2`` from frame ``t + 8``: the animatics' beat
+    flashes change one frame's brightness and fade back, a cut does not come back.
+    """
+    x = frames.astype(np.float32)
+    x = (x - x.mean(axis=(1, 2, 3), keepdims=True)) / (x.std(axis=(1, 2, 3), keepdims=True) + 1)
+
+    def d(i: int, j: int) -> float:
+        return float(np.abs(x[i] - x[j]).mean())
+
+    n = len(x)
+    scores = [min(d(t - 1, t), d(max(0, t - 2), min(n - 1, t + 8))) for t in range(1, n)]
+    return [t for t, score in enumerate(scores, start=1) if score > threshold]
+
+
+def test_render_end_to_end(home: Path, song_10s: Path, capsys):
+    code, summary = render_json(capsys, "--audio", str(song_10s), "--prompt",
+                                "Neon city at night, a lone skater chasing the sunrise",
+                                "--transitions", "cut")
+    assert code == 0, summary
+    assert JSON_KEYS <= summary.keys()
+    assert summary["status"] == "done" and all(summary["checks"].values())
+    assert (summary["width"], summary["height"], summary["fps"]) == (1080, 1920, 30.0)
+    assert abs(summary["duration_s"] - summary["audio_duration_s"]) <= 1 / 30
+    assert summary["clips"] >= 3
+    job = home / "media" / "jobs" / summary["job_id"]
+    n = summary["clips"]
+    for rel in ["request.json", "audio.wav", "beat_grid.json", "beat_grid.png", "script.json",
+                "storyboard/contact_sheet.jpg", "final.mp4", "thumbnail.jpg",
+                *[f"storyboard/{i:02d}.png" for i in range(1, n + 1)],
+                *[f"clips/{i:02d}.mp4" for i in range(1, n + 1)]]:
+        assert (job / rel).is_file(), rel
+    grid = json.loads((job / "beat_grid.json").read_text())
+    assert {"tempo_bpm", "beats_s", "downbeats_s", "method", "confidence", "boundaries"} <= \
+        grid.keys()
+    assert grid["boundaries"][0]["start_s"] == 0.0
+    assert grid["boundaries"][-1]["end_s"] == pytest.approx(summary["audio_duration_s"], abs=1e-3)
+    plan = json.loads((job / "script.json").read_text())
+    assert {"summary", "style", "scenes"} <= plan.keys()
+    assert {"index", "start_s", "end_s", "prompt", "camera", "transition"} <= \
+        plan["scenes"][0].keys()
+
+    # independent measurement: every hard cut of the file is within one frame of a beat
+    final = Path(summary["final_video"])
+    probe = probe_video(final)
+    assert probe.n_frames == round(summary["audio_duration_s"] * 30)
+    cuts = hard_cuts(decode_frames(final))
+    beats = np.array(grid["beats_s"])
+    assert len(cuts) == n - 1
+    for f in cuts:
+        assert np.min(np.abs(beats - f / 30)) <= 1 / 30 + 1e-6
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    status, uri, cost = con.execute(
+        "SELECT status, final_uri, cost_usd FROM jobs WHERE job_id = ?",
+        [summary["job_id"]]).fetchone()
+    assert (status, uri, cost) == ("done", str(final), 0.0)
+    rows = con.execute("SELECT asset, count(*) FROM provider_calls WHERE job_id = ? "
+                       "GROUP BY asset ORDER BY asset", [summary["job_id"]]).fetchall()
+    con.close()
+    assert dict(rows) == {"clips": n, "script": 1, "storyboard": n}
+
+    # a second render of the same job regenerates nothing: every image and clip is a cache hit
+    code, again = render_json(capsys, "--audio", str(song_10s), "--prompt",
+                              "Neon city at night, a lone skater chasing the sunrise",
+                              "--transitions", "cut")
+    assert code == 0 and again["job_id"] == summary["job_id"]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    hits = con.execute("SELECT count(*) FROM provider_calls WHERE job_id = ? AND cache_hit",
+                       [summary["job_id"]]).fetchone()[0]
+    con.close()
+    assert hits == 2 * n
+
+
+def test_two_renders_at_once_lose_no_rows(home: Path, tmp_path: Path):
+    songs = [make_song(tmp_path / f"pair{i}.wav", 9.5, tempo_bpm=100 + 20 * i) for i in range(2)]
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "video_assets.cli", "render", "--audio", str(s), "--prompt",
+         f"ocean waves number {i}", "--aspect", "1:1", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i, s in enumerate(songs)]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    for s in summaries:
+        n_calls = con.execute("SELECT count(*) FROM provider_calls WHERE job_id = ?",
+                              [s["job_id"]]).fetchone()[0]
+        assert n_calls == 1 + 2 * s["clips"]
+        assert con.execute("SELECT status FROM jobs WHERE job_id = ?",
+                           [s["job_id"]]).fetchone()[0] == "done"
+    con.close()
