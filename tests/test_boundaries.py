@@ -42,7 +42,7 @@ def beat_grids(draw):
 def check_plan(bounds, beats, duration_s, limits=LIMITS, min_len_s=None):
     assert bounds[0][0] == 0.0
     assert bounds[-1][1] == duration_s
-    for (a0, b0), (a1, _) in zip(bounds, bounds[1:], strict=False):
+    for (_a0, b0), (a1, _) in zip(bounds, bounds[1:], strict=False):
         assert b0 == a1  # contiguous: no gap, no overlap
     beat_set = set(beats)
     for a, _ in bounds[1:]:

@@ -85,10 +85,7 @@ def parse_request(content: bytes, source: str) -> dict:
         raise RequestError(source, "file", "not UTF-8 text; fix: save the request as UTF-8 "
                            "YAML or JSON") from None
     try:
-        if source.lower().endswith(".json"):
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = json.loads(text) if source.lower().endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else (

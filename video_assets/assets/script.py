@@ -4,10 +4,10 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from video_assets.assets.common import ledger, load_grid, load_request
+from video_assets.partitions import jobs_partitions
 from video_assets.providers.base import ledger_call
 from video_assets.providers.offline import OfflinePlanner, stable_seed
 from video_assets.resources import StoreResource, WarehouseResource
-from video_assets.partitions import jobs_partitions
 from video_assets.schemas import CallRecord
 from video_assets.store import job_key
 

@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from video_assets.assets.common import image_md, ledger, load_request, load_script
 from video_assets.media.art import contact_sheet
+from video_assets.partitions import jobs_partitions
 from video_assets.providers.base import ledger_call
 from video_assets.providers.offline import OfflineImages
-from video_assets.partitions import jobs_partitions
 from video_assets.resources import StoreResource, WarehouseResource
 from video_assets.schemas import CallRecord
 from video_assets.store import cache_key, job_key

@@ -18,6 +18,7 @@ import ffmpeg
 
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 
+
 @dataclass(frozen=True)
 class Segment:
     """One clip's span on the output timeline, in frames."""

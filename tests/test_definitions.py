@@ -1,0 +1,27 @@
+"""The code location loads and validates, with the asset graph PRODUCT.md describes."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, Definitions
+
+from video_assets.definitions import defs
+
+
+def test_definitions_validate():
+    Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_order_and_partitions():
+    graph = defs.resolve_asset_graph()
+    order = ["job_request", "beat_grid", "script", "storyboard", "clips", "final_video"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
+    for name in order:
+        node = graph.get(AssetKey(name))
+        assert node.partitions_def is not None and node.partitions_def.name == "jobs"
+
+
+def test_render_job_runs_in_process():
+    job = defs.resolve_job_def("render_job")
+    assert job.executor_def.name == "in_process"
+    assert {s.name for s in defs.sensors} == {"inbox_sensor", "job_failure_sensor"}
