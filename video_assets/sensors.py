@@ -93,8 +93,7 @@ def scan_inbox(
             inbox.put_bytes(error_report_key(obj.key), json.dumps(report, indent=2).encode())
             result.rejected.append((obj.key, str(exc)))
         else:
-            if inbox.exists(error_report_key(obj.key)):  # an earlier version was rejected
-                inbox.path(error_report_key(obj.key)).unlink()
+            inbox.delete(error_report_key(obj.key))  # an earlier version may have been rejected
             result.admitted.append((job_id, f"{name}:{job_id.rsplit('-', 1)[-1]}", obj.key))
         result.cursor[obj.key] = obj.etag
     return result

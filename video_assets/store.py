@@ -58,7 +58,12 @@ class MediaStore(abc.ABC):
     """The interface every media store implements."""
 
     @abc.abstractmethod
-    def uri(self, key: str) -> str: ...
+    def uri(self, key: str) -> str:
+        """Where the object lives (a local path, or ``s3://bucket/key``)."""
+
+    @abc.abstractmethod
+    def url(self, key: str) -> str:
+        """A link a person can open (``file://`` locally, a presigned URL on S3)."""
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -75,6 +80,10 @@ class MediaStore(abc.ABC):
 
     @abc.abstractmethod
     def size(self, key: str) -> int: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
 
     @abc.abstractmethod
     def list(self, prefix: str) -> list[ObjectInfo]:
@@ -116,8 +125,14 @@ class LocalStore(MediaStore):
     def uri(self, key: str) -> str:
         return str(self.path(key))
 
+    def url(self, key: str) -> str:
+        return self.path(key).as_uri()
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def put_file(self, key: str, src: str | Path) -> None:
         dst = self.path(key)

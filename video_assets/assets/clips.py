@@ -6,7 +6,6 @@ is asked for its allowed length closest to that, and composition trims or loops,
 
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -18,7 +17,7 @@ from video_assets.providers.base import choose_duration, ledger_call
 from video_assets.providers.offline import OfflineVideo
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import CallRecord, ClipSpec, Script
-from video_assets.store import MediaStore, cache_key, job_key, sha256_file
+from video_assets.store import cache_key, job_key, sha256_file
 
 CLIPS_MANIFEST = "clips.json"
 
@@ -71,7 +70,10 @@ def clips(
                                 duration_s=clip_s, camera=scene.camera, beats_s=beats, size=size)
                 record.cache_hit = media.exists(key)
                 if not record.cache_hit:
-                    generate(media, provider, image, scene_index, plan, clip_s, beats, size, key)
+                    with media.scratch_dir() as tmp:
+                        out = tmp / f"clip-{scene.index:02d}.mp4"
+                        provider.generate(image, scene, clip_s, beats, size, out)
+                        media.put_file(key, out)
                 media.copy(key, clip_key(job_id, scene.index))
             spec = ClipSpec(index=scene.index, key=clip_key(job_id, scene.index),
                             clip_duration_s=clip_s, segment_start_s=seg.start_frame / settings.fps,
@@ -108,11 +110,3 @@ def clips(
             f"from {s.segment_start_s:.3f} s" for s in specs)),
     })
 
-
-def generate(media: MediaStore, provider: OfflineVideo, image: Path, scene_index: int,
-             plan: Script, clip_s: float, beats: list[float], size: tuple[int, int],
-             key: str) -> None:
-    with media.scratch_dir() as tmp:
-        out = tmp / f"clip-{scene_index:02d}.mp4"
-        provider.generate(image, plan.scenes[scene_index], clip_s, beats, size, out)
-        media.put_file(key, out)

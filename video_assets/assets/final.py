@@ -92,9 +92,7 @@ def final_video(
     transitions = [s.transition_in for s in segments[1:]]
     return MaterializeResult(
         metadata={
-            "video": MetadataValue.url("file://" + media.uri(final_key))
-            if not media.uri(final_key).startswith(("s3://", "http")) else
-            MetadataValue.url(media.uri(final_key)),
+            "video": MetadataValue.url(media.url(final_key)),
             "path": media.uri(final_key),
             "size_bytes": media.size(final_key),
             "duration_s": round(probe.video_duration_s, 4),
