@@ -124,3 +124,14 @@ def test_two_renders_at_once_lose_no_rows(home: Path, tmp_path: Path):
         assert con.execute("SELECT status FROM jobs WHERE job_id = ?",
                            [s["job_id"]]).fetchone()[0] == "done"
     con.close()
+
+
+def test_ad_without_audio_gets_a_synthesized_bed(home: Path, capsys):
+    code, summary = render_json(capsys, "--mode", "ad", "--duration-s", "9.5", "--prompt",
+                                "Fresh coffee for busy mornings", "--aspect", "16:9")
+    assert code == 0, summary
+    assert summary["audio_duration_s"] == pytest.approx(9.5, abs=1e-3)
+    assert abs(summary["duration_s"] - 9.5) <= 1 / 30
+    assert (summary["width"], summary["height"]) == (1920, 1080)
+    plan = json.loads((home / "media" / "jobs" / summary["job_id"] / "script.json").read_text())
+    assert plan["archetype"] == "problem_solution"

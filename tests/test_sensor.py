@@ -101,3 +101,21 @@ def test_submit_rejects_invalid_request(home, inbox, tmp_path, capsys):
     assert main(["submit", str(req)]) == 2
     assert "foo" in capsys.readouterr().err
     assert not (inbox / "bad.yaml").exists()
+
+
+def test_ingest_without_wait_launches_a_background_run(home, inbox, tmp_path, capsys):
+    make_song(inbox / "bg.wav", 9.2, tempo_bpm=110)
+    write(inbox / "bg.yaml", "prompt: a paper boat on a river\naudio: bg.wav\naspect: '1:1'\n")
+    assert main(["ingest", "--once"]) == 0
+    err = capsys.readouterr().err
+    assert "launched 1 run(s) in the background" in err
+    log = Path(err.split("log: ")[-1].strip())
+    deadline = time.monotonic() + 300
+    finals = []
+    while time.monotonic() < deadline:
+        finals = list((home / "media" / "jobs").glob("bg-*/final.mp4"))
+        if finals and "video:" in log.read_text():
+            break
+        time.sleep(2)
+    assert finals, log.read_text()[-3000:]
+    assert "checks:    duration_matches_audio ok, format ok" in log.read_text()

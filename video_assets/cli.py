@@ -194,16 +194,42 @@ def ingest(args: argparse.Namespace) -> int:
     print(f"inbox: {len(new)} new job(s), {len(tick.rejected)} rejected, "
           f"{len(tick.waiting)} waiting", file=sys.stderr)
     if not args.wait:
-        for job_id, _, _ in new:
-            print(f"admitted {job_id}; run it with: videogen ingest --once --wait", file=sys.stderr)
-        # without --wait the runs are left to the daemon's sensor, which sees the same inbox
+        if new:
+            log = launch_background(new)
+            print(f"launched {len(new)} run(s) in the background; log: {log}", file=sys.stderr)
         return EXIT_OK
+    return run_jobs(new, args.json)
+
+
+def run_jobs(jobs: list[tuple[str, str, str]], as_json: bool) -> int:
+    """Run admitted jobs one after another (one in-process run each); worst exit code wins."""
     code = EXIT_OK
-    for job_id, run_key, key in new:
+    for job_id, run_key, key in jobs:
         summary = execute_job(job_id, tags={"dagster/run_key": run_key,
                                             "video_assets/source": key})
-        code = max(code, _report(summary, args.json))
+        code = max(code, _report(summary, as_json))
     return code
+
+
+def launch_background(jobs: list[tuple[str, str, str]]) -> Path:
+    """Start one detached worker process that runs the jobs; returns its log file."""
+    import subprocess
+
+    from video_assets.config import dagster_home
+
+    logs = dagster_home() / "logs"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"ingest-{time.strftime('%Y%m%d-%H%M%S')}-{jobs[0][0]}.log"
+    spec = json.dumps([list(j) for j in jobs])
+    with open(log, "ab") as handle:
+        subprocess.Popen([sys.executable, "-m", "video_assets.cli", "run-jobs", spec],
+                         stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    return log
+
+
+def _run_jobs_cmd(args: argparse.Namespace) -> int:
+    return run_jobs([tuple(j) for j in json.loads(args.spec)], as_json=False)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -248,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long a request may wait for its audio")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=ingest)
+    w = sub.add_parser("run-jobs", help=argparse.SUPPRESS)  # the worker behind ingest
+    w.add_argument("spec", help="JSON list of [job_id, run_key, source key]")
+    w.set_defaults(func=_run_jobs_cmd)
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)
