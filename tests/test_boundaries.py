@@ -119,3 +119,12 @@ def test_fill_grid_extends_and_fills_gaps():
 def test_invalid_limits_name_the_fix():
     with pytest.raises(ValueError, match="min_len_s"):
         BoundaryLimits(min_len_s=5, max_len_s=4)
+
+
+def test_cuts_avoid_filled_beats_when_tracked_ones_fit():
+    tracked = [0.5 * i for i in range(1, 9)] + [0.5 * i for i in range(17, 60)]  # gap 4.5-8.5 s
+    beats, _ = fill_grid(tracked, 0.5, 30.0)
+    weak = sorted(set(beats) - set(tracked))
+    bounds = plan_boundaries(beats, 30.0, LIMITS, weak_beats_s=weak)
+    check_plan(bounds, beats, 30.0)
+    assert not {a for a, _ in bounds[1:]} & set(weak)

@@ -157,7 +157,9 @@ def analyze(
     meter, phase = estimate_meter(accent + 0.1 * strength / (strength.max() + 1e-9)
                                   * accent.max()) if method == "beats" else (4, 0)
     downbeats_s = beats_s[phase::meter]
-    bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s)
+    tracked_set = {round(t, 6) for t in tracked}
+    weak = [t for t in beats_s if round(t, 6) not in tracked_set] if method == "beats" else []
+    bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s, weak)
     return BeatAnalysis(
         duration_s=duration_s,
         tempo_bpm=round(tempo, 3),

@@ -24,6 +24,7 @@ class BoundaryLimits:
     min_clips: int = 3
     target_len_s: float = 4.0
     downbeat_bonus: float = 0.75  # cost bonus (s^2) for ending a clip on a downbeat
+    weak_penalty: float = 2.0  # cost (s^2) for cutting on a weak beat (one the tracker did not find)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_len_s < self.max_len_s:
@@ -52,11 +53,13 @@ def plan_boundaries(
     duration_s: float,
     limits: BoundaryLimits = BoundaryLimits(),
     downbeats_s: Sequence[float] = (),
+    weak_beats_s: Sequence[float] = (),
 ) -> list[tuple[float, float]]:
     """Choose clip boundaries on beats by dynamic programming.
 
     Returns ``[(start_s, end_s), ...]`` in order, first start 0.0, last end ``duration_s``.
-    Clip lengths near ``target_len_s`` are preferred, and clip ends on downbeats are rewarded.
+    Clip lengths near ``target_len_s`` are preferred, clip ends on downbeats are rewarded, and
+    cuts on ``weak_beats_s`` (grid beats filled in where the tracker found none) are avoided.
     Audio shorter than ``min_len_s`` is a single clip. When no plan fits the limits exactly
     (audio barely long enough for ``min_clips``, beats just off the 3 s marks), the minimum length
     is relaxed by up to one second in quarter-second steps before giving up; cuts always stay on
@@ -65,7 +68,7 @@ def plan_boundaries(
     error: BoundaryError | None = None
     for relax_s in (0.0, 0.25, 0.5, 0.75, 1.0):
         try:
-            return _plan(beats_s, duration_s, limits, downbeats_s, relax_s)
+            return _plan(beats_s, duration_s, limits, downbeats_s, weak_beats_s, relax_s)
         except BoundaryError as exc:
             error = error or exc
     assert error is not None
@@ -77,6 +80,7 @@ def _plan(
     duration_s: float,
     limits: BoundaryLimits,
     downbeats_s: Sequence[float],
+    weak_beats_s: Sequence[float],
     relax_s: float,
 ) -> list[tuple[float, float]]:
     if duration_s <= 0:
@@ -87,7 +91,8 @@ def _plan(
     lo, hi = max(0.5, limits.min_len_s - relax_s), limits.max_len_s
     if need * lo > duration_s + 1e-9:  # short audio: the clips may be as short as they must be
         lo = duration_s / need
-    down = set(round(t, 6) for t in downbeats_s)
+    down = {round(t, 6) for t in downbeats_s}
+    weak = {round(t, 6) for t in weak_beats_s}
     inner = sorted({float(t) for t in beats_s if 0.0 < t < duration_s})
     times = [0.0, *inner, float(duration_s)]
     n = len(times)
@@ -102,7 +107,10 @@ def _plan(
         # predecessors i with lo <= t_j - t_i <= hi
         i_start = bisect.bisect_left(times, t_j - hi - eps)
         i_stop = bisect.bisect_right(times, t_j - lo + eps)
-        bonus = limits.downbeat_bonus if (j == n - 1 or round(t_j, 6) in down) else 0.0
+        key = round(t_j, 6)
+        bonus = limits.downbeat_bonus if (j == n - 1 or key in down) else 0.0
+        if key in weak and j != n - 1:
+            bonus -= limits.weak_penalty
         for i in range(i_start, min(i_stop, j)):
             length = t_j - times[i]
             step = (length - limits.target_len_s) ** 2 - bonus
