@@ -174,7 +174,7 @@ def build_graph(
         r=fps, fps_mode="cfr", **{"frames:v": n_total},
         acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
         movflags="+faststart", video_track_timescale=fps * 512,
-    ).global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+    ).global_args("-loglevel", "error")  # run_ffmpeg adds -hide_banner -nostdin
 
 
 def compose(
