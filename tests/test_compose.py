@@ -64,7 +64,7 @@ def test_duration_exact_for_awkward_lengths(tmp_path, clips, duration_s, transit
     probe = probe_video(out)
     assert probe.n_frames == round(duration_s * 30)
     assert abs(probe.video_duration_s - duration_s) <= 1 / 30
-    assert abs(probe.audio_duration_s - duration_s) <= 1 / 30
+    assert abs(probe.audio_duration_s - duration_s) <= 0.015  # the whole song, not cut short
     assert (probe.width, probe.height, probe.fps) == (180, 320, 30.0)
     assert probe.video_codec == "h264" and probe.pix_fmt == "yuv420p"
     assert probe.audio_codec == "aac" and probe.faststart

@@ -166,12 +166,13 @@ def build_graph(
                 duration=f"{2 * seg.half_in_frames / fps:.6f}",
                 offset=f"{seg.start_frame / fps:.6f}",
             )
-    n_total = segments[-1].cut_out_frame
+    # the graph yields exactly segments[-1].cut_out_frame frames; no -frames:v, which would end
+    # the file when the video ends and drop the last few interleaved audio packets
     audio = ffmpeg.input(str(audio_path)).audio
     return ffmpeg.output(
         acc, audio, str(out_path),
         vcodec="libx264", preset=settings.preset, crf=settings.crf, pix_fmt="yuv420p",
-        r=fps, fps_mode="cfr", **{"frames:v": n_total},
+        r=fps, fps_mode="cfr",
         acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
         movflags="+faststart", video_track_timescale=fps * 512,
     ).global_args("-loglevel", "error")  # run_ffmpeg adds -hide_banner -nostdin
