@@ -115,6 +115,38 @@ def estimate_meter(beat_strength: np.ndarray) -> tuple[int, int]:
     return best
 
 
+def _z(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-9) if x.size else x
+
+
+def downbeat_accent(y: np.ndarray, sr: int, frames: np.ndarray) -> np.ndarray:
+    """Per-beat evidence that a bar starts there (higher = more likely), z-scored.
+
+    Sums two cues that mark bar starts in most music: a rise of low-frequency energy (kick and
+    bass, under 160 Hz) just after the beat, and harmonic change (chords move on the bar: cosine
+    distance between the chroma of the beat span before and after the beat).
+    """
+    import librosa
+
+    if len(frames) < 2:
+        return np.zeros(len(frames))
+    power = np.abs(librosa.stft(y, hop_length=HOP)) ** 2
+    freqs = librosa.fft_frequencies(sr=sr)
+    low = librosa.power_to_db(power[(freqs > 30) & (freqs < 160)].sum(axis=0) + 1e-10)
+    n = power.shape[1]
+    rise = np.array([low[f : min(n, f + 4)].max() - low[max(0, f - 4) : f + 1].min()
+                     for f in np.clip(frames, 0, n - 1)])
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr)
+    edges = [*np.clip(frames, 0, n - 1), n]
+    spans = np.stack([chroma[:, a : max(a + 1, b)].mean(axis=1) for a, b in zip(edges, edges[1:],
+                                                                                strict=False)])
+    spans /= np.linalg.norm(spans, axis=1, keepdims=True) + 1e-9
+    change = np.zeros(len(frames))
+    change[1:] = 1.0 - np.sum(spans[1:] * spans[:-1], axis=1)
+    change[0] = change[1:].mean()
+    return _z(rise) + _z(change)
+
+
 def analyze(
     audio: DecodedAudio,
     limits: BoundaryLimits = BoundaryLimits(),
@@ -145,17 +177,15 @@ def analyze(
         tracked = [float(t) for t in np.arange(start or period_s, duration_s, period_s)]
     beats_s, n_filled = fill_grid(tracked, period_s, duration_s)
     frames = np.clip(librosa.time_to_frames(beats_s, sr=sr, hop_length=HOP), 0, len(onset_env) - 1)
-    strength = np.array([onset_env[max(0, f - 1) : f + 2].max() for f in frames]) if len(frames) \
-        else np.zeros(0)
     rms = librosa.feature.rms(y=y, hop_length=HOP)[0]
     half = max(1, int(period_s * sr / HOP / 2))
     loud = np.array([rms[max(0, f - half) : f + half + 1].mean() for f in frames]) if len(frames) \
         else np.zeros(0)
     energy = loud / (loud.max() + 1e-9) if loud.size else loud
-    # accent: loudness just after each beat (log onset strength flattens accents)
-    accent = np.array([rms[f : f + 5].max() if f < len(rms) else 0.0 for f in frames])
-    meter, phase = estimate_meter(accent + 0.1 * strength / (strength.max() + 1e-9)
-                                  * accent.max()) if method == "beats" else (4, 0)
+    if method == "beats":
+        meter, phase = estimate_meter(downbeat_accent(y, sr, frames))
+    else:
+        meter, phase = 4, 0
     downbeats_s = beats_s[phase::meter]
     tracked_set = {round(t, 6) for t in tracked}
     weak = [t for t in beats_s if round(t, 6) not in tracked_set] if method == "beats" else []
