@@ -135,3 +135,22 @@ def test_ad_without_audio_gets_a_synthesized_bed(home: Path, capsys):
     assert (summary["width"], summary["height"]) == (1920, 1080)
     plan = json.loads((home / "media" / "jobs" / summary["job_id"] / "script.json").read_text())
     assert plan["archetype"] == "problem_solution"
+
+
+def test_failed_stage_is_named_and_recorded(home: Path, tmp_path: Path, capsys):
+    from video_assets.admission import check_audio, stage, validate_request
+    from video_assets.cli import execute_job
+    from video_assets.resources import StoreResource
+
+    song = make_song(tmp_path / "gone.wav", 9.0)
+    request = validate_request({"prompt": "a vanishing song", "audio": str(song)}, "t")
+    media = StoreResource().get()
+    staged = stage(media, "gone-00000000", request, "gone.wav", song, check_audio(song, "t"))
+    media.delete(staged.audio_key)  # the staged song disappears before the run
+    summary = execute_job("gone-00000000")
+    assert summary["status"] == "failed" and summary["failed_stage"] == "job_request"
+    assert "audio.wav" in summary["error"]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    row = con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = 'gone-00000000'")
+    assert row.fetchone() == ("failed", "job_request")
+    con.close()

@@ -58,7 +58,10 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         stage = failures[0].step_key if failures else "unknown"
         error = ""
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            error = failures[0].step_failure_data.error.message.strip().splitlines()[-1]
+            err = failures[0].step_failure_data.error
+            while err.cause is not None:  # Dagster wraps the stage's own exception
+                err = err.cause
+            error = err.message.strip()
         WarehouseResource().get().upsert_job(job_id, status="failed", failed_stage=stage)
         summary.update(status="failed", failed_stage=stage, error=error)
         return summary

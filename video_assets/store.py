@@ -154,6 +154,9 @@ class LocalStore(MediaStore):
         src, dst = self.path(src_key), self.path(dst_key)
         if src == dst:
             return
+        if not src.is_file():
+            raise FileNotFoundError(f"store has no {src_key!r} (looked at {src}) to copy to "
+                                    f"{dst_key!r}")
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{dst.name}.link")
         with contextlib.suppress(FileNotFoundError):
