@@ -62,3 +62,36 @@ def test_fold_tempo():
     assert fold_tempo(40.0) == 80.0
     assert fold_tempo(400.0) == 100.0
     assert fold_tempo(0.0) == 120.0
+
+
+def _pads_with_swells(duration_s: float, sr: int = 22050) -> np.ndarray:
+    """Overlapping chord pads with slow sin^2 swells: a smooth onset curve, no pulse."""
+    t = np.arange(int(duration_s * sr)) / sr
+    y = np.zeros_like(t)
+    chords = [[146.8, 220.0, 293.7], [116.5, 174.6, 233.1], [130.8, 196.0, 261.6]]
+    for i in range(int(duration_s // 6) + 1):
+        start, length = i * 6.0 - 1.5, 9.0
+        env = np.where((t >= start) & (t < start + length),
+                       np.sin(np.pi * np.clip((t - start) / length, 0, 1)) ** 2, 0.0)
+        for f in chords[i % 3]:
+            y += env * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t + 1.0))
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _speech_like(duration_s: float, sr: int = 22050) -> np.ndarray:
+    """Noise syllables of random length and spacing."""
+    rng = np.random.default_rng(1)
+    y = np.zeros(int(duration_s * sr))
+    i = 0
+    while i < len(y) - sr:
+        n = int(rng.uniform(0.1, 0.4) * sr)
+        y[i : i + n] += rng.standard_normal(n) * np.hanning(n) * 0.3
+        i += n + int(rng.uniform(0.05, 0.5) * sr)
+    return y.astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [_pads_with_swells, _speech_like])
+def test_pads_and_speech_have_no_confident_beat(make):
+    result = analyze(DecodedAudio(samples=make(40.0), sample_rate=22050))
+    assert result.method == "tempo_fallback", result.confidence
+    assert len(result.boundaries) >= 3

@@ -44,26 +44,33 @@ def fold_tempo(tempo_bpm: float) -> float:
 
 
 def beat_confidence(onset_env: np.ndarray, beat_frames: np.ndarray) -> float:
-    """0..1: regularity of the beats times the periodicity of the onset envelope at the beat lag.
+    """0..1: regularity of the beats times how clearly the onset envelope pulses at the beat lag.
 
-    Periodicity is the normalised autocorrelation of the onset envelope at the median beat
-    interval (best within +-2 frames): near 0 for ambient drones and speech, 0.5-1 for music
-    with a pulse.
+    The pulse is read from the normalised autocorrelation ``ac`` of the onset envelope: it must be
+    high at the median beat interval (best within +-2 frames) and clearly higher than its lowest
+    value between a quarter and three quarters of that interval (the off-beat trough). Slowly
+    swelling pads have a smooth envelope whose autocorrelation is high at every short lag but has
+    no trough; speech has no peak. Both score near 0, music with a pulse near 1.
     """
     if len(beat_frames) < 4 or onset_env.size < 8:
         return 0.0
     ibi = np.diff(beat_frames).astype(float)
     lag = int(round(float(np.median(ibi))))
-    if lag < 1:
+    if lag < 4 or lag + 2 >= onset_env.size:
         return 0.0
     regularity = float(np.clip(1.0 - np.std(ibi) / lag * 2.0, 0.0, 1.0))
     e = onset_env - onset_env.mean()
     energy = float(np.dot(e, e))
-    if energy <= 0 or lag + 2 >= len(e):
+    if energy <= 0:
         return 0.0
-    ac = max(float(np.dot(e[:-k], e[k:])) / energy for k in range(max(1, lag - 2), lag + 3))
-    periodicity = float(np.clip((ac - 0.15) / 0.35, 0.0, 1.0))
-    return round(regularity * periodicity, 4)
+
+    def ac(k: int) -> float:
+        return float(np.dot(e[:-k], e[k:])) / energy
+
+    peak = max(ac(k) for k in range(max(1, lag - 2), lag + 3))
+    trough = min(ac(k) for k in range(max(1, lag // 4), max(2, (3 * lag) // 4)))
+    pulse = min((peak - 0.15) / 0.35, (peak - trough - 0.35) / 0.35)
+    return round(regularity * float(np.clip(pulse, 0.0, 1.0)), 4)
 
 
 def fill_grid(beats_s: list[float], period_s: float, duration_s: float) -> tuple[list[float], int]:
@@ -165,7 +172,13 @@ def analyze(
     if confidence >= min_confidence and len(beat_frames) >= 4:
         method = "beats"
         tracked = [float(t) for t in librosa.frames_to_time(beat_frames, sr=sr, hop_length=HOP)]
-        period_s = float(np.median(np.diff(tracked)))
+        # the median interval is quantised to analysis frames (23 ms); the slope of a line
+        # through the beat times, fitted where beats are regular, is not
+        ibi = np.diff(tracked)
+        period_s = float(np.median(ibi))
+        steady = np.abs(ibi - period_s) < 0.25 * period_s
+        if steady.sum() >= 4:
+            period_s = float(np.sum(ibi[steady]) / steady.sum())
         tempo = 60.0 / period_s
     else:
         method = "tempo_fallback"
