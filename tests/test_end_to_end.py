@@ -149,6 +149,7 @@ def test_failed_stage_is_named_and_recorded(home: Path, tmp_path: Path, capsys):
     media.delete(staged.audio_key)  # the staged song disappears before the run
     summary = execute_job("gone-00000000")
     assert summary["status"] == "failed" and summary["failed_stage"] == "job_request"
+    assert summary.keys() >= JSON_KEYS and summary["final_video"] is None
     assert "audio.wav" in summary["error"]
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     row = con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = 'gone-00000000'")

@@ -48,10 +48,13 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         instance=instance, partition_key=job_id, raise_on_error=False, tags=tags or {},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
-    summary: dict[str, Any] = {"job_id": job_id, "run_id": result.run_id,
-                               "elapsed_s": round(time.perf_counter() - started, 2)}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    summary["checks"] = checks
+    summary: dict[str, Any] = {
+        "job_id": job_id, "run_id": result.run_id, "status": "failed", "final_video": None,
+        "thumbnail": None, "duration_s": None, "audio_duration_s": None, "width": None,
+        "height": None, "fps": None, "clips": None, "cost_usd": None, "checks": checks,
+        "elapsed_s": round(time.perf_counter() - started, 2),
+    }
     if not result.success:
         failures = [e for e in result.all_events
                     if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -62,8 +65,9 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
             while err.cause is not None:  # Dagster wraps the stage's own exception
                 err = err.cause
             error = err.message.strip()
-        WarehouseResource().get().upsert_job(job_id, status="failed", failed_stage=stage)
-        summary.update(status="failed", failed_stage=stage, error=error)
+        warehouse = WarehouseResource().get()
+        warehouse.upsert_job(job_id, status="failed", failed_stage=stage)
+        summary.update(failed_stage=stage, error=error, cost_usd=warehouse.job_cost_usd(job_id))
         return summary
     meta = {}
     for event in result.get_asset_materialization_events():
