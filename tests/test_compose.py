@@ -124,3 +124,12 @@ def test_long_scene_loops_the_clip_and_never_stretches(tmp_path):
     for k in (0, 40, 74):
         assert np.abs(frames[150 + k] - source[k]).mean() < 3
     assert np.abs(frames[149] - frames[150]).mean() > 3  # the loop point is a real jump
+
+
+def test_cut_frame_is_first_frame_at_or_after_the_beat():
+    from video_assets.media.compose import cut_frame
+
+    assert cut_frame(2.4) == 72  # exactly on a frame (despite 2.4 * 30 = 72.00000000000001)
+    assert cut_frame(2.41) == 73 and cut_frame(2.4333) == 73
+    for t in (0.01, 1.234, 7.999, 61.2):
+        assert 0 <= cut_frame(t) / 30 - t < 1 / 30

@@ -1,7 +1,8 @@
 """Final composition: timeline math in frames, and one ffmpeg pass built with ffmpeg-python.
 
-The timeline is laid out in whole frames at ``fps``. Boundary ``b`` (seconds) sits on frame
-``round(b * fps)``. A hard cut switches clips exactly on that frame. A crossfade of
+The timeline is laid out in whole frames at ``fps``. Boundary ``b`` (seconds, a beat) sits on
+``cut_frame(b)``, the first frame shown at or after the beat, so a cut never comes before the beat
+it marks and is at most one frame after it. A hard cut switches clips exactly on that frame. A crossfade of
 ``2 * half_frames`` frames is centred on it, so the total length never changes: the outgoing clip
 runs ``half_frames`` past the boundary and the incoming clip starts ``half_frames`` before it.
 A fade goes to black over the ``half_frames`` before the boundary and back over the ``half_frames``
@@ -10,6 +11,7 @@ after it, so the black frame is the beat (no overlap needed).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,11 @@ class Segment:
     fade_out_frames: int = 0  # fade to black at the end
 
 
+def cut_frame(t_s: float, fps: int = 30) -> int:
+    """The first frame whose display starts at or after ``t_s`` (1 microsecond of tolerance)."""
+    return math.ceil(t_s * fps - 1e-6 * fps)
+
+
 def plan_segments(
     boundaries_s: Sequence[tuple[float, float]],
     transitions: Sequence[str],
@@ -51,7 +58,8 @@ def plan_segments(
         raise ValueError("no scenes to compose")
     if len(transitions) < n - 1:
         raise ValueError(f"{n} scenes need {n - 1} transitions, got {len(transitions)}")
-    cut_frames = [round(a * fps) for a, _ in boundaries_s] + [round(boundaries_s[-1][1] * fps)]
+    cut_frames = [cut_frame(a, fps) for a, _ in boundaries_s] + [total_frames(boundaries_s[-1][1],
+                                                                                fps)]
     cut_frames[0] = 0
     for a, b in zip(cut_frames, cut_frames[1:], strict=False):
         if b <= a:
@@ -92,6 +100,7 @@ def plan_segments(
 
 
 def total_frames(duration_s: float, fps: int = 30) -> int:
+    """Frames of a video as long as ``duration_s``: within half a frame of it."""
     return round(duration_s * fps)
 
 
