@@ -1,7 +1,6 @@
 """The inbox sensor (local folder now, S3 later: both go through the store interface) and the
 run-failure hook that keeps the ``jobs`` table honest."""
 
-
 import json
 import time
 from dataclasses import dataclass, field

@@ -1,6 +1,5 @@
 """``beat_grid``: tempo, beats, downbeats, energy and beat-aligned clip boundaries."""
 
-
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from video_assets.assets.common import file_image_md, load_request
@@ -9,7 +8,6 @@ from video_assets.media.audio import decode_mono
 from video_assets.media.plot import plot_beat_grid
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource
-from video_assets.schemas import BeatGrid, Boundary
 from video_assets.store import job_key
 
 
@@ -24,13 +22,7 @@ def beat_grid(
     stored = load_request(media, job_id)
     with media.local_path(stored.audio_key) as audio_path:
         audio = decode_mono(audio_path)
-    result = beats.analyze(audio, settings.limits())
-    grid = BeatGrid(
-        duration_s=result.duration_s, tempo_bpm=result.tempo_bpm, beats_s=result.beats_s,
-        downbeats_s=result.downbeats_s, beat_energy=result.beat_energy, method=result.method,
-        confidence=result.confidence, meter=result.meter, n_filled_beats=result.n_filled_beats,
-        boundaries=[Boundary(start_s=a, end_s=b) for a, b in result.boundaries],
-    )
+    grid = beats.analyze(audio, settings.limits())
     media.put_json(job_key(job_id, "beat_grid.json"), grid.model_dump(mode="json"))
     with media.scratch_dir() as tmp:
         plot_beat_grid(audio, grid, tmp / "beat_grid.png")

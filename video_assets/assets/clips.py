@@ -4,7 +4,6 @@ The clip covers the scene's segment on the timeline (including transition overla
 is asked for its allowed length closest to that, and composition trims or loops, never stretches.
 """
 
-
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset

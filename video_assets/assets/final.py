@@ -1,6 +1,5 @@
 """``final_video``: one ffmpeg pass from clips and the original audio to ``final.mp4``."""
 
-
 from contextlib import ExitStack
 
 from dagster import (

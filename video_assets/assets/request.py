@@ -1,6 +1,5 @@
 """``job_request``: the validated request and the job's audio, copied into the job's folder."""
 
-
 from pathlib import PurePosixPath
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset

@@ -1,6 +1,5 @@
 """``script``: the scene plan (style, characters, one scene per clip boundary)."""
 
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from video_assets.assets.common import ledger, load_grid, load_request

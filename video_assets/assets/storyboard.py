@@ -1,6 +1,5 @@
 """``storyboard``: one image per scene at the target aspect, and a contact sheet."""
 
-
 from contextlib import ExitStack
 
 from dagster import AssetExecutionContext, MaterializeResult, asset

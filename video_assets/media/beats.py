@@ -6,30 +6,15 @@ All times are seconds from the start of the audio. Beat tracking uses librosa's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from video_assets.media.audio import DecodedAudio
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
+from video_assets.schemas import BeatGrid, Boundary
 
 HOP = 512
 MIN_TEMPO_BPM = 60.0
 MAX_TEMPO_BPM = 180.0
-
-
-@dataclass(frozen=True)
-class BeatAnalysis:
-    duration_s: float
-    tempo_bpm: float
-    beats_s: list[float]
-    downbeats_s: list[float]
-    beat_energy: list[float]
-    method: str  # "beats" | "tempo_fallback"
-    confidence: float
-    meter: int
-    n_filled_beats: int
-    boundaries: list[tuple[float, float]]
 
 
 def fold_tempo(tempo_bpm: float) -> float:
@@ -192,7 +177,7 @@ def analyze(
     audio: DecodedAudio,
     limits: BoundaryLimits = BoundaryLimits(),
     min_confidence: float = 0.2,
-) -> BeatAnalysis:
+) -> BeatGrid:
     """Track beats, estimate downbeats and energy, and plan clip boundaries on the beats."""
     import librosa
 
@@ -238,7 +223,7 @@ def analyze(
     tracked_set = {round(t, 6) for t in tracked}
     weak = [t for t in beats_s if round(t, 6) not in tracked_set] if method == "beats" else []
     bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s, weak)
-    return BeatAnalysis(
+    return BeatGrid(
         duration_s=duration_s,
         tempo_bpm=round(tempo, 3),
         beats_s=[round(t, 6) for t in beats_s],
@@ -248,5 +233,5 @@ def analyze(
         confidence=confidence,
         meter=meter,
         n_filled_beats=n_filled,
-        boundaries=[(round(a, 6), round(b, 6)) for a, b in bounds],
+        boundaries=[Boundary(start_s=round(a, 6), end_s=round(b, 6)) for a, b in bounds],
     )
