@@ -189,12 +189,3 @@ def stage(
 def staged_key(job_id: str) -> str:
     return f"staged/{job_id}/request.json"
 
-
-def admit_file(store: MediaStore, path: Path) -> StoredRequest:
-    """Validate a request file from a local folder and stage it. Raises ``RequestError``."""
-    source = path.name
-    content = path.read_bytes()
-    request = validate_request(parse_request(content, source), source)
-    audio_path = resolve_audio_path(request, path.parent, source)
-    duration_s = check_audio(audio_path, source) if audio_path else None
-    return stage(store, job_id_for(source, content), request, source, audio_path, duration_s)

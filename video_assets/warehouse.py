@@ -97,10 +97,6 @@ class Warehouse:
         finally:
             con.close()
 
-    def ensure_schema(self) -> None:
-        with self.connect():
-            pass
-
     def record_calls(self, calls: Sequence[CallRecord]) -> int:
         if not calls:
             return 0
@@ -130,7 +126,3 @@ class Warehouse:
                 "SELECT coalesce(sum(cost_usd), 0) FROM provider_calls WHERE job_id = ?", [job_id]
             ).fetchone()
         return float(row[0]) if row else 0.0
-
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self.connect() as con:
-            return con.execute(sql, list(params)).fetchall()

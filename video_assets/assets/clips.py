@@ -12,7 +12,7 @@ from video_assets.assets.common import ledger, load_grid, load_request, load_scr
 from video_assets.assets.storyboard import storyboard_key
 from video_assets.media.compose import Segment, plan_segments
 from video_assets.partitions import jobs_partitions
-from video_assets.providers.base import choose_duration, ledger_call
+from video_assets.providers.base import VideoProvider, choose_duration, ledger_call
 from video_assets.providers.offline import OfflineVideo
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import CallRecord, ClipSpec, Script
@@ -48,7 +48,7 @@ def clips(
     media = store.get()
     stored, grid, plan = load_request(media, job_id), load_grid(media, job_id), load_script(
         media, job_id)
-    provider = OfflineVideo()
+    provider: VideoProvider = OfflineVideo()
     size = provider.output_size(stored.request.size)
     segments = segments_for(plan, settings.fps, settings.transition_half_frames)
 

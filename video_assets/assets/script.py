@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from video_assets.assets.common import ledger, load_grid, load_request
 from video_assets.partitions import jobs_partitions
-from video_assets.providers.base import ledger_call
+from video_assets.providers.base import Planner, ledger_call
 from video_assets.providers.offline import OfflinePlanner, stable_seed
 from video_assets.resources import StoreResource, WarehouseResource
 from video_assets.schemas import CallRecord
@@ -19,7 +19,7 @@ def script(
     job_id = context.partition_key
     media = store.get()
     stored, grid = load_request(media, job_id), load_grid(media, job_id)
-    planner = OfflinePlanner()
+    planner: Planner = OfflinePlanner()
     with ledger(warehouse.get()) as calls:
         record = CallRecord(job_id=job_id, asset="script", provider=planner.name,
                             model=planner.model, units=1, unit="plan")

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from video_assets.assets.common import image_md, ledger, load_request, load_script
 from video_assets.media.art import contact_sheet
 from video_assets.partitions import jobs_partitions
-from video_assets.providers.base import ledger_call
+from video_assets.providers.base import ImageProvider, ledger_call
 from video_assets.providers.offline import OfflineImages
 from video_assets.resources import StoreResource, WarehouseResource
 from video_assets.schemas import CallRecord
@@ -28,7 +28,7 @@ def storyboard(
     media = store.get()
     stored, plan = load_request(media, job_id), load_script(media, job_id)
     size = stored.request.size
-    provider = OfflineImages()
+    provider: ImageProvider = OfflineImages()
     hits = 0
     with ledger(warehouse.get()) as calls, media.scratch_dir() as tmp:
         for scene in plan.scenes:
