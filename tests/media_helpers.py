@@ -25,9 +25,13 @@ def solid_clip(path: Path, colour: str, duration_s: float, size: str = "360x640"
     return path
 
 
-def pattern_clip(path: Path, duration_s: float, size: str = "360x640") -> Path:
-    """A clip whose every frame differs (moving test pattern with a frame counter)."""
-    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={duration_s}",
+def pattern_clip(path: Path, duration_s: float, size: str = "360x640", look: int = 0) -> Path:
+    """A clip whose every frame differs (moving test pattern with a frame counter).
+
+    ``look`` 1 and 2 flip and hue-rotate the pattern, so that clips of different looks are told
+    apart by a cut detector."""
+    vf = ["null", "vflip,hue=h=120", "hflip,hue=h=240,negate"][look % 3]
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={duration_s}", "-vf", vf,
                 "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
                 str(path)], what="making a test clip")
     return path

@@ -13,7 +13,8 @@ def test_definitions_validate():
 
 def test_asset_graph_order_and_partitions():
     graph = defs.resolve_asset_graph()
-    order = ["job_request", "beat_grid", "script", "storyboard", "clips", "final_video"]
+    order = ["job_request", "beat_grid", "script", "storyboard", "clips", "final_video",
+             "quality_report"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
     for name in order:

@@ -27,7 +27,7 @@ def render_json(capsys, *argv: str) -> tuple[int, dict]:
     return code, json.loads(out[-1])
 
 
-def hard_cuts(frames: np.ndarray, threshold: float = 0.3) -> list[int]:
+def hard_cuts(frames: np.ndarray, threshold: float = 0.15) -> list[int]:
     """Frames where the picture changes and stays changed.
 
     Frames are normalised to zero mean and unit contrast, and a cut at ``t`` must differ from
@@ -91,6 +91,14 @@ def test_render_end_to_end(home: Path, song_10s: Path, capsys):
                        "GROUP BY asset ORDER BY asset", [summary["job_id"]]).fetchall()
     con.close()
     assert dict(rows) == {"clips": n, "script": 1, "storyboard": n}
+    # the product's own quality report agrees: every bar met, rows in quality_metrics
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    quality_rows = con.execute("SELECT metric, passed FROM quality_metrics WHERE job_id = ?",
+                               [summary["job_id"]]).fetchall()
+    con.close()
+    assert len(quality_rows) >= 10 and all(passed for _, passed in quality_rows), quality_rows
+    report = json.loads((job / "quality.json").read_text())
+    assert report["cut_frames"] == cuts
 
     # a second render of the same job regenerates nothing: every image and clip is a cache hit
     code, again = render_json(capsys, "--audio", str(song_10s), "--prompt",

@@ -51,5 +51,6 @@ def test_webserver_shows_the_asset_graph(home: Path):
         proc.wait(timeout=30)
     graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes}
     assert graph == {"job_request": [], "beat_grid": ["job_request"], "script": ["beat_grid"],
-                     "storyboard": ["script"], "clips": ["storyboard"], "final_video": ["clips"]}
+                     "storyboard": ["script"], "clips": ["storyboard"], "final_video": ["clips"],
+                     "quality_report": ["final_video"]}
     assert {n["partitionDefinition"]["type"] for n in nodes} == {"DYNAMIC"}

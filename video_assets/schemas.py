@@ -204,3 +204,29 @@ class CallRecord(BaseModel):
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class QualityMetric(BaseModel):
+    """One ``quality_metrics`` row: a measured value against its bar."""
+
+    metric: str
+    value: float
+    threshold: float | None
+    passed: bool
+
+
+class QualityReport(BaseModel):
+    """``quality.json``: what the finished file measures, independently of the plan."""
+
+    job_id: str
+    measured_at: datetime
+    metrics: list[QualityMetric]
+    n_frames: int
+    cut_frames: list[int]
+    cut_to_beat_ms: list[float]
+    audio_offset_ms: float
+    black_ratio: float
+    frozen_ratio: float
+    clip_sharpness: list[float]
+    clip_brightness: list[float]
+    luma_mean: float

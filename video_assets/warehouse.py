@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from video_assets.schemas import CallRecord
+from video_assets.schemas import CallRecord, QualityMetric
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -126,3 +126,15 @@ class Warehouse:
                 "SELECT coalesce(sum(cost_usd), 0) FROM provider_calls WHERE job_id = ?", [job_id]
             ).fetchone()
         return float(row[0]) if row else 0.0
+
+    def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
+                        measured_at: datetime) -> None:
+        """The job's latest measurement replaces its earlier one (one row per metric)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM quality_metrics WHERE job_id = ?", [job_id])
+            con.executemany(
+                "INSERT INTO quality_metrics VALUES (?, ?, ?, ?, ?, ?)",
+                [(job_id, m.metric, m.value, m.threshold, m.passed, measured_at) for m in metrics],
+            )
+            con.execute("COMMIT")

@@ -40,8 +40,8 @@ def camera_at(move: str, u: float, zoom_range: float = 0.14) -> tuple[float, flo
         return base, 0.0, travel * (1 - 2 * e) * 0.5
     if move == "tilt_down":
         return base, 0.0, -travel * (1 - 2 * e) * 0.5
-    if move == "static":
-        return 1.0 + zoom_range / 4, 0.0, 0.0
+    if move == "static":  # a locked-off shot still breathes: a slow 3 % drift, never frozen
+        return 1.0 + zoom_range / 4 + 0.03 * e, 0.0, 0.0
     raise ValueError(f"camera move {move!r} is not one of {', '.join(CAMERA_MOVES)}")
 
 

@@ -45,13 +45,15 @@ class VideoProvider(Protocol):
 
 
 def choose_duration(need_s: float, allowed_s: Sequence[float]) -> float:
-    """The allowed clip length closest to ``need_s`` (ties go to the longer one).
+    """The shortest allowed clip length that covers ``need_s``, else the longest one.
 
-    Composition trims a longer clip and loops a shorter one; it never stretches.
+    Composition trims a longer clip and loops a shorter one (never stretches); a loop shows as a
+    jump in the middle of a scene, off the beat, so a covering length is always preferred.
     """
     if not allowed_s:
         raise ValueError("a video provider must allow at least one duration")
-    return min(sorted(allowed_s, reverse=True), key=lambda d: abs(d - need_s))
+    covering = [d for d in allowed_s if d + 1e-6 >= need_s]
+    return min(covering) if covering else max(allowed_s)
 
 
 @contextmanager

@@ -1,0 +1,100 @@
+"""The quality report measures the file itself: a correct edit passes, a broken one fails by the
+measured amount."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_song
+from tests.media_helpers import pattern_clip
+from video_assets.assets.quality import measure
+from video_assets.media import quality
+from video_assets.media.compose import ComposeSettings, compose, plan_segments
+from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+FPS = 30
+SIZE = (180, 320)
+SETTINGS = ComposeSettings(width=SIZE[0], height=SIZE[1], fps=FPS, preset="ultrafast")
+
+
+@pytest.fixture(scope="module")
+def edit(tmp_path_factory) -> dict:
+    """A 10.5 s edit of three moving clips with hard cuts on beats at 3.5 s and 7.0 s."""
+    folder = tmp_path_factory.mktemp("quality")
+    clips = [pattern_clip(folder / f"p{i}.mp4", 5.0 + i, look=i) for i in range(3)]
+    song = make_song(folder / "song.wav", 10.5, tempo_bpm=120.0)
+    beats = [0.5 * k for k in range(1, 21)]
+    bounds = [(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)]
+    segments = plan_segments(bounds, ["cut", "cut"], FPS, 8)
+    out = folder / "good.mp4"
+    compose(clips, [5.0, 6.0, 7.0], segments, song, out, SETTINGS)
+    return {"folder": folder, "clips": clips, "song": song, "beats": beats, "segments": segments,
+            "good": out}
+
+
+def by_name(report) -> dict:
+    return {m.metric: m for m in report.metrics}
+
+
+def test_correct_edit_passes_every_bar(edit):
+    report = measure(edit["good"], edit["song"], 10.5, edit["beats"], edit["segments"], FPS, SIZE)
+    failed = [m for m in report.metrics if not m.passed]
+    assert not failed, failed
+    assert report.cut_frames == [105, 210]  # 3.5 s and 7.0 s, measured from the pixels
+    assert abs(report.audio_offset_ms) < 1.0
+
+
+def test_cut_100_ms_off_the_beat_fails_with_its_distance(edit):
+    bounds = [(0.0, 3.6), (3.6, 7.0), (7.0, 10.5)]  # the first cut 100 ms after its beat
+    segments = plan_segments(bounds, ["cut", "cut"], FPS, 8)
+    out = edit["folder"] / "late_cut.mp4"
+    compose(edit["clips"], [5.0, 6.0, 7.0], segments, edit["song"], out, SETTINGS)
+    metrics = by_name(measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE))
+    assert not metrics["cut_to_beat_max_ms"].passed
+    assert metrics["cut_to_beat_max_ms"].value == pytest.approx(100.0, abs=1000 / FPS)
+    assert metrics["cut_to_boundary_max_ms"].passed  # it is where the (bad) plan put it
+
+
+def test_audio_shifted_80_ms_fails_with_the_measured_offset(edit):
+    out = edit["folder"] / "late_audio.mp4"
+    run_ffmpeg(["-y", "-i", str(edit["good"]), "-af", "adelay=80:all=1,atrim=0:10.5",
+                "-c:v", "copy", "-c:a", "aac", str(out)], what="shifting the audio")
+    metrics = by_name(measure(out, edit["song"], 10.5, edit["beats"], edit["segments"], FPS, SIZE))
+    assert not metrics["audio_offset_ms"].passed
+    assert metrics["audio_offset_ms"].value == pytest.approx(80.0, abs=2.0)
+
+
+def test_frozen_and_black_stretches_are_measured():
+    rng = np.random.default_rng(0)
+    moving = rng.integers(0, 255, size=(60, 8, 8, 3), dtype=np.uint8)
+    frozen = np.repeat(moving[:1], 60, axis=0)
+    black = np.zeros((30, 8, 8, 3), dtype=np.uint8)
+    frames = np.concatenate([moving, frozen, black])
+    assert quality.frozen_frames(frames)[60:120].mean() > 0.7
+    assert not quality.frozen_frames(moving).any()
+    assert quality.black_frames(frames)[120:].all() and not quality.black_frames(moving).any()
+
+
+def test_audio_offset_estimate_is_sub_millisecond():
+    sr = 48000
+    rng = np.random.default_rng(3)
+    src = rng.standard_normal(sr * 3).astype(np.float32)
+    late = np.concatenate([np.zeros(96), src])[: len(src)]  # 2.0 ms late
+    assert quality.audio_offset_s(src, late, sr) * 1000 == pytest.approx(2.0, abs=0.05)
+
+
+def test_quality_rows_reach_the_warehouse(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    from video_assets.schemas import QualityMetric
+    from video_assets.warehouse import Warehouse
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    rows = [QualityMetric(metric="a", value=1.0, threshold=2.0, passed=True)]
+    wh.replace_quality("j", rows, datetime.now(UTC))
+    wh.replace_quality("j", rows * 1, datetime.now(UTC))  # re-measuring replaces, never doubles
+    with wh.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM quality_metrics").fetchone()[0] == 1

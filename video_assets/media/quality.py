@@ -1,0 +1,119 @@
+"""Measuring a finished video independently of what the planner intended (decord + numpy).
+
+Frames are decoded downscaled with decord; audio is decoded with ffmpeg and compared with the
+source by cross-correlation. Times are seconds, frame indices are ints at the video's frame rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from video_assets.media.audio import decode_mono
+
+
+def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
+    """Every frame, downscaled, as uint8 ``(n, height, width, 3)`` (decord)."""
+    import decord
+
+    reader = decord.VideoReader(str(path), width=width, height=height)
+    return reader.get_batch(list(range(len(reader)))).asnumpy()
+
+
+def _normalised(frames: np.ndarray) -> np.ndarray:
+    x = frames.astype(np.float32)
+    return (x - x.mean(axis=(1, 2, 3), keepdims=True)) / (x.std(axis=(1, 2, 3), keepdims=True) + 1)
+
+
+def detect_cuts(frames: np.ndarray, threshold: float = 0.15, settle_frames: int = 8) -> list[int]:
+    """Indices of frames that start a new shot (hard cuts).
+
+    Frames are normalised to zero mean and unit contrast. Frame ``t`` is a cut when it differs
+    from frame ``t - 1`` by more than ``threshold`` and frame ``t - 2`` also differs from frame
+    ``t + settle_frames``: a flash or a beat pulse changes a frame and fades back, a cut stays.
+    """
+    x = _normalised(frames)
+    n = len(x)
+
+    def d(i: int, j: int) -> float:
+        return float(np.abs(x[i] - x[j]).mean())
+
+    cuts: list[int] = []
+    for t in range(1, n):
+        if cuts and t - cuts[-1] <= 2:  # one cut, not its neighbour frames too
+            continue
+        if d(t - 1, t) > threshold and d(max(0, t - 2), min(n - 1, t + settle_frames)) > threshold:
+            cuts.append(t)
+    return cuts
+
+
+def audio_offset_s(source: np.ndarray, result: np.ndarray, sample_rate: int,
+                   max_lag_s: float = 0.25, window_s: float = 20.0) -> float:
+    """Delay of ``result`` against ``source`` (seconds, positive = result is late).
+
+    Cross-correlation of the first ``window_s`` seconds via FFT; sub-sample by a parabolic fit.
+    """
+    n = int(min(len(source), len(result), window_s * sample_rate))
+    a = source[:n] - source[:n].mean()
+    b = result[:n] - result[:n].mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+    max_lag = int(max_lag_s * sample_rate)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    values = np.concatenate([corr[: max_lag + 1], corr[-max_lag:]])
+    i = int(np.argmax(values))
+    lag = float(lags[i])
+    left, right = values[i - 1] if i > 0 else values[i], values[(i + 1) % len(values)]
+    denom = left - 2 * values[i] + right
+    if denom != 0:
+        lag += 0.5 * (left - right) / denom
+    return lag / sample_rate
+
+
+def transition_mask(n_frames: int, windows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """True for frames inside any ``[start, end)`` transition window."""
+    mask = np.zeros(n_frames, dtype=bool)
+    for start, end in windows:
+        mask[max(0, start) : min(n_frames, end)] = True
+    return mask
+
+
+def black_frames(frames: np.ndarray, luma_max: float = 16.0) -> np.ndarray:
+    """True where a frame's mean luma is at most ``luma_max`` (of 255)."""
+    luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return luma.mean(axis=(1, 2)) <= luma_max
+
+
+def frozen_frames(frames: np.ndarray, span: int = 15, diff_max: float = 0.5) -> np.ndarray:
+    """True where a frame has not changed over the last ``span`` frames (half a second at 30
+    fps): mean |difference| at most ``diff_max`` of 255. Slow camera moves still change that much
+    in half a second; a stalled or still picture does not."""
+    out = np.zeros(len(frames), dtype=bool)
+    if len(frames) > span:
+        diff = np.abs(frames[span:].astype(np.int16) - frames[:-span]).mean(axis=(1, 2, 3))
+        out[span:] = diff <= diff_max
+    return out
+
+
+def sharpness(frame: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image: low for blurred or empty frames."""
+    g = frame.astype(np.float32).mean(axis=2)
+    lap = g[1:-1, 1:-1] * -4 + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    return float(lap.var())
+
+
+def nearest_distance_s(times_s: Sequence[float], targets_s: Sequence[float]) -> list[float]:
+    """For each time, the signed distance to the nearest target (time - target, seconds)."""
+    if not len(targets_s):
+        return [float("inf")] * len(times_s)
+    arr = np.asarray(targets_s, dtype=float)
+    return [float(t - arr[np.argmin(np.abs(arr - t))]) for t in times_s]
+
+
+def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate: int = 48000) -> float:
+    """Audio offset of the video's track against the source file, seconds (positive = late)."""
+    src = decode_mono(source_path, sample_rate).samples
+    out = decode_mono(video_path, sample_rate).samples
+    return audio_offset_s(src, out, sample_rate)
