@@ -83,7 +83,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         width=width, height=height, fps=meta.get("fps"),
         clips=meta.get("n_clips"),
         cost_usd=meta.get("cost_usd", 0.0),
-        thumbnail=str(meta.get("path", "")).replace("final.mp4", "thumbnail.jpg"),
+        thumbnail=meta.get("thumbnail_path"),
     )
     return summary
 

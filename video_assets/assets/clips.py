@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from video_assets.assets.common import ledger, load_grid, load_request, load_script
+from video_assets.assets.common import ledger, load_plan
 from video_assets.assets.storyboard import storyboard_key
 from video_assets.media.compose import Segment, plan_segments
 from video_assets.partitions import jobs_partitions
@@ -46,8 +46,7 @@ def clips(
     """Generate every scene's clip in parallel (bounded), reusing cached generations."""
     job_id = context.partition_key
     media = store.get()
-    stored, grid, plan = load_request(media, job_id), load_grid(media, job_id), load_script(
-        media, job_id)
+    stored, grid, plan = load_plan(media, job_id)
     provider: VideoProvider = OfflineVideo()
     size = provider.output_size(stored.request.size)
     segments = segments_for(plan, settings.fps, settings.transition_half_frames)

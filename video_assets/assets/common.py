@@ -27,6 +27,11 @@ def load_script(store: MediaStore, job_id: str) -> Script:
     return Script.model_validate(store.get_json(job_key(job_id, "script.json")))
 
 
+def load_plan(store: MediaStore, job_id: str) -> tuple[StoredRequest, BeatGrid, Script]:
+    """The request, beat grid and script of a job: what the later stages start from."""
+    return load_request(store, job_id), load_grid(store, job_id), load_script(store, job_id)
+
+
 @contextmanager
 def ledger(warehouse: Warehouse) -> Iterator[list[CallRecord]]:
     """Collect call records; they reach ``provider_calls`` even when the stage fails."""

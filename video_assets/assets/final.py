@@ -93,6 +93,7 @@ def final_video(
         metadata={
             "video": MetadataValue.url(media.url(final_key)),
             "path": media.uri(final_key),
+            "thumbnail_path": media.uri(thumb_key),
             "size_bytes": media.size(final_key),
             "duration_s": round(probe.video_duration_s, 4),
             "audio_duration_s": round(stored.audio_duration_s, 4),

@@ -14,6 +14,15 @@ import numpy as np
 from video_assets.media.audio import decode_mono
 
 
+def video_format(path: str | Path) -> tuple[int, int, float]:
+    """``(width, height, fps)`` of the file's video stream (decord; decodes one frame)."""
+    import decord
+
+    reader = decord.VideoReader(str(path))
+    height, width = reader[0].shape[:2]
+    return int(width), int(height), float(reader.get_avg_fps())
+
+
 def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
     """Every frame, downscaled, as uint8 ``(n, height, width, 3)`` (decord)."""
     import decord
