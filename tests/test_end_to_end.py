@@ -163,3 +163,51 @@ def test_failed_stage_is_named_and_recorded(home: Path, tmp_path: Path, capsys):
     row = con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = 'gone-00000000'")
     assert row.fetchone() == ("failed", "job_request")
     con.close()
+
+
+def test_a_video_that_fails_a_blocking_check_fails_its_run(home: Path, tmp_path: Path, capsys,
+                                                            monkeypatch):
+    """The composition is sabotaged (its audio 80 ms late) inside a real Dagster run: the blocking
+    check fails with the measured offset, the job is ``checks_failed`` at ``final_video``, and the
+    measurements still reach quality.json and the warehouse."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
+
+    import video_assets.assets.final as final_module
+    from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+    real_compose = final_module.compose
+
+    def late_audio_compose(clips, durations, segments, audio, out, settings):
+        real_compose(clips, durations, segments, audio, out, settings)
+        shifted = out.with_name("shifted.mp4")
+        run_ffmpeg(["-y", "-i", str(out), "-af", "adelay=80:all=1", "-shortest", "-c:v", "copy",
+                    "-c:a", "aac", "-movflags", "+faststart", str(shifted)], what="sabotage")
+        shifted.replace(out)
+
+    monkeypatch.setattr(final_module, "compose", late_audio_compose)
+    song = make_song(tmp_path / "late.wav", 9.6, tempo_bpm=110.0)
+    code, summary = render_json(capsys, "--audio", str(song), "--prompt", "late audio on purpose",
+                                "--aspect", "1:1")
+    assert code == 1
+    assert summary["status"] == "checks_failed" and summary["failed_stage"] == "final_video"
+    assert summary["checks"]["audio_in_sync"] is False
+    assert [k for k, ok in summary["checks"].items() if not ok] == ["audio_in_sync"]
+    assert Path(summary["final_video"]).is_file()
+
+    record = DagsterInstance.get().event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("final_video"), "audio_in_sync"), limit=1)[0]
+    evaluation = record.event.dagster_event.event_specific_data
+    measured = evaluation.metadata["audio_offset_ms"].value
+    assert measured == pytest.approx(80.0, abs=2.0)
+    assert f"audio_offset_ms = {measured:g} (limit 5)" in evaluation.description
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    status, stage = con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = ?",
+                                [summary["job_id"]]).fetchone()
+    value, passed = con.execute("SELECT value, passed FROM quality_metrics WHERE job_id = ? "
+                                "AND metric = 'audio_offset_ms'", [summary["job_id"]]).fetchone()
+    con.close()
+    assert (status, stage) == ("checks_failed", "final_video")
+    assert value == pytest.approx(80.0, abs=2.0) and passed is False
+    report = json.loads((home / "media" / "jobs" / summary["job_id"] / "quality.json").read_text())
+    assert report["audio_offset_ms"] == pytest.approx(80.0, abs=2.0)

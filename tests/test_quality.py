@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_song
 from tests.media_helpers import pattern_clip
-from video_assets.assets.quality import measure
+from video_assets.assets.quality import BARS, check_results, measure
 from video_assets.media import quality
 from video_assets.media.compose import ComposeSettings, compose, plan_segments
 from video_assets.media.ffmpeg_bin import run_ffmpeg
@@ -45,6 +45,51 @@ def test_correct_edit_passes_every_bar(edit):
     assert not failed, failed
     assert report.cut_frames == [105, 210]  # 3.5 s and 7.0 s, measured from the pixels
     assert abs(report.audio_offset_ms) < 1.0
+    assert report.container == {"width": 180, "height": 320, "fps": 30.0, "n_frames": 315,
+                                "video_codec": "h264", "pix_fmt": "yuv420p", "audio_codec": "aac",
+                                "faststart": True}
+    assert abs(report.loudness_lufs - report.source_loudness_lufs) < 1.0
+    assert all(r.passed for r in check_results(report))
+
+
+def soft_edit(edit, first_s: float, second_s: float, name: str):
+    """Crossfade into scene 2 at ``first_s``, fade through black into scene 3 at ``second_s``."""
+    bounds = [(0.0, first_s), (first_s, second_s), (second_s, 10.5)]
+    segments = plan_segments(bounds, ["crossfade", "fade"], FPS, 8)
+    out = edit["folder"] / f"{name}.mp4"
+    compose(edit["clips"], [5.0, 6.0, 7.0], segments, edit["song"], out, SETTINGS)
+    return measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE)
+
+
+def test_crossfade_and_fade_on_their_beats_pass(edit):
+    report = soft_edit(edit, 3.5, 7.0, "soft_ok")
+    assert not [m for m in report.metrics if not m.passed]
+    assert report.crossfade_centre_ms == [pytest.approx(0.0, abs=1000 / FPS / 2)]
+    assert report.fade_black_ms == [pytest.approx(0.0, abs=1000 / FPS / 2)]
+
+
+def test_crossfade_and_fade_off_their_beats_fail_by_the_measured_amount(edit):
+    metrics = by_name(soft_edit(edit, 3.6, 6.9, "soft_off"))  # 100 ms late, 100 ms early
+    for name in ("crossfade_centre_max_ms", "fade_black_max_ms"):
+        assert not metrics[name].passed
+        assert metrics[name].value == pytest.approx(100.0, abs=1000 / FPS / 2), name
+
+
+def test_each_failing_check_names_its_measured_value(edit):
+    bounds = [(0.0, 3.6), (3.6, 7.0), (7.0, 10.5)]
+    segments = plan_segments(bounds, ["cut", "cut"], FPS, 8)
+    out = edit["folder"] / "late_cut_checks.mp4"
+    compose(edit["clips"], [5.0, 6.0, 7.0], segments, edit["song"], out, SETTINGS)
+    report = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE)
+    results = {r.check_name: r for r in check_results(report)}
+    assert set(results) == {b.name for b in BARS}
+    failing = [name for name, r in results.items() if not r.passed]
+    assert failing == ["cuts_on_beats"]
+    bad = results["cuts_on_beats"]
+    measured = bad.metadata["cut_to_beat_max_ms"].value
+    assert measured == pytest.approx(100.0, abs=1000 / FPS)
+    assert f"cut_to_beat_max_ms = {measured:g}" in bad.description
+    assert bad.metadata["cut_to_beat_max_ms_limit"].value == pytest.approx(1000 / FPS, abs=0.01)
 
 
 def test_cut_100_ms_off_the_beat_fails_with_its_distance(edit):

@@ -38,6 +38,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
     from video_assets.definitions import RUN_JOB_NAME, defs
     from video_assets.partitions import JOBS_PARTITION_NAME
     from video_assets.resources import WarehouseResource
+    from video_assets.sensors import run_failure
 
     instance = _instance()
     if not instance.has_dynamic_partition(JOBS_PARTITION_NAME, job_id):
@@ -55,34 +56,28 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         "height": None, "fps": None, "clips": None, "cost_usd": None, "checks": checks,
         "elapsed_s": round(time.perf_counter() - started, 2),
     }
-    if not result.success:
-        failures = [e for e in result.all_events
-                    if e.event_type == DagsterEventType.STEP_FAILURE]
-        stage = failures[0].step_key if failures else "unknown"
-        error = ""
-        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            err = failures[0].step_failure_data.error
-            while err.cause is not None:  # Dagster wraps the stage's own exception
-                err = err.cause
-            error = err.message.strip()
-        warehouse = WarehouseResource().get()
-        warehouse.upsert_job(job_id, status="failed", failed_stage=stage)
-        summary.update(failed_stage=stage, error=error, cost_usd=warehouse.job_cost_usd(job_id))
-        return summary
     meta = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         if mat.asset_key.to_user_string() == "final_video":
             meta = {k: v.value for k, v in mat.metadata.items()}
+    if not result.success:
+        status, stage, error = run_failure(
+            [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE])
+        warehouse = WarehouseResource().get()
+        warehouse.upsert_job(job_id, status=status, failed_stage=stage)
+        summary.update(failed_stage=stage, error=error, cost_usd=warehouse.job_cost_usd(job_id))
+        if status == "failed" or not meta:
+            return summary
     width, height = (int(x) for x in str(meta.get("resolution", "0x0")).split("x"))
     summary.update(
-        status="done" if all(checks.values()) else "checks_failed",
+        status="done" if result.success else "checks_failed",
         final_video=meta.get("path"),
         duration_s=meta.get("duration_s"),
         audio_duration_s=meta.get("audio_duration_s"),
         width=width, height=height, fps=meta.get("fps"),
         clips=meta.get("n_clips"),
-        cost_usd=meta.get("cost_usd", 0.0),
+        cost_usd=meta.get("cost_usd", summary["cost_usd"] or 0.0),
         thumbnail=meta.get("thumbnail_path"),
     )
     return summary

@@ -221,10 +221,16 @@ class QualityReport(BaseModel):
     job_id: str
     measured_at: datetime
     metrics: list[QualityMetric]
-    n_frames: int
-    cut_frames: list[int]
-    cut_to_beat_ms: list[float]
-    audio_offset_ms: float
+    container: dict[str, int | float | str | bool | None]  # size, fps, frames, codecs, faststart
+    n_frames: int  # decoded
+    cut_frames: list[int]  # detected hard cuts
+    cut_to_beat_ms: list[float]  # per detected cut, to the nearest beat
+    cut_to_boundary_ms: list[float]  # per detected cut, to the nearest planned cut or fade
+    crossfade_centre_ms: list[float]  # per crossfade, measured centre to the nearest beat
+    fade_black_ms: list[float]  # per fade, measured black frame to the nearest beat
+    audio_offset_ms: float  # signed: positive = the video's audio is late
+    loudness_lufs: float
+    source_loudness_lufs: float
     black_ratio: float
     frozen_ratio: float
     clip_sharpness: list[float]

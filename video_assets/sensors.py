@@ -129,14 +129,28 @@ def inbox_sensor(context: SensorEvaluationContext, store: StoreResource) -> Sens
     )
 
 
-def failed_stage(context: RunFailureSensorContext) -> str:
-    events = context.get_step_failure_events()
-    return events[0].step_key if events else "unknown"
+def run_failure(step_failures: list) -> tuple[str, str, str]:
+    """``(status, stage, error)`` of a failed run from its STEP_FAILURE events.
+
+    A blocking quality check that fails leaves a finished but wrong video: ``checks_failed``;
+    anything else is ``failed``. ``error`` is the stage's own message, not Dagster's wrapper.
+    """
+    if not step_failures:
+        return "failed", "unknown", ""
+    event = step_failures[0]
+    err = event.step_failure_data.error if event.step_failure_data else None
+    status = "failed"
+    if err is not None and err.cls_name == "DagsterAssetCheckFailedError":
+        status = "checks_failed"
+    while err is not None and err.cause is not None:  # Dagster wraps the stage's own exception
+        err = err.cause
+    return status, event.step_key, err.message.strip() if err is not None else ""
 
 
 @run_failure_sensor(monitored_jobs=None, default_status=DefaultSensorStatus.RUNNING)
 def job_failure_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource) -> None:
-    """Mark the job ``failed`` with the failing stage when a run fails."""
+    """Mark the job ``failed`` (or ``checks_failed``) with the failing stage when a run fails."""
     job_id = context.dagster_run.tags.get("dagster/partition")
     if job_id:
-        warehouse.get().upsert_job(job_id, status="failed", failed_stage=failed_stage(context))
+        status, stage, _ = run_failure(context.get_step_failure_events())
+        warehouse.get().upsert_job(job_id, status=status, failed_stage=stage)

@@ -1,72 +1,47 @@
-"""``final_video``: one ffmpeg pass from clips and the original audio to ``final.mp4``."""
+"""``final_video`` and ``quality_report``: one ffmpeg pass from the clips and the original audio to
+``final.mp4``, then the file measured (``assets/quality.py``) in the same step, so that the blocking
+checks on ``final_video`` hold back anything downstream, and a failing video still leaves its
+measurements in ``quality.json`` and the warehouse."""
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from video_assets.assets.clips import CLIPS_MANIFEST, segments_for
-from video_assets.assets.common import file_image_md, load_request, load_script
+from video_assets.assets.common import file_image_md, load_plan
+from video_assets.assets.quality import check_results, check_specs, measure, report_metadata
 from video_assets.media.compose import compose, extract_thumbnail
-from video_assets.media.probe import VideoProbe, probe_video
+from video_assets.media.probe import probe_video
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
 from video_assets.store import job_key
 
-CHECKS = {
-    "duration_matches_audio": "video and audio last as long as the source audio, within 1 frame",
-    "format": "H.264 yuv420p at the requested size and frame rate, AAC audio, +faststart",
-}
 
-
-def run_checks(probe: VideoProbe, audio_duration_s: float, size: tuple[int, int],
-               fps: int) -> list[AssetCheckResult]:
-    frame_s = 1.0 / fps
-    video_err_s = abs(probe.video_duration_s - audio_duration_s)
-    audio_err_s = abs((probe.audio_duration_s or 0.0) - audio_duration_s)
-    # ffmpeg reports audio time at 10 ms resolution: allow that on top of one frame
-    duration_ok = video_err_s <= frame_s + 1e-6 and audio_err_s <= frame_s + 0.01
-    fmt_ok = (
-        (probe.width, probe.height) == size and abs(probe.fps - fps) < 1e-6
-        and probe.video_codec == "h264" and probe.pix_fmt == "yuv420p"
-        and probe.audio_codec == "aac" and probe.faststart
-    )
-    return [
-        AssetCheckResult(check_name="duration_matches_audio", passed=duration_ok, metadata={
-            "video_error_ms": round(video_err_s * 1000, 2),
-            "audio_error_ms": round(audio_err_s * 1000, 2),
-            "limit_ms": round(frame_s * 1000, 2),
-        }),
-        AssetCheckResult(check_name="format", passed=fmt_ok, metadata={
-            "size": f"{probe.width}x{probe.height}", "fps": probe.fps,
-            "codec": f"{probe.video_codec}/{probe.pix_fmt}", "audio": str(probe.audio_codec),
-            "faststart": probe.faststart,
-        }),
-    ]
-
-
-@asset(
-    partitions_def=jobs_partitions, group_name="video", deps=["clips"], kinds={"ffmpeg"},
-    check_specs=[AssetCheckSpec(name, asset="final_video", description=desc, blocking=True)
-                 for name, desc in CHECKS.items()],
+@multi_asset(
+    name="final_video",
+    partitions_def=jobs_partitions,
+    group_name="video",
+    specs=[
+        AssetSpec("final_video", deps=["clips"], kinds={"ffmpeg"},
+                  description="final.mp4: the clips cut on the beats over the original audio"),
+        AssetSpec("quality_report", deps=["final_video"], kinds={"python"},
+                  description="quality.json: final.mp4 measured against PRODUCT.md's quality bars"),
+    ],
+    check_specs=check_specs(),
 )
 def final_video(
     context: AssetExecutionContext,
     store: StoreResource,
     warehouse: WarehouseResource,
     settings: PipelineSettings,
-) -> MaterializeResult:
-    """Normalise, trim/loop, transition on the beats and mux the original audio in one encode."""
+) -> Iterator[MaterializeResult]:
+    """Normalise, trim/loop, transition on the beats and mux the original audio in one encode;
+    then measure the file and decide the checks."""
     job_id = context.partition_key
     media, wh = store.get(), warehouse.get()
-    stored, plan = load_request(media, job_id), load_script(media, job_id)
+    stored, grid, plan = load_plan(media, job_id)
     specs = [ClipSpec.model_validate(x) for x in media.get_json(job_key(job_id, CLIPS_MANIFEST))]
     size = stored.request.size
     segments = segments_for(plan, settings.fps, settings.transition_half_frames)
@@ -82,14 +57,24 @@ def final_video(
                 settings.compose_settings(size))
         probe = probe_video(out)
         extract_thumbnail(out, tmp / "thumbnail.jpg", at_s=probe.video_duration_s / 3)
+        context.log.info("measuring the result against the quality bars")
+        report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
+                         size).model_copy(update={"job_id": job_id})
         media.put_file(final_key, out)
         media.put_file(thumb_key, tmp / "thumbnail.jpg")
-    checks = run_checks(probe, stored.audio_duration_s, size, settings.fps)
+    media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))
+    wh.replace_quality(job_id, report.metrics, report.measured_at)
+    checks = check_results(report)
+    failed = [c.check_name for c in checks if not c.passed]
+    context.log.info(f"quality: {len(checks) - len(failed)}/{len(checks)} checks pass"
+                     + (f"; failing: {', '.join(failed)}" if failed else ""))
     cost_usd = wh.job_cost_usd(job_id)
+    blocked = any(not c.passed and c.severity.value == "ERROR" for c in checks)
     wh.upsert_job(job_id, final_uri=media.uri(final_key), cost_usd=cost_usd,
-                  status="done" if all(c.passed for c in checks) else "checks_failed")
+                  status="checks_failed" if blocked else "done")
     transitions = [s.transition_in for s in segments[1:]]
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key="final_video",
         metadata={
             "video": MetadataValue.url(media.url(final_key)),
             "path": media.uri(final_key),
@@ -109,3 +94,5 @@ def final_video(
         },
         check_results=checks,
     )
+    yield MaterializeResult(asset_key="quality_report", metadata={
+        "quality_json": media.uri(job_key(job_id, "quality.json")), **report_metadata(report)})

@@ -1,107 +1,191 @@
-"""``quality_report``: the finished video measured independently of the plan; ``quality.json`` and
-one ``quality_metrics`` row per metric."""
+"""``quality_report``: the finished file measured independently of the plan, against PRODUCT.md's
+quality bars; ``quality.json``, one ``quality_metrics`` row per metric, and the asset checks on
+``final_video`` that the measurements decide.
 
+Frames come from decord (downscaled), container facts from the file itself, audio from ffmpeg.
+The plan is used only to say *where to look* (which cuts were intended); every time is measured.
+"""
+
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
-from video_assets.assets.clips import segments_for
-from video_assets.assets.common import load_plan
 from video_assets.media import quality
-from video_assets.partitions import jobs_partitions
-from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
+from video_assets.media.compose import Segment
+from video_assets.media.probe import probe_video
 from video_assets.schemas import QualityMetric, QualityReport
-from video_assets.store import job_key
+
+SILENCE_LUFS = -70.0  # what ebur128 reports for digital silence; stands in for -inf
 
 
-@asset(partitions_def=jobs_partitions, group_name="video", deps=["final_video"],
-       kinds={"python"})
-def quality_report(
-    context: AssetExecutionContext,
-    store: StoreResource,
-    warehouse: WarehouseResource,
-    settings: PipelineSettings,
-) -> MaterializeResult:
-    """Decode ``final.mp4`` (decord, downscaled) and its audio; check PRODUCT.md's quality bars."""
-    job_id = context.partition_key
-    media = store.get()
-    stored, grid, plan = load_plan(media, job_id)
-    segments = segments_for(plan, settings.fps, settings.transition_half_frames)
-    with media.local_path(job_key(job_id, "final.mp4")) as video, \
-            media.local_path(stored.audio_key) as source:
-        report = measure(video, source, stored.audio_duration_s, grid.beats_s, segments,
-                         settings.fps, stored.request.size)
-    report = report.model_copy(update={"job_id": job_id})
-    media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))
-    warehouse.get().replace_quality(job_id, report.metrics, report.measured_at)
+@dataclass(frozen=True)
+class Bar:
+    """One asset check on ``final_video``: which metrics decide it and whether it blocks."""
+
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    blocking: bool = True
+
+
+BARS = (
+    Bar("duration_matches_audio", "video and audio last as long as the source audio, within 1 frame",
+        ("duration_error_ms", "audio_duration_error_ms")),
+    Bar("format", "constant 30 fps at the requested size; H.264 yuv420p, AAC, +faststart",
+        ("fps", "width", "height", "container_ok")),
+    Bar("audio_in_sync", "the soundtrack is the source audio, offset at most 5 ms",
+        ("audio_offset_ms",)),
+    Bar("cuts_on_beats", "every hard cut within 1 frame of a beat; crossfades centred and fades "
+        "black on their beat; no cut missing or added",
+        ("cut_to_beat_max_ms", "cut_to_boundary_max_ms", "missed_cuts", "extra_cuts",
+         "crossfade_centre_max_ms", "fade_black_max_ms")),
+    Bar("no_black_or_frozen", "no black or frozen stretches outside transitions",
+        ("black_ratio", "frozen_ratio")),
+    Bar("clips_look_sound", "no clip is blurred to nothing or dark (a broken generation)",
+        ("min_clip_sharpness", "min_clip_brightness"), blocking=False),
+    Bar("loudness_kept", "the result is as loud as the source (within 1 LU)",
+        ("loudness_change_lu",), blocking=False),
+)
+
+
+def check_specs() -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(b.name, asset="final_video", description=b.description, blocking=b.blocking)
+            for b in BARS]
+
+
+def check_results(report: QualityReport) -> list[AssetCheckResult]:
+    """One result per bar; its metadata carries every measured value and its limit."""
+    by_name = {m.metric: m for m in report.metrics}
+    results = []
+    for bar in BARS:
+        metrics = [by_name[name] for name in bar.metrics]
+        failed = [m.metric for m in metrics if not m.passed]
+        metadata: dict = {m.metric: m.value for m in metrics}
+        metadata.update({f"{m.metric}_limit": m.threshold for m in metrics if m.threshold is not None})
+        if bar.name == "format":
+            metadata.update({k: str(v) for k, v in report.container.items()})
+        metadata["failed"] = ", ".join(failed) or "none"
+        measured = "; ".join(f"{m.metric} = {m.value:g} (limit {m.threshold:g})"
+                             for m in metrics if not m.passed)
+        results.append(AssetCheckResult(
+            check_name=bar.name, asset_key="final_video", passed=not failed, metadata=metadata,
+            severity=AssetCheckSeverity.ERROR if bar.blocking else AssetCheckSeverity.WARN,
+            description=f"failed: {measured}" if failed else bar.description,
+        ))
+    return results
+
+
+def report_metadata(report: QualityReport) -> dict:
     failed = [m.metric for m in report.metrics if not m.passed]
-    context.log.info(f"quality: {len(report.metrics) - len(failed)}/{len(report.metrics)} bars met"
-                     + (f"; failed: {', '.join(failed)}" if failed else ""))
-    table = "| metric | value | threshold | passed |\n|---|---|---|---|\n" + "\n".join(
-        f"| {m.metric} | {m.value:.3f} | {'' if m.threshold is None else m.threshold} | "
+    table = "| metric | value | limit | passed |\n|---|---|---|---|\n" + "\n".join(
+        f"| {m.metric} | {m.value:g} | {'' if m.threshold is None else f'{m.threshold:g}'} | "
         f"{'yes' if m.passed else '**NO**'} |" for m in report.metrics)
-    return MaterializeResult(metadata={
+    return {
         "passed": not failed,
         "failed_metrics": ", ".join(failed) or "none",
         "metrics": MetadataValue.md(table),
         "cuts_detected": len(report.cut_frames),
-    })
+        "audio_offset_ms": report.audio_offset_ms,
+        "loudness_lufs": report.loudness_lufs,
+        "clip_brightness": MetadataValue.json(report.clip_brightness),
+        "clip_sharpness": MetadataValue.json(report.clip_sharpness),
+    }
 
 
-def measure(video, source, audio_duration_s, beats_s, segments, fps, size) -> QualityReport:
+def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
+            segments: list[Segment], fps: int, size: tuple[int, int]) -> QualityReport:
+    """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars."""
     frame_ms = 1000.0 / fps
+    probe = probe_video(video)
     width, height, video_fps = quality.video_format(video)
     frames = quality.decode_frames(video)
     n = len(frames)
-    windows = [(s.cut_in_frame - h, s.cut_in_frame + h) for s in segments[1:]
+    inner = segments[1:]
+    windows = [(s.cut_in_frame - h, s.cut_in_frame + h) for s in inner
                for h in [max(s.half_in_frames, s.fade_in_frames)] if h]
-    in_transition = quality.transition_mask(n, windows)
-    cuts = quality.detect_cuts(frames)
-    planned = [s.cut_in_frame for s in segments[1:] if s.transition_in == "cut"]
+    outside = ~quality.transition_mask(n, windows)
+
+    # a crossfade between very different shots can look like a cut: it is measured as a crossfade
+    soft = quality.transition_mask(n, [(s.cut_in_frame - s.half_in_frames - 1,
+                                        s.cut_in_frame + s.half_in_frames + 1)
+                                       for s in inner if s.transition_in == "crossfade"])
+    cuts = [c for c in quality.detect_cuts(frames) if not soft[c]]
+    planned = [s.cut_in_frame for s in inner if s.transition_in == "cut"]
     # a fade through black also changes the shot abruptly at its black frame
-    changes = [s.cut_in_frame for s in segments[1:] if s.transition_in in ("cut", "fade")]
+    changes = [s.cut_in_frame for s in inner if s.transition_in in ("cut", "fade")]
     cut_beat_ms = [abs(d) * 1000 for d in quality.nearest_distance_s([c / fps for c in cuts], beats_s)]
     cut_plan_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(
         [c / fps for c in cuts], [p / fps for p in changes])] if changes else []
     missed = sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
     extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in changes))
-    outside = ~in_transition
+    # soft transitions: where the picture is measured to be half-way / black, against the beats
+    xfade_at = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames) / fps
+                for s in inner if s.transition_in == "crossfade"]
+    black_at = [quality.darkest_frame(frames, s.cut_in_frame, 2 * s.fade_in_frames + 2) / fps
+                for s in inner if s.transition_in == "fade"]
+    xfade_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(xfade_at, beats_s)]
+    fade_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(black_at, beats_s)]
+
     black = float(quality.black_frames(frames)[outside].mean()) if outside.any() else 0.0
     frozen = float(quality.frozen_frames(frames)[outside].mean()) if outside.any() else 0.0
     clip_sharpness = [quality.sharpness(frames[min(n - 1, (s.cut_in_frame + s.cut_out_frame) // 2)])
                       for s in segments]
-    clip_brightness = [float(frames[s.cut_in_frame:s.cut_out_frame].mean()) for s in segments]
+    clip_brightness = [float(frames[s.cut_in_frame : s.cut_out_frame].mean()) for s in segments]
     offset_ms = quality.audio_offset_of(video, source) * 1000
+    loudness = max(SILENCE_LUFS, quality.loudness_lufs(video))
+    source_loudness = max(SILENCE_LUFS, quality.loudness_lufs(source))
     duration_ms = abs(n / fps - audio_duration_s) * 1000
+    audio_ms = abs((probe.audio_duration_s or 0.0) - audio_duration_s) * 1000
+    container_ok = (probe.video_codec == "h264" and probe.pix_fmt == "yuv420p"
+                    and probe.audio_codec == "aac" and probe.faststart)
 
     def metric(name: str, value: float, threshold: float | None, ok: bool) -> QualityMetric:
         return QualityMetric(metric=name, value=round(float(value), 4), threshold=threshold,
                              passed=bool(ok))
 
+    def at_most(name: str, value: float, limit: float) -> QualityMetric:
+        return metric(name, value, limit, value <= limit + 1e-6)
+
     lim = round(frame_ms, 3)
     metrics = [
-        metric("duration_error_ms", duration_ms, lim, duration_ms <= lim + 1e-6),
-        metric("audio_offset_ms", abs(offset_ms), 5.0, abs(offset_ms) <= 5.0),
+        at_most("duration_error_ms", duration_ms, lim),
+        # ffmpeg reports the audio's end at 10 ms resolution: that on top of one frame
+        at_most("audio_duration_error_ms", audio_ms, round(frame_ms + 10, 3)),
         metric("fps", video_fps, float(fps), abs(video_fps - fps) < 1e-3),
         metric("width", width, float(size[0]), width == size[0]),
         metric("height", height, float(size[1]), height == size[1]),
-        metric("cut_to_beat_max_ms", max(cut_beat_ms, default=0.0), lim,
-               max(cut_beat_ms, default=0.0) <= lim + 1e-6),
-        metric("cut_to_boundary_max_ms", max(cut_plan_ms, default=0.0), lim,
-               max(cut_plan_ms, default=0.0) <= lim + 1e-6),
-        metric("missed_cuts", missed, 0.0, missed == 0),
-        metric("extra_cuts", extra, 0.0, extra == 0),
-        metric("black_ratio", black, 0.01, black <= 0.01),
-        metric("frozen_ratio", frozen, 0.05, frozen <= 0.05),
+        metric("container_ok", float(container_ok), 1.0, container_ok),
+        at_most("audio_offset_ms", abs(offset_ms), 5.0),
+        at_most("cut_to_beat_max_ms", max(cut_beat_ms, default=0.0), lim),
+        at_most("cut_to_boundary_max_ms", max(cut_plan_ms, default=0.0), lim),
+        at_most("missed_cuts", missed, 0.0),
+        at_most("extra_cuts", extra, 0.0),
+        at_most("crossfade_centre_max_ms", max(xfade_ms, default=0.0), lim),
+        at_most("fade_black_max_ms", max(fade_ms, default=0.0), lim),
+        at_most("black_ratio", black, 0.01),
+        at_most("frozen_ratio", frozen, 0.05),
         metric("min_clip_sharpness", min(clip_sharpness), 1.0, min(clip_sharpness) >= 1.0),
+        metric("min_clip_brightness", min(clip_brightness), 16.0, min(clip_brightness) >= 16.0),
+        at_most("loudness_change_lu", abs(loudness - source_loudness), 1.0),
     ]
     return QualityReport(
-        job_id="", measured_at=datetime.now(UTC), metrics=metrics, cut_frames=cuts,
+        job_id="", measured_at=datetime.now(UTC), metrics=metrics,
+        container={"width": probe.width, "height": probe.height, "fps": probe.fps,
+                   "n_frames": probe.n_frames, "video_codec": probe.video_codec,
+                   "pix_fmt": probe.pix_fmt, "audio_codec": probe.audio_codec,
+                   "faststart": probe.faststart},
+        n_frames=n, cut_frames=cuts,
         cut_to_beat_ms=[round(x, 2) for x in cut_beat_ms],
+        cut_to_boundary_ms=[round(x, 2) for x in cut_plan_ms],
+        crossfade_centre_ms=[round(x, 2) for x in xfade_ms],
+        fade_black_ms=[round(x, 2) for x in fade_ms],
+        audio_offset_ms=round(offset_ms, 3),
+        loudness_lufs=round(loudness, 2), source_loudness_lufs=round(source_loudness, 2),
+        black_ratio=round(black, 5), frozen_ratio=round(frozen, 5),
         clip_sharpness=[round(x, 2) for x in clip_sharpness],
         clip_brightness=[round(x, 2) for x in clip_brightness],
-        n_frames=n, audio_offset_ms=round(offset_ms, 3),
-        black_ratio=round(black, 5), frozen_ratio=round(frozen, 5),
         luma_mean=round(float(np.mean(clip_brightness)), 2),
     )

@@ -126,3 +126,47 @@ def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate
     src = decode_mono(source_path, sample_rate).samples
     out = decode_mono(video_path, sample_rate).samples
     return audio_offset_s(src, out, sample_rate)
+
+
+def crossfade_centre(frames: np.ndarray, around: int, half_frames: int) -> float:
+    """Where a crossfade near frame ``around`` is half-way between its shots (fractional frame).
+
+    While a crossfade runs, every frame moves a fixed step from one shot towards the other, so the
+    change between consecutive frames jumps up where it starts and drops where it ends, whatever
+    the shots' own motion. The centre is half-way between those two edges. The search spans twice
+    the transition length on each side, so a crossfade placed early or late is found where it is.
+    """
+    reach = 2 * half_frames + 2
+    lo, hi = max(1, around - reach), min(len(frames) - 1, around + reach)
+    x = frames[lo - 1 : hi + 1].astype(np.float32)
+    change = np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))  # change[k]: frame lo+k-1 -> lo+k
+    if len(change) < 3:
+        return float(around)
+    rise = change[1:] - change[:-1]  # rise[k]: change[k+1] - change[k]
+    first = int(np.argmax(rise)) + 1  # the first frame that moved towards the next shot
+    fall = change[first:-1] - change[first + 1 :]
+    last = first + int(np.argmax(fall)) if len(fall) else first  # the last one
+    # the change into frame t happens half-way between frames t-1 and t
+    return (lo + first + lo + last) / 2 - 0.5
+
+
+def darkest_frame(frames: np.ndarray, around: int, reach: int) -> float:
+    """Centre of the darkest frames within ``reach`` of ``around`` (where a fade reaches black)."""
+    lo, hi = max(0, around - reach), min(len(frames), around + reach + 1)
+    luma = frames[lo:hi].astype(np.float32).mean(axis=(1, 2, 3))
+    darkest = np.flatnonzero(luma <= luma.min() + 1.0)
+    return float(lo + darkest.mean())
+
+
+def loudness_lufs(path: str | Path) -> float:
+    """Integrated loudness (EBU R128, LUFS) of the file's first audio stream (ffmpeg ``ebur128``)."""
+    import re
+
+    from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+    log = run_ffmpeg(["-nostats", "-i", str(path), "-map", "0:a:0", "-filter:a", "ebur128",
+                      "-f", "null", "-"], what=f"measuring the loudness of {path}")
+    found = re.findall(r"I:\s+(-?[\d.]+|-inf)\s+LUFS", log)
+    if not found:
+        raise ValueError(f"ffmpeg's ebur128 summary has no integrated loudness for {path}")
+    return float(found[-1]) if found[-1] != "-inf" else float("-inf")
