@@ -38,3 +38,25 @@ def song_10s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_song(path: Path, duration_s: float, **kwargs: object) -> Path:
     write_wav(path, synthesize_track(duration_s, **kwargs), 44100)
     return path
+
+
+ARTIFACTS = REPO / "test-artifacts"  # screenshots and executed notebooks, kept for inspection
+
+
+@pytest.fixture(scope="session")
+def rendered_job(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One job rendered through the real asset graph with mixed transitions (the CLI's summary)."""
+    import contextlib
+    import io
+    import json
+
+    from video_assets.cli import main
+
+    song = make_song(tmp_path_factory.mktemp("rendered") / "mixed.wav", 12.5, tempo_bpm=124.0)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["render", "--audio", str(song), "--prompt", "paper boats on a rainy street",
+                     "--transitions", "auto", "--aspect", "9:16", "--json"])
+    summary = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    assert code == 0, summary
+    return summary
