@@ -1,17 +1,24 @@
-"""``dagster-webserver -w workspace.yaml`` serves the asset graph (GraphQL over loopback)."""
+"""``dagster-webserver -w workspace.yaml`` on loopback: the asset graph over GraphQL, and the
+``final_video`` page of a rendered job in headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, installed by ``.ci/run``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+
+from tests.conftest import ARTIFACTS, REPO
+from video_assets.assets.quality import BARS
 
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { type } } }"
 
@@ -22,7 +29,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_webserver_shows_the_asset_graph(home: Path):
+@pytest.fixture(scope="module")
+def webserver(home: Path, rendered_job: dict) -> Iterator[str]:
+    """The webserver over the session's instance, after a job was rendered; yields its base URL."""
     port = free_port()
     exe = Path(sys.executable).with_name("dagster-webserver")
     proc = subprocess.Popen(
@@ -42,15 +51,91 @@ def test_webserver_shows_the_asset_graph(home: Path):
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "webserver did not start in 120 s"
             time.sleep(1)
-        req = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": QUERY}).encode(),
-                                     headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            nodes = json.load(resp)["data"]["assetNodes"]
+        yield base
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_webserver_shows_the_asset_graph(webserver: str):
+    req = urllib.request.Request(f"{webserver}/graphql", data=json.dumps({"query": QUERY}).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        nodes = json.load(resp)["data"]["assetNodes"]
     graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes}
     assert graph == {"job_request": [], "beat_grid": ["job_request"], "script": ["beat_grid"],
                      "storyboard": ["script"], "clips": ["storyboard"], "final_video": ["clips"],
                      "quality_report": ["final_video"]}
     assert {n["partitionDefinition"]["type"] for n in nodes} == {"DYNAMIC"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, ("Debian's chromium and chromium-driver are needed; "
+                                 "fix: apt-get install -y chromium chromium-driver (.ci/run does)")
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager fetch a browser or driver
+    options = Options()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1500,1100", "--disable-background-networking", "--no-first-run",
+                "--disable-extensions", "--disable-sync"):
+        options.add_argument(arg)
+    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    yield chrome
+    chrome.quit()
+
+
+def wait_for(browser, xpath: str, timeout_s: float = 60.0):
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout_s).until(
+        ec.visibility_of_element_located(("xpath", xpath)), message=f"nothing matches {xpath}")
+
+
+def dismiss_onboarding(browser) -> None:
+    for button in browser.find_elements("xpath", "//button[normalize-space()='Skip']"):
+        button.click()
+
+
+def test_final_video_page_shows_partition_checks_and_images(webserver: str, browser,
+                                                             rendered_job: dict):
+    check_names = [bar.name for bar in BARS]
+    job_id = rendered_job["job_id"]
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    browser.get(f"{webserver}/assets/final_video?view=partitions&partition={job_id}")
+    wait_for(browser, f"//*[normalize-space()='{job_id}']")
+    wait_for(browser, "//*[normalize-space()='Materialized']")
+    wait_for(browser, "//td[normalize-space()='thumbnail']")
+    time.sleep(2)  # the onboarding dialog of a fresh instance appears after the page settles
+    dismiss_onboarding(browser)
+    body = browser.find_element("tag name", "body").text
+    for row in ("video", "resolution", "cost_usd", "n_clips", "thumbnail"):
+        assert row in body.split("\n"), row
+    # markdown metadata opens in a dialog: the thumbnail must be a decoded image there
+    cell = browser.find_element("xpath", "//td[normalize-space()='thumbnail']/following-sibling::td")
+    cell.find_element("xpath", ".//a[normalize-space()='[Show Markdown]']").click()
+    browser.save_screenshot(str(ARTIFACTS / "final_video_partition.png"))
+    image = wait_for(browser, "//img[starts-with(@src, 'data:image/')]")
+    assert image.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                  image) > 0
+    browser.save_screenshot(str(ARTIFACTS / "final_video_partition.png"))
+
+    browser.get(f"{webserver}/assets/final_video?view=checks")
+    for name in check_names:
+        wait_for(browser, f"//*[normalize-space()='{name}']")
+    wait_for(browser, "//*[normalize-space()='Latest execution']")
+    wait_for(browser, f"//*[normalize-space()='{job_id}']")  # the check result is the job's own
+    time.sleep(1)
+    dismiss_onboarding(browser)
+    browser.save_screenshot(str(ARTIFACTS / "final_video_checks.png"))
+    body = browser.find_element("tag name", "body").text
+    assert body.count("Succeeded") == len(check_names), body  # one status line per check
+    assert "This is a blocking asset check" in body

@@ -6,16 +6,18 @@ Frames come from decord (downscaled), container facts from the file itself, audi
 The plan is used only to say *where to look* (which cuts were intended); every time is measured.
 """
 
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, PreviewWarning
 
 from video_assets.media import quality
 from video_assets.media.compose import Segment
 from video_assets.media.probe import probe_video
+from video_assets.partitions import jobs_partitions
 from video_assets.schemas import QualityMetric, QualityReport
 
 SILENCE_LUFS = -70.0  # what ebur128 reports for digital silence; stands in for -inf
@@ -52,8 +54,12 @@ BARS = (
 
 
 def check_specs() -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(b.name, asset="final_video", description=b.description, blocking=b.blocking)
-            for b in BARS]
+    """One check per bar, partitioned like the asset so that each job's video has its own result
+    (partitioned checks are a Dagster preview feature: its warning is silenced here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return [AssetCheckSpec(b.name, asset="final_video", description=b.description,
+                               blocking=b.blocking, partitions_def=jobs_partitions) for b in BARS]
 
 
 def check_results(report: QualityReport) -> list[AssetCheckResult]:
