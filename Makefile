@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test lint ui clean
+.PHONY: install demo test lint ui notebooks clean
 
 $(UV):
 	$(PY) -m venv .tools
@@ -29,6 +29,9 @@ lint: install
 
 ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+notebooks: install
+	$(UV) run --frozen --group notebooks jupyter lab notebooks/
 
 clean:
 	rm -rf .tools $(VENV)

@@ -18,6 +18,25 @@ def decode_frames(path: str | Path, width: int = 36, height: int = 64) -> np.nda
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 
+def decode_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """The first audio stream, mono float32 at ``sample_rate`` (ffmpeg resampling)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+           "-ar", str(sample_rate), "-f", "f32le", "-"]
+    return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.float32)
+
+
+def audio_lag_ms(source: np.ndarray, result: np.ndarray, sample_rate: int = 16000,
+                 max_lag_ms: float = 100.0, excerpt_s: float = 4.0) -> float:
+    """How late ``result`` is against ``source``: brute-force time-domain correlation over every
+    whole-sample lag (no FFT, no sub-sample fit; 1/16 ms resolution at 16 kHz)."""
+    n = int(excerpt_s * sample_rate)
+    max_lag = int(max_lag_ms * sample_rate / 1000)
+    a = source[max_lag : max_lag + n]
+    scores = [float(np.dot(a, result[max_lag + lag : max_lag + lag + n]))
+              for lag in range(-max_lag, max_lag + 1)]
+    return (int(np.argmax(scores)) - max_lag) * 1000 / sample_rate
+
+
 def solid_clip(path: Path, colour: str, duration_s: float, size: str = "360x640") -> Path:
     run_ffmpeg(["-y", "-f", "lavfi", "-i", f"color=c={colour}:s={size}:r=30:d={duration_s}",
                 "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],

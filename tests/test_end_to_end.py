@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_song
-from tests.media_helpers import decode_frames
+from tests.media_helpers import audio_lag_ms, decode_audio, decode_frames
 from video_assets.cli import main
 from video_assets.media.probe import probe_video
 
@@ -43,6 +43,15 @@ def hard_cuts(frames: np.ndarray, threshold: float = 0.15) -> list[int]:
     n = len(x)
     scores = [min(d(t - 1, t), d(max(0, t - 2), min(n - 1, t + 8))) for t in range(1, n)]
     return [t for t, score in enumerate(scores, start=1) if score > threshold]
+
+
+def quality_rows_values(home: Path, job_id: str) -> list[tuple[str, float]]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT metric, value FROM quality_metrics WHERE job_id = ?",
+                           [job_id]).fetchall()
+    finally:
+        con.close()
 
 
 def test_render_end_to_end(home: Path, song_10s: Path, capsys):
@@ -99,6 +108,13 @@ def test_render_end_to_end(home: Path, song_10s: Path, capsys):
     assert len(quality_rows) >= 10 and all(passed for _, passed in quality_rows), quality_rows
     report = json.loads((job / "quality.json").read_text())
     assert report["cut_frames"] == cuts
+    # ... and its figures agree with these independent measurements: durations and cut times
+    # within one frame, the audio offset within 2 ms
+    metrics = dict(quality_rows_values(home, summary["job_id"]))
+    independent_duration_ms = abs(probe.n_frames / 30 - summary["audio_duration_s"]) * 1000
+    assert metrics["duration_error_ms"] == pytest.approx(independent_duration_ms, abs=1000 / 30)
+    lag_ms = audio_lag_ms(decode_audio(song_10s), decode_audio(final))
+    assert metrics["audio_offset_ms"] == pytest.approx(abs(lag_ms), abs=2.0)
 
     # a second render of the same job regenerates nothing: every image and clip is a cache hit
     code, again = render_json(capsys, "--audio", str(song_10s), "--prompt",

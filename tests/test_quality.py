@@ -65,6 +65,7 @@ def test_crossfade_and_fade_on_their_beats_pass(edit):
     report = soft_edit(edit, 3.5, 7.0, "soft_ok")
     assert not [m for m in report.metrics if not m.passed]
     assert report.crossfade_centre_ms == [pytest.approx(0.0, abs=1000 / FPS / 2)]
+    assert report.crossfades_unmeasurable == 0
     assert report.fade_black_ms == [pytest.approx(0.0, abs=1000 / FPS / 2)]
 
 
@@ -73,6 +74,17 @@ def test_crossfade_and_fade_off_their_beats_fail_by_the_measured_amount(edit):
     for name in ("crossfade_centre_max_ms", "fade_black_max_ms"):
         assert not metrics[name].passed
         assert metrics[name].value == pytest.approx(100.0, abs=1000 / FPS / 2), name
+
+
+def test_a_crossfade_that_cannot_be_seen_is_not_guessed():
+    """Beat flashes every 14 frames over a crossfade between two identical shots: the flash edges
+    are not taken for the crossfade's."""
+    frames = np.full((120, 8, 8, 3), 90, dtype=np.uint8)
+    for beat in range(8, 120, 14):
+        for k, level in enumerate((150, 135, 120, 110, 100)):
+            if beat + k < 120:
+                frames[beat + k] = level
+    assert quality.crossfade_centre(frames, 50, 8) is None
 
 
 def test_each_failing_check_names_its_measured_value(edit):

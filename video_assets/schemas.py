@@ -226,7 +226,8 @@ class QualityReport(BaseModel):
     cut_frames: list[int]  # detected hard cuts
     cut_to_beat_ms: list[float]  # per detected cut, to the nearest beat
     cut_to_boundary_ms: list[float]  # per detected cut, to the nearest planned cut or fade
-    crossfade_centre_ms: list[float]  # per crossfade, measured centre to the nearest beat
+    crossfade_centre_ms: list[float]  # per visible crossfade, measured centre to the nearest beat
+    crossfades_unmeasurable: int  # too faint to locate (e.g. between near-identical shots)
     fade_black_ms: list[float]  # per fade, measured black frame to the nearest beat
     audio_offset_ms: float  # signed: positive = the video's audio is late
     loudness_lufs: float

@@ -73,6 +73,8 @@ def check_results(report: QualityReport) -> list[AssetCheckResult]:
         metadata.update({f"{m.metric}_limit": m.threshold for m in metrics if m.threshold is not None})
         if bar.name == "format":
             metadata.update({k: str(v) for k, v in report.container.items()})
+        if bar.name == "cuts_on_beats":
+            metadata["crossfades_unmeasurable"] = report.crossfades_unmeasurable
         metadata["failed"] = ", ".join(failed) or "none"
         measured = "; ".join(f"{m.metric} = {m.value:g} (limit {m.threshold:g})"
                              for m in metrics if not m.passed)
@@ -128,8 +130,9 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
     missed = sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
     extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in changes))
     # soft transitions: where the picture is measured to be half-way / black, against the beats
-    xfade_at = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames) / fps
-                for s in inner if s.transition_in == "crossfade"]
+    xfades = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames)
+              for s in inner if s.transition_in == "crossfade"]
+    xfade_at = [c / fps for c in xfades if c is not None]
     black_at = [quality.darkest_frame(frames, s.cut_in_frame, 2 * s.fade_in_frames + 2) / fps
                 for s in inner if s.transition_in == "fade"]
     xfade_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(xfade_at, beats_s)]
@@ -187,6 +190,7 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
         cut_to_beat_ms=[round(x, 2) for x in cut_beat_ms],
         cut_to_boundary_ms=[round(x, 2) for x in cut_plan_ms],
         crossfade_centre_ms=[round(x, 2) for x in xfade_ms],
+        crossfades_unmeasurable=xfades.count(None),
         fade_black_ms=[round(x, 2) for x in fade_ms],
         audio_offset_ms=round(offset_ms, 3),
         loudness_lufs=round(loudness, 2), source_loudness_lufs=round(source_loudness, 2),

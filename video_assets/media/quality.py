@@ -128,13 +128,17 @@ def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate
     return audio_offset_s(src, out, sample_rate)
 
 
-def crossfade_centre(frames: np.ndarray, around: int, half_frames: int) -> float:
-    """Where a crossfade near frame ``around`` is half-way between its shots (fractional frame).
+def crossfade_centre(frames: np.ndarray, around: int, half_frames: int) -> float | None:
+    """Where a crossfade near frame ``around`` is half-way between its shots (fractional frame),
+    or None when the crossfade cannot be seen.
 
     While a crossfade runs, every frame moves a fixed step from one shot towards the other, so the
     change between consecutive frames jumps up where it starts and drops where it ends, whatever
     the shots' own motion. The centre is half-way between those two edges. The search spans twice
     the transition length on each side, so a crossfade placed early or late is found where it is.
+    Edges that are not one crossfade length apart, or a span between them that changes less than
+    twice as much as the frames around it, are something else (beat flashes, say, over a crossfade
+    between two near-identical shots): then the crossfade is not measurable.
     """
     reach = 2 * half_frames + 2
     lo, hi = max(1, around - reach), min(len(frames) - 1, around + reach)
@@ -146,6 +150,10 @@ def crossfade_centre(frames: np.ndarray, around: int, half_frames: int) -> float
     first = int(np.argmax(rise)) + 1  # the first frame that moved towards the next shot
     fall = change[first:-1] - change[first + 1 :]
     last = first + int(np.argmax(fall)) if len(fall) else first  # the last one
+    inside = np.median(change[first : last + 1])
+    outside = np.median(np.concatenate([change[: max(0, first - 1)], change[last + 2 :]]))
+    if abs((last - first + 1) - 2 * half_frames) > 1 or inside < 2 * outside:
+        return None
     # the change into frame t happens half-way between frames t-1 and t
     return (lo + first + lo + last) / 2 - 0.5
 
