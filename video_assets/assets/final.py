@@ -6,7 +6,14 @@ measurements in ``quality.json`` and the warehouse."""
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
 from video_assets.assets.clips import CLIPS_MANIFEST, segments_for
 from video_assets.assets.common import file_image_md, load_plan
@@ -57,11 +64,11 @@ def final_video(
                 settings.compose_settings(size))
         probe = probe_video(out)
         extract_thumbnail(out, tmp / "thumbnail.jpg", at_s=probe.video_duration_s / 3)
+        media.put_file(final_key, out)  # kept even if it fails its checks: it is evidence
+        media.put_file(thumb_key, tmp / "thumbnail.jpg")
         context.log.info("measuring the result against the quality bars")
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
                          size).model_copy(update={"job_id": job_id})
-        media.put_file(final_key, out)
-        media.put_file(thumb_key, tmp / "thumbnail.jpg")
     media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))
     wh.replace_quality(job_id, report.metrics, report.measured_at)
     checks = check_results(report)
@@ -69,7 +76,7 @@ def final_video(
     context.log.info(f"quality: {len(checks) - len(failed)}/{len(checks)} checks pass"
                      + (f"; failing: {', '.join(failed)}" if failed else ""))
     cost_usd = wh.job_cost_usd(job_id)
-    blocked = any(not c.passed and c.severity.value == "ERROR" for c in checks)
+    blocked = any(not c.passed and c.severity == AssetCheckSeverity.ERROR for c in checks)
     wh.upsert_job(job_id, final_uri=media.uri(final_key), cost_usd=cost_usd,
                   status="checks_failed" if blocked else "done")
     transitions = [s.transition_in for s in segments[1:]]
