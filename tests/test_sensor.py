@@ -41,7 +41,7 @@ def test_sensor_admits_good_and_rejects_bad_in_one_tick(home, inbox, tmp_path):
     result = inbox_sensor(context, store=StoreResource())
     assert len(result.run_requests) == 1
     run = result.run_requests[0]
-    assert run.partition_key.startswith("good-") and run.run_key.startswith("good.yaml:")
+    assert run.partition_key.startswith("good-") and run.run_key.startswith("inbox/good.yaml:")
     assert result.dynamic_partitions_requests[0].partition_keys == [run.partition_key]
     for name, field in (("bad.yaml", "aspect"), ("broken.json", "file")):
         report = json.loads((home / "rejected" / f"{name}.error.json").read_text())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
@@ -155,10 +156,29 @@ def resolve_audio_path(request: Request, base_dir: Path, source: str) -> Path | 
         return None
     if request.audio.startswith("s3://"):
         raise RequestError(source, "audio", "s3:// audio needs the S3 media store; fix: set "
-                           "VIDEO_ASSETS_BUCKET or put the song beside the request")
+                           "VIDEO_ASSETS_BUCKET (and AWS_ENDPOINT_URL for a non-AWS server) or "
+                           "put the song beside the request")
     rel = Path(request.audio)
     path = rel if rel.is_absolute() else (base_dir / rel)
     return path.resolve()
+
+
+def audio_key(request: Request, request_key: str, bucket: str, source: str) -> str:
+    """The store key of the request's audio in an S3 inbox: relative to the request's folder, or
+    ``s3://<bucket>/<key>`` in the same bucket. Nothing outside the bucket is reachable."""
+    ref = request.audio or ""
+    if ref.startswith("s3://"):
+        other, _, key = ref[len("s3://"):].partition("/")
+        if other != bucket:
+            raise RequestError(source, "audio", f"{ref!r} is in bucket {other!r}, not in "
+                               f"{bucket!r}; fix: copy the song into s3://{bucket}/ (beside the "
+                               "request is simplest)")
+    else:
+        key = posixpath.normpath(posixpath.join(posixpath.dirname(request_key), ref))
+    if not key or key in (".", "..") or key.startswith(("/", "../")) or ".." in key.split("/"):
+        raise RequestError(source, "audio", f"{ref!r} points outside the bucket; fix: name a song "
+                           "beside the request or give s3://" + bucket + "/<key>")
+    return key
 
 
 def stage(

@@ -172,13 +172,19 @@ def ingest(args: argparse.Namespace) -> int:
     """Evaluate the inbox sensor once, add partitions, and run (or queue) its runs."""
     from dagster import DagsterRunStatus, RunsFilter
 
+    from video_assets.config import dagster_home, s3_bucket
     from video_assets.partitions import JOBS_PARTITION_NAME
     from video_assets.resources import StoreResource
     from video_assets.sensors import inbox_store, scan_inbox
 
     instance = _instance()
-    tick = scan_inbox(inbox_store(), StoreResource().get(), cursor={},
+    inbox = inbox_store()
+    # the CLI's own cursor, kept in the instance: each call reads only what arrived since
+    cursor_key = f"video_assets/ingest_cursor/{s3_bucket() or dagster_home()}"
+    stored = instance.run_storage.get_cursor_values({cursor_key}).get(cursor_key)
+    tick = scan_inbox(inbox, StoreResource().get(), cursor=json.loads(stored) if stored else {},
                       grace_s=args.grace_s)
+    instance.run_storage.set_cursor_values({cursor_key: json.dumps(tick.cursor, sort_keys=True)})
     for key, message in tick.rejected:
         _err(f"rejected {key}: {message}")
     for key in tick.waiting:
@@ -194,7 +200,8 @@ def ingest(args: argparse.Namespace) -> int:
     if new:
         instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [j for j, _, _ in new])
     print(f"inbox: {len(new)} new job(s), {len(tick.rejected)} rejected, "
-          f"{len(tick.waiting)} waiting", file=sys.stderr)
+          f"{len(tick.waiting)} waiting" + ("; more remain: run ingest again" if tick.more else ""),
+          file=sys.stderr)
     if not args.wait:
         if new:
             log = launch_background(new)
@@ -249,6 +256,26 @@ def demo(args: argparse.Namespace) -> int:
     return render(ns)
 
 
+def s3_setup(args: argparse.Namespace) -> int:
+    """Apply the bucket's lifecycle policy and block public access (VIDEO_ASSETS_BUCKET)."""
+    from video_assets.config import s3_bucket
+    from video_assets.store_s3 import s3_client, setup_bucket
+
+    bucket = args.bucket or s3_bucket()
+    if not bucket:
+        _err("s3 setup: no bucket; fix: set VIDEO_ASSETS_BUCKET or pass --bucket")
+        return EXIT_BAD_INPUT
+    try:
+        state = setup_bucket(s3_client(), bucket, args.final_days)
+    except ValueError as exc:
+        _err(f"s3 setup: {exc}")
+        return EXIT_BAD_INPUT
+    print(json.dumps(state, sort_keys=True) if args.json else
+          f"s3://{bucket}: intermediates expire after 1 day, finals after {args.final_days} "
+          f"days; public access blocked: {'yes' if state['public_access_blocked'] else 'NO'}")
+    return EXIT_OK if state["public_access_blocked"] else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videogen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("run-jobs", help=argparse.SUPPRESS)  # the worker behind ingest
     w.add_argument("spec", help="JSON list of [job_id, run_key, source key]")
     w.set_defaults(func=_run_jobs_cmd)
+    s3 = sub.add_parser("s3", help="S3 bucket administration").add_subparsers(
+        dest="s3_command", required=True)
+    setup = s3.add_parser("setup", help="lifecycle policy (intermediates 1 day, finals N days) "
+                          "and public access block")
+    setup.add_argument("--bucket", help="default: $VIDEO_ASSETS_BUCKET")
+    setup.add_argument("--final-days", type=int, default=7,
+                       help="days a job's final.mp4, thumbnail and quality.json are kept")
+    setup.add_argument("--json", action="store_true")
+    setup.set_defaults(func=s3_setup)
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)

@@ -18,6 +18,26 @@ def media_root() -> Path:
     return dagster_home() / "media"
 
 
+def s3_bucket() -> str:
+    """``$VIDEO_ASSETS_BUCKET``: when set, media, inbox and rejections live in that bucket."""
+    return os.environ.get("VIDEO_ASSETS_BUCKET", "").strip()
+
+
+def url_expiry_s() -> int:
+    """How long presigned links to videos stay valid (``VIDEO_ASSETS_URL_EXPIRY_S``, default 7 days,
+    the most S3 signatures allow)."""
+    raw = os.environ.get("VIDEO_ASSETS_URL_EXPIRY_S", "").strip()
+    try:
+        value = int(raw) if raw else 7 * 24 * 3600
+    except ValueError:
+        raise ValueError(f"VIDEO_ASSETS_URL_EXPIRY_S={raw!r} is not a whole number of seconds; "
+                         "fix: e.g. 86400 for a day") from None
+    if not 1 <= value <= 7 * 24 * 3600:
+        raise ValueError(f"VIDEO_ASSETS_URL_EXPIRY_S={value} is outside 1..604800 (S3 signs links "
+                         "for at most 7 days); fix: choose a value in that range")
+    return value
+
+
 def warehouse_path() -> Path:
     env = os.environ.get("VIDEO_ASSETS_WAREHOUSE")
     return Path(env).resolve() if env else dagster_home() / "warehouse.duckdb"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from video_assets.config import media_root, warehouse_path
+from video_assets.config import media_root, s3_bucket, url_expiry_s, warehouse_path
 from video_assets.media.boundaries import BoundaryLimits
 from video_assets.media.compose import ComposeSettings
 from video_assets.store import LocalStore, MediaStore
@@ -12,11 +12,19 @@ from video_assets.warehouse import Warehouse
 
 
 class StoreResource(ConfigurableResource):
-    """The media store: a local folder (``$DAGSTER_HOME/media`` by default)."""
+    """The media store: ``s3://$VIDEO_ASSETS_BUCKET/`` when that is set (through dagster-aws's
+    S3Resource; ``AWS_ENDPOINT_URL`` for S3-compatible servers), else a local folder
+    (``$DAGSTER_HOME/media`` by default)."""
 
     root: str = ""
+    bucket: str = ""
 
     def get(self) -> MediaStore:
+        bucket = self.bucket or s3_bucket()
+        if bucket:
+            from video_assets.store_s3 import S3Store
+
+            return S3Store(bucket, url_expiry_s=url_expiry_s())
         return LocalStore(self.root or media_root())
 
 

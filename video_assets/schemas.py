@@ -29,6 +29,7 @@ _PROVIDER_RE = re.compile(r"^(offline|openai|replicate:[\w.-]+/[\w.-]+)$")
 MIN_AUDIO_S = 2.0
 MAX_AUDIO_S = 600.0
 MAX_AUDIO_BYTES = 100 * 1024 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024  # a request is a few lines of YAML or JSON
 
 
 class Frozen(BaseModel):

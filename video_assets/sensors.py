@@ -1,11 +1,13 @@
-"""The inbox sensor (local folder now, S3 later: both go through the store interface) and the
+"""The inbox sensor (a local folder or an S3 bucket, both through the store interface) and the
 run-failure hook that keeps the ``jobs`` table honest."""
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from dagster import (
     DefaultSensorStatus,
@@ -21,6 +23,7 @@ from video_assets.admission import (
     REQUEST_SUFFIXES,
     AudioNotFound,
     RequestError,
+    audio_key,
     check_audio,
     job_id_for,
     parse_request,
@@ -30,7 +33,8 @@ from video_assets.admission import (
 )
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import StoreResource, WarehouseResource
-from video_assets.store import LocalStore, MediaStore
+from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
+from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key
 
 INBOX = "inbox/"
 REJECTED = "rejected/"
@@ -44,64 +48,137 @@ class TickResult:
     admitted: list[tuple[str, str, str]] = field(default_factory=list)  # (job_id, run_key, key)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
     waiting: list[str] = field(default_factory=list)  # audio not arrived yet
-    cursor: dict[str, str] = field(default_factory=dict)
+    cursor: dict = field(default_factory=dict)
+    more: bool = False  # the batch limit was reached: another tick has work
 
 
 def error_report_key(request_key: str) -> str:
     return f"{REJECTED}{PurePosixPath(request_key).name}.error.json"
 
 
+def _new_cursor(cursor: dict) -> dict:
+    """``after_ns``: every object modified before it is decided; ``at``: decided keys modified
+    exactly then (key -> etag); ``waiting``: requests whose audio has not arrived (key -> etag).
+    The cursor's size is bounded by one timestamp's objects plus the waiting ones."""
+    return {"after_ns": int(cursor.get("after_ns", 0)), "at": dict(cursor.get("at", {})),
+            "waiting": dict(cursor.get("waiting", {}))}
+
+
+@contextlib.contextmanager
+def _audio(request, inbox: MediaStore, request_key: str, name: str) -> Iterator[Path | None]:
+    """A local file with the request's audio (None when it has none), from either store."""
+    if not request.audio:
+        yield None
+    elif isinstance(inbox, LocalStore):
+        yield resolve_audio_path(request, inbox.path(request_key).parent, name)
+    else:
+        key = audio_key(request, request_key, inbox.bucket, name)
+        info = inbox.info(key)
+        if info is None:
+            raise AudioNotFound(name, "audio", f'"{request.audio}" not found at '
+                                f"{inbox.uri(key)}; fix: upload the song there or fix the name")
+        if info.size_bytes > MAX_AUDIO_BYTES:
+            raise RequestError(name, "audio", f'"{request.audio}" is '
+                               f"{info.size_bytes / 2**20:.0f} MB, over the "
+                               f"{MAX_AUDIO_BYTES // 2**20} MB limit; fix: use a compressed file "
+                               "(e.g. mp3) or a shorter cut")
+        with inbox.local_path(key) as path:
+            yield path
+
+
+def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float,
+           now_s: float) -> str | None:
+    """Validate and stage one request; returns its job id, or None while its audio is awaited.
+    Raises RequestError for a bad request."""
+    name = PurePosixPath(obj.key).name
+    try:
+        _check_key(obj.key)
+    except ValueError:
+        raise RequestError(name, "file", f"the key {obj.key!r} contains '..' or is not a plain "
+                           "path; fix: upload the request under inbox/ with a plain name") from None
+    if obj.size_bytes > MAX_REQUEST_BYTES:
+        raise RequestError(name, "file", f"{obj.size_bytes / 2**20:.0f} MB is not a request (at "
+                           f"most {MAX_REQUEST_BYTES // 1024} KB of YAML or JSON); fix: upload "
+                           "the request file, and the song beside it")
+    content = inbox.get_bytes(obj.key)
+    request = validate_request(parse_request(content, name), name)
+    try:
+        with _audio(request, inbox, obj.key, name) as audio_path:
+            duration_s = check_audio(audio_path, name) if audio_path else None
+            job_id = job_id_for(name, content)
+            stage(media, job_id, request, name, audio_path, duration_s)
+    except AudioNotFound:
+        if now_s - obj.modified_ns / 1e9 < grace_s:
+            return None
+        raise
+    return job_id
+
+
 def scan_inbox(
-    inbox: LocalStore,
+    inbox: MediaStore,
     media: MediaStore,
-    cursor: dict[str, str],
+    cursor: dict,
     grace_s: float = 120.0,
     max_per_tick: int = 50,
+    time_budget_s: float = 40.0,
     now_s: float | None = None,
 ) -> TickResult:
-    """Admit or reject every request file in ``inbox/`` not yet seen with its current etag.
+    """Decide the request files in ``inbox/`` that arrived (or changed) since ``cursor``.
 
-    ``cursor`` maps object key -> etag of requests already decided. A request whose audio is
-    missing is left undecided for ``grace_s`` seconds after it arrived, then rejected.
+    One listing per tick; only new objects and awaited ones are read. Objects are taken oldest
+    first, at most ``max_per_tick`` requests or ``time_budget_s`` seconds per tick (within the
+    sensor's timeout); the rest wait for the next tick (``more``). A request whose audio is
+    missing is retried for ``grace_s`` seconds after it arrived, then rejected. A bad request gets
+    ``rejected/<name>.error.json``; the user's own files are never changed.
     """
     now_s = time.time() if now_s is None else now_s
-    result = TickResult(cursor=dict(cursor))
-    for obj in inbox.list(INBOX):
-        if len(result.admitted) + len(result.rejected) >= max_per_tick:
+    started = time.monotonic()
+    state = _new_cursor(cursor)
+    result = TickResult()
+    listing = [o for o in inbox.list(INBOX) if o.key.lower().endswith(REQUEST_SUFFIXES)]
+    by_key = {o.key: o for o in listing}
+    retry = [by_key[k] for k, etag in state["waiting"].items()
+             if k in by_key and by_key[k].etag == etag]
+    state["waiting"] = {o.key: o.etag for o in retry}  # awaited files that vanished are dropped
+    fresh = sorted((o for o in listing if o.modified_ns > state["after_ns"] or (
+        o.modified_ns == state["after_ns"] and state["at"].get(o.key) != o.etag)),
+        key=lambda o: (o.modified_ns, o.key))
+    fresh = [o for o in fresh if o.key not in state["waiting"]]
+    for done, obj in enumerate([*retry, *fresh]):
+        if done >= max_per_tick or time.monotonic() - started > time_budget_s:
+            result.more = True
             break
-        if not obj.key.lower().endswith(REQUEST_SUFFIXES) or cursor.get(obj.key) == obj.etag:
-            continue
-        name = PurePosixPath(obj.key).name
         try:
-            content = inbox.get_bytes(obj.key)
-            request = validate_request(parse_request(content, name), name)
-            with inbox.local_path(obj.key) as local:
-                audio_path = resolve_audio_path(request, local.parent, name)
-                try:
-                    duration_s = check_audio(audio_path, name) if audio_path else None
-                except AudioNotFound:
-                    if now_s - obj.modified_ns / 1e9 < grace_s:
-                        result.waiting.append(obj.key)
-                        continue
-                    raise
-                job_id = job_id_for(name, content)
-                stage(media, job_id, request, name, audio_path, duration_s)
+            job_id = _admit(inbox, media, obj, grace_s, now_s)
         except RequestError as exc:
             report = {**exc.to_report(), "key": obj.key,
                       "rejected_at": datetime.now(UTC).isoformat()}
             inbox.put_bytes(error_report_key(obj.key), json.dumps(report, indent=2).encode())
             result.rejected.append((obj.key, str(exc)))
+            state["waiting"].pop(obj.key, None)
         else:
-            inbox.delete(error_report_key(obj.key))  # an earlier version may have been rejected
-            result.admitted.append((job_id, f"{name}:{job_id.rsplit('-', 1)[-1]}", obj.key))
-        result.cursor[obj.key] = obj.etag
+            if job_id is None:
+                result.waiting.append(obj.key)
+                state["waiting"][obj.key] = obj.etag
+            else:
+                inbox.delete(error_report_key(obj.key))  # an earlier version may have been rejected
+                result.admitted.append((job_id, f"{obj.key}:{obj.etag}", obj.key))
+                state["waiting"].pop(obj.key, None)
+        if obj in fresh:  # the watermark moves over what this tick decided or set aside
+            if obj.modified_ns > state["after_ns"]:
+                state["after_ns"], state["at"] = obj.modified_ns, {}
+            state["at"][obj.key] = obj.etag
+    result.cursor = state
     return result
 
 
-def inbox_store() -> LocalStore:
-    from video_assets.config import dagster_home
+def inbox_store() -> MediaStore:
+    """The inbox's store: the bucket when ``VIDEO_ASSETS_BUCKET`` is set, else ``$DAGSTER_HOME``
+    (``inbox/`` and ``rejected/`` sit beside ``media/``)."""
+    from video_assets.config import dagster_home, s3_bucket
+    from video_assets.resources import StoreResource
 
-    return LocalStore(dagster_home())
+    return StoreResource().get() if s3_bucket() else LocalStore(dagster_home())
 
 
 def run_requests(tick: TickResult) -> list[RunRequest]:
@@ -115,7 +192,8 @@ def run_requests(tick: TickResult) -> list[RunRequest]:
 @sensor(job_name=RUN_JOB_NAME, minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING)
 def inbox_sensor(context: SensorEvaluationContext, store: StoreResource) -> SensorResult:
-    """New request files in ``$DAGSTER_HOME/inbox/`` become job partitions and runs."""
+    """New request files in the inbox (``s3://$VIDEO_ASSETS_BUCKET/inbox/`` or
+    ``$DAGSTER_HOME/inbox/``) become job partitions and runs, in batches of at most 50."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     tick = scan_inbox(inbox_store(), store.get(), cursor)
     for key, message in tick.rejected:
