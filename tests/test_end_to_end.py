@@ -41,7 +41,8 @@ def hard_cuts(frames: np.ndarray, threshold: float = 0.15) -> list[int]:
         return float(np.abs(x[i] - x[j]).mean())
 
     n = len(x)
-    scores = [min(d(t - 1, t), d(max(0, t - 2), min(n - 1, t + 8))) for t in range(1, n)]
+    # the last 8 frames cannot show whether a change stays: nothing is called a cut there
+    scores = [min(d(t - 1, t), d(max(0, t - 2), t + 8)) for t in range(1, n - 8)]
     return [t for t, score in enumerate(scores, start=1) if score > threshold]
 
 

@@ -13,7 +13,7 @@ from dagster import DagsterInstance, build_sensor_context
 from tests.conftest import make_song
 from video_assets.cli import main
 from video_assets.definitions import defs
-from video_assets.resources import StoreResource
+from video_assets.resources import PipelineSettings, StoreResource
 from video_assets.sensors import inbox_sensor, inbox_store, scan_inbox
 
 
@@ -38,7 +38,7 @@ def test_sensor_admits_good_and_rejects_bad_in_one_tick(home, inbox, tmp_path):
     write(inbox / "notes.txt", "ignored: not a request")
     instance = DagsterInstance.get()
     context = build_sensor_context(instance=instance, definitions=defs)
-    result = inbox_sensor(context, store=StoreResource())
+    result = inbox_sensor(context, store=StoreResource(), settings=PipelineSettings())
     assert len(result.run_requests) == 1
     run = result.run_requests[0]
     assert run.partition_key.startswith("good-") and run.run_key.startswith("inbox/good.yaml:")
@@ -52,7 +52,8 @@ def test_sensor_admits_good_and_rejects_bad_in_one_tick(home, inbox, tmp_path):
     assert (home / "media" / "staged" / run.partition_key / "request.json").is_file()
     # the same files again: nothing new
     again = inbox_sensor(build_sensor_context(instance=instance, definitions=defs,
-                                              cursor=result.cursor), store=StoreResource())
+                                              cursor=result.cursor), store=StoreResource(),
+                          settings=PipelineSettings())
     assert again.run_requests == [] and not again.dynamic_partitions_requests
 
 

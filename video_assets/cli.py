@@ -157,6 +157,11 @@ def submit(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     inbox = inbox_store()
     if request.audio and not request.audio.startswith("s3://"):
+        if ".." in Path(request.audio).parts or Path(request.audio).is_absolute():
+            _err(f'request "{path.name}": audio: submit copies the song into the inbox beside '
+                 "the request, so it must be a name in the request's folder; fix: put the song "
+                 "next to the request and write audio: <its name>")
+            return EXIT_BAD_INPUT
         audio = (path.parent / request.audio).resolve()
         if not audio.is_file():
             _err(f'request "{path.name}": audio: file "{request.audio}" not found beside the '
@@ -174,7 +179,7 @@ def ingest(args: argparse.Namespace) -> int:
 
     from video_assets.config import dagster_home, s3_bucket
     from video_assets.partitions import JOBS_PARTITION_NAME
-    from video_assets.resources import StoreResource
+    from video_assets.resources import PipelineSettings, StoreResource
     from video_assets.sensors import inbox_store, scan_inbox
 
     instance = _instance()
@@ -183,7 +188,8 @@ def ingest(args: argparse.Namespace) -> int:
     cursor_key = f"video_assets/ingest_cursor/{s3_bucket() or dagster_home()}"
     stored = instance.run_storage.get_cursor_values({cursor_key}).get(cursor_key)
     tick = scan_inbox(inbox, StoreResource().get(), cursor=json.loads(stored) if stored else {},
-                      grace_s=args.grace_s)
+                      grace_s=PipelineSettings().inbox_grace_s if args.grace_s is None
+                      else args.grace_s)
     instance.run_storage.set_cursor_values({cursor_key: json.dumps(tick.cursor, sort_keys=True)})
     for key, message in tick.rejected:
         _err(f"rejected {key}: {message}")
@@ -299,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="evaluate the inbox sensor once")
     i.add_argument("--once", action="store_true", required=True)
     i.add_argument("--wait", action="store_true", help="run the new jobs now and wait for them")
-    i.add_argument("--grace-s", type=float, default=120.0,
-                   help="how long a request may wait for its audio")
+    i.add_argument("--grace-s", type=float, default=None,
+                   help="how long a request may wait for its audio (default: the pipeline "
+                   "setting inbox_grace_s, 120 s)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=ingest)
     w = sub.add_parser("run-jobs", help=argparse.SUPPRESS)  # the worker behind ingest

@@ -49,6 +49,7 @@ class PipelineSettings(ConfigurableResource):
     crf: int = 20
     preset: str = "veryfast"
     clip_workers: int = 2  # parallel clip generations inside one run
+    inbox_grace_s: float = 120.0  # how long a request in the inbox may wait for its audio
 
     def limits(self) -> BoundaryLimits:
         return BoundaryLimits(min_len_s=self.min_clip_s, max_len_s=self.max_clip_s,

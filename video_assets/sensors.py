@@ -32,7 +32,7 @@ from video_assets.admission import (
     validate_request,
 )
 from video_assets.partitions import jobs_partitions
-from video_assets.resources import StoreResource, WarehouseResource
+from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
 from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key
 
@@ -191,11 +191,12 @@ def run_requests(tick: TickResult) -> list[RunRequest]:
 
 @sensor(job_name=RUN_JOB_NAME, minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING)
-def inbox_sensor(context: SensorEvaluationContext, store: StoreResource) -> SensorResult:
+def inbox_sensor(context: SensorEvaluationContext, store: StoreResource,
+                 settings: PipelineSettings) -> SensorResult:
     """New request files in the inbox (``s3://$VIDEO_ASSETS_BUCKET/inbox/`` or
     ``$DAGSTER_HOME/inbox/``) become job partitions and runs, in batches of at most 50."""
     cursor = json.loads(context.cursor) if context.cursor else {}
-    tick = scan_inbox(inbox_store(), store.get(), cursor)
+    tick = scan_inbox(inbox_store(), store.get(), cursor, grace_s=settings.inbox_grace_s)
     for key, message in tick.rejected:
         context.log.warning(f"rejected {key}: {message}")
     return SensorResult(

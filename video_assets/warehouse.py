@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     failed_stage VARCHAR,
     updated_at TIMESTAMPTZ
 );
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS final_url VARCHAR;  -- a link to open (presigned on S3)
 CREATE TABLE IF NOT EXISTS provider_calls (
     job_id VARCHAR,
     asset VARCHAR,

@@ -77,8 +77,8 @@ def final_video(
                      + (f"; failing: {', '.join(failed)}" if failed else ""))
     cost_usd = wh.job_cost_usd(job_id)
     blocked = any(not c.passed and c.severity == AssetCheckSeverity.ERROR for c in checks)
-    wh.upsert_job(job_id, final_uri=media.uri(final_key), cost_usd=cost_usd,
-                  status="checks_failed" if blocked else "done")
+    wh.upsert_job(job_id, final_uri=media.uri(final_key), final_url=media.url(final_key),
+                  cost_usd=cost_usd, status="checks_failed" if blocked else "done")
     transitions = [s.transition_in for s in segments[1:]]
     yield MaterializeResult(
         asset_key="final_video",

@@ -50,7 +50,9 @@ def detect_cuts(frames: np.ndarray, threshold: float = 0.15, settle_frames: int 
         return float(np.abs(x[i] - x[j]).mean())
 
     cuts: list[int] = []
-    for t in range(1, n):
+    # within the last ``settle_frames`` a flash cannot be told from a cut: no cut is reported
+    # there (a scene is at least 3 s, so no planned cut falls in them)
+    for t in range(1, n - settle_frames):
         if cuts and t - cuts[-1] <= 2:  # one cut, not its neighbour frames too
             continue
         if d(t - 1, t) > threshold and d(max(0, t - 2), min(n - 1, t + settle_frames)) > threshold:
