@@ -254,3 +254,36 @@ def test_a_burst_of_200_requests_is_200_runs_in_bounded_ticks(s3_env, client, cl
     assert len(run_keys) == len(set(run_keys)) == 200
     assert len(partitions) == len(set(partitions)) == 200
     assert len(json.dumps(cursor)) < 20_000  # the cursor does not grow with what was processed
+
+
+def leftovers() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("video_assets-*")}
+
+
+def test_submit_uploads_and_a_failing_stage_leaves_no_local_files(s3_env, client, clean_inbox,
+                                                                   tmp_path, capsys, monkeypatch):
+    import video_assets.assets.final as final_module
+
+    make_song(tmp_path / "crash.wav", 9.3, tempo_bpm=100.0)
+    request = tmp_path / "crash.yaml"
+    request.write_text("prompt: a stage that will fail\naudio: crash.wav\naspect: '1:1'\n")
+    assert main(["submit", str(request)]) == 0
+    assert f"s3://{BUCKET}/inbox/crash.yaml" in capsys.readouterr().out
+    client.head_object(Bucket=BUCKET, Key="inbox/crash.wav")
+
+    def broken_compose(*args, **kwargs):
+        raise RuntimeError("encoder crashed (on purpose)")
+
+    monkeypatch.setattr(final_module, "compose", broken_compose)
+    before = leftovers()
+    assert main(["ingest", "--once", "--wait", "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "failed" and summary["failed_stage"] == "final_video"
+    assert "encoder crashed" in summary["error"]
+    # the clips were downloaded for composition; none of them, nor any scratch folder, remains
+    assert leftovers() <= before
+    jobs = client.list_objects_v2(Bucket=BUCKET, Prefix=f"jobs/{summary['job_id']}/")
+    keys = {o["Key"].split("/", 2)[2] for o in jobs["Contents"]}
+    assert "clips/01.mp4" in keys and "final.mp4" not in keys  # nothing half-written
