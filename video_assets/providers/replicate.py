@@ -1,0 +1,93 @@
+"""Replicate image and image-to-video providers, driven by the model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from video_assets.media.ffmpeg_bin import run_ffmpeg
+from video_assets.providers.registry import ModelSpec, registry
+from video_assets.providers.replicate_api import ReplicateRunner, data_uri
+from video_assets.schemas import ASPECT_SIZES, CallRecord, Scene, Style
+
+
+def aspect_of(size: tuple[int, int]) -> str:
+    for aspect, wh in ASPECT_SIZES.items():
+        if tuple(wh) == tuple(size):
+            return aspect
+    return "9:16" if size[1] > size[0] else "16:9" if size[0] > size[1] else "1:1"
+
+
+def styled_prompt(scene: Scene, style: Style) -> str:
+    palette = " ".join(style.palette_hex[:4])
+    return ", ".join([scene.prompt, f"{style.lighting} lighting", f"{style.mood} mood",
+                      f"colour palette {palette}", "cinematic, no text, no watermark"])
+
+
+class ReplicateImages:
+    """Text-to-image (e.g. FLUX schnell/dev); the result is fitted to the job's exact size."""
+
+    name = "replicate"
+    paid = True
+
+    def __init__(self, model: str, runner: ReplicateRunner) -> None:
+        self.spec: ModelSpec = registry().get(model, "image")
+        self.model, self.version, self.unit = model, registry().as_of, self.spec.unit
+        self.runner = runner
+
+    def estimate_usd(self, n_images: int) -> float:
+        return self.spec.cost_usd(n_images)
+
+    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
+               out_path: Path, new_row: Callable[[], CallRecord]) -> None:
+        field = self.spec.inputs
+        inputs = {field["prompt"]: styled_prompt(scene, style),
+                  field["aspect_ratio"]: aspect_of(size), field["seed"]: scene.seed,
+                  **self.spec.fixed_inputs}
+        raw = out_path.with_name(out_path.stem + ".download")
+        self.runner.run(self.spec, inputs, 1, raw, new_row)
+        with Image.open(raw) as im:
+            ImageOps.fit(im.convert("RGB"), size, Image.Resampling.LANCZOS).save(out_path)
+        raw.unlink()
+
+
+class ReplicateVideo:
+    """Image-to-video (e.g. Kling, Hailuo, Wan, Veo) at the model's allowed lengths."""
+
+    name = "replicate"
+    paid = True
+
+    def __init__(self, model: str, runner: ReplicateRunner) -> None:
+        self.spec: ModelSpec = registry().get(model, "video")
+        self.model, self.version, self.unit = model, registry().as_of, self.spec.unit
+        self.allowed_durations_s = tuple(float(d) for d in self.spec.durations_s)
+        self.runner = runner
+
+    def estimate_usd(self, durations_s: Sequence[float]) -> float:
+        return self.spec.cost_usd(sum(durations_s))
+
+    def output_size(self, target_size: tuple[int, int]) -> tuple[int, int]:
+        w, h = target_size
+        scale = 720 / min(w, h)
+        return int(round(w * scale / 2)) * 2, int(round(h * scale / 2)) * 2
+
+    def generate(self, image_path: Path, scene: Scene, duration_s: float,
+                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path,
+                 new_row: Callable[[], CallRecord]) -> None:
+        field = self.spec.inputs
+        camera = scene.camera.replace("_", " ")
+        inputs = {field["prompt"]: f"{scene.prompt}, {camera} camera move, {scene.motion}",
+                  field["image"]: data_uri(image_path), **self.spec.fixed_inputs}
+        if "duration" in field:
+            inputs[field["duration"]] = int(duration_s)
+        raw = out_path.with_name(out_path.stem + ".download.mp4")
+        self.runner.run(self.spec, inputs, duration_s, raw, new_row)
+        # one normalising pass: the model's size and frame rate -> the clip size at 30 fps
+        w, h = size
+        run_ffmpeg(["-y", "-i", str(raw), "-an", "-vf",
+                    f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},fps=30",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                    str(out_path)], what=f"normalising {self.model}'s clip")
+        raw.unlink()
