@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import re
 from pathlib import Path, PurePosixPath
@@ -39,7 +40,8 @@ FIXES = {
     "flavor": f"use one of {', '.join(FLAVORS)}",
     "transitions": "use auto, cut, crossfade or fade",
     "budget_usd": "give a non-negative number of US dollars",
-    "providers": "use offline for planner, images and video",
+    "providers": "use planner: offline; images and video: offline, replicate or "
+                 "replicate:<owner/model> from video_assets/providers/prices.json",
 }
 
 
@@ -189,7 +191,10 @@ def stage(
     audio_path: Path | None,
     audio_duration_s: float | None,
 ) -> StoredRequest:
-    """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run."""
+    """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run.
+
+    Providers left unset are decided here, once: real ones only when their key is set."""
+    request = resolve_providers(request)
     if audio_path is not None:
         ext = audio_path.suffix.lower() or ".audio"
         audio_key = f"staged/{job_id}/audio{ext}"
@@ -204,6 +209,13 @@ def stage(
     )
     store.put_json(staged_key(job_id), stored.model_dump(mode="json"))
     return stored
+
+
+def resolve_providers(request: Request) -> Request:
+    default = "replicate" if os.environ.get("REPLICATE_API_TOKEN") else "offline"
+    providers = request.providers.model_copy(update={
+        "images": request.providers.images or default, "video": request.providers.video or default})
+    return request.model_copy(update={"providers": providers})
 
 
 def staged_key(job_id: str) -> str:

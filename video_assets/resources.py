@@ -50,6 +50,19 @@ class PipelineSettings(ConfigurableResource):
     preset: str = "veryfast"
     clip_workers: int = 2  # parallel clip generations inside one run
     inbox_grace_s: float = 120.0  # how long a request in the inbox may wait for its audio
+    default_budget_usd: float = 5.0  # cap for paid calls when the request sets no budget_usd
+    provider_concurrency: int = 4  # calls in flight per provider, per run
+    provider_attempts: int = 5  # per call, retries included
+    provider_backoff_s: float = 0.5  # first retry pause (doubles, with jitter; Retry-After wins)
+    provider_deadline_s: float = 900.0  # per call, all attempts included
+    provider_poll_s: float = 1.0
+
+    def retry_policy(self):
+        from video_assets.providers.replicate_api import RetryPolicy
+
+        return RetryPolicy(max_attempts=self.provider_attempts,
+                           backoff_base_s=self.provider_backoff_s,
+                           deadline_s=self.provider_deadline_s, poll_s=self.provider_poll_s)
 
     def limits(self) -> BoundaryLimits:
         return BoundaryLimits(min_len_s=self.min_clip_s, max_len_s=self.max_clip_s,

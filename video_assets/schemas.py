@@ -37,22 +37,35 @@ class Frozen(BaseModel):
 
 
 class Providers(Frozen):
-    planner: str = "offline"
-    images: str = "offline"
-    video: str = "offline"
+    """Which implementation serves each capability. ``images``/``video`` left out default, when
+    the job is admitted, to ``replicate`` if ``REPLICATE_API_TOKEN`` is set, else ``offline``."""
 
-    @field_validator("planner", "images", "video")
+    planner: str = "offline"
+    images: str | None = None
+    video: str | None = None
+
+    @field_validator("planner")
     @classmethod
-    def _known(cls, value: str) -> str:
-        if not _PROVIDER_RE.match(value):
-            raise ValueError(
-                f"{value!r} is not a provider; use offline, openai or replicate:<owner/model>"
-            )
+    def _planner(cls, value: str) -> str:
         if value != "offline":
-            raise ValueError(
-                f"{value!r} is not available in this build; use offline "
-                "(real providers arrive with the providers release)"
-            )
+            raise ValueError(f"{value!r} is not available as a planner in this build; use offline")
+        return value
+
+    @field_validator("images", "video")
+    @classmethod
+    def _media(cls, value: str | None, info) -> str | None:
+        if value is None or value in ("offline", "replicate"):
+            return value
+        if not value.startswith("replicate:"):
+            raise ValueError(f"{value!r} is not a provider; use offline, replicate or "
+                             "replicate:<owner/model>")
+        from video_assets.providers.registry import registry
+
+        try:
+            registry().get(value.removeprefix("replicate:"),
+                           "image" if info.field_name == "images" else "video")
+        except KeyError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
         return value
 
 
@@ -185,6 +198,8 @@ class ClipSpec(Frozen):
     clip_duration_s: float  # what the provider produced (an allowed length)
     segment_start_s: float  # where the clip's first frame sits on the timeline
     segment_duration_s: float  # how much of the timeline the clip must fill
+    provider: str = "offline"  # who made it, e.g. replicate:kwaivgi/kling-v2.1
+    fallback: bool = False  # the real provider failed; this is the offline animatic instead
 
 
 class CallRecord(BaseModel):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dagster import MetadataValue
 from PIL import Image
 
-from video_assets.schemas import BeatGrid, CallRecord, Script, StoredRequest
-from video_assets.store import MediaStore, job_key
+from video_assets.schemas import BeatGrid, CallRecord, Scene, Script, StoredRequest
+from video_assets.store import MediaStore, cache_key, job_key
 from video_assets.warehouse import Warehouse
 
 
@@ -55,3 +56,41 @@ def image_md(img: Image.Image, max_px: int = 360, alt: str = "preview") -> Metad
 def file_image_md(store: MediaStore, key: str, max_px: int = 360) -> MetadataValue:
     with store.local_path(key) as path, Image.open(path) as im:
         return image_md(im, max_px, alt=key.rsplit("/", 1)[-1])
+
+
+def storyboard_key(job_id: str, index: int) -> str:
+    return job_key(job_id, "storyboard", f"{index + 1:02d}.png")
+
+
+def clip_key(job_id: str, index: int) -> str:
+    return job_key(job_id, "clips", f"{index + 1:02d}.mp4")
+
+
+def image_cache_key(provider, scene: Scene, plan: Script, size: tuple[int, int]) -> str:
+    """Everything that determines a scene's image: an unchanged scene is never paid twice."""
+    return cache_key("image", "png", provider=provider.name, model=provider.model,
+                     version=provider.version, prompt=scene.prompt, caption=scene.caption,
+                     camera=scene.camera, seed=scene.seed, style=plan.style.model_dump(),
+                     n_scenes=len(plan.scenes), size=size)
+
+
+def clip_cache_key(provider, image_sha256: str, clip_s: float, scene: Scene,
+                   beats_s: list[float], size: tuple[int, int]) -> str:
+    return cache_key("clip", "mp4", provider=provider.name, model=provider.model,
+                     version=provider.version, image_sha256=image_sha256, duration_s=clip_s,
+                     prompt=scene.prompt, motion=scene.motion, camera=scene.camera,
+                     beats_s=beats_s, size=size)
+
+
+def row_factory(calls: list[CallRecord], **base: object) -> Callable[[], CallRecord]:
+    """A function that opens one more ledger row (thread-safe), for providers that make several
+    attempts per call."""
+    lock = threading.Lock()
+
+    def new_row() -> CallRecord:
+        row = CallRecord(**base)
+        with lock:
+            calls.append(row)
+        return row
+
+    return new_row

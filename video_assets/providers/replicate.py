@@ -34,7 +34,7 @@ class ReplicateImages:
 
     def __init__(self, model: str, runner: ReplicateRunner) -> None:
         self.spec: ModelSpec = registry().get(model, "image")
-        self.model, self.version, self.unit = model, registry().as_of, self.spec.unit
+        self.model, self.version, self.unit = model, "1", self.spec.unit
         self.runner = runner
 
     def estimate_usd(self, n_images: int) -> float:
@@ -61,7 +61,7 @@ class ReplicateVideo:
 
     def __init__(self, model: str, runner: ReplicateRunner) -> None:
         self.spec: ModelSpec = registry().get(model, "video")
-        self.model, self.version, self.unit = model, registry().as_of, self.spec.unit
+        self.model, self.version, self.unit = model, "1", self.spec.unit
         self.allowed_durations_s = tuple(float(d) for d in self.spec.durations_s)
         self.runner = runner
 
