@@ -101,6 +101,10 @@ def render(args: argparse.Namespace) -> int:
     for key in ("style", "duration_s", "budget_usd"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
+    providers = {k: getattr(args, k, None) for k in ("images", "video")
+                 if getattr(args, k, None)}
+    if providers:
+        data["providers"] = providers
     source = "command line"
     try:
         request = validate_request(data, source)
@@ -258,7 +262,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"synthesized {args.duration_s:g} s demo track at 118 BPM: {song}", file=sys.stderr)
     ns = argparse.Namespace(audio=str(song), prompt=args.prompt, mode="music_video",
                             aspect=args.aspect, transitions="auto", flavor="default", style=None,
-                            duration_s=None, budget_usd=None, job_id=None, json=args.json)
+                            duration_s=None, budget_usd=None, job_id=None, json=args.json,
+                            images=None, video=None)
     return render(ns)
 
 
@@ -296,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration-s", dest="duration_s", type=float,
                    help="ad mode without audio: target length")
     r.add_argument("--budget-usd", dest="budget_usd", type=float)
+    r.add_argument("--images", help="offline | replicate | replicate:<owner/model> (default: "
+                   "replicate when REPLICATE_API_TOKEN is set, else offline)")
+    r.add_argument("--video", help="offline | replicate | replicate:<owner/model> (same default)")
     r.add_argument("--job-id")
     r.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
     r.set_defaults(func=render)

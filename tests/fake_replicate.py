@@ -1,0 +1,214 @@
+"""A loopback server that speaks Replicate's predictions API, for tests through the official client.
+
+- ``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait`` answers with the finished
+  prediction; ``slow_models`` answer ``starting`` and finish after two polls)
+- ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel``
+- ``GET /files/{id}.png|.mp4``: the outputs (an image drawn from the prompt's hash; a clip made with
+  ffmpeg from the input image, at the model's own size and 24 fps, so normalisation is exercised)
+
+Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``failing_models`` (predictions end ``failed``),
+``malformed_models`` (succeed without an output URL). Every request is logged with its headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import random
+import re
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+
+@dataclass
+class FakeReplicate:
+    token: str
+    p_429: float = 0.0
+    p_500: float = 0.0
+    retry_after_s: float = 0.05
+    failing_models: set[str] = field(default_factory=set)
+    malformed_models: set[str] = field(default_factory=set)
+    slow_models: set[str] = field(default_factory=set)
+    fail_first_image: bool = False  # every video prediction from the first image seen fails
+    seed: int = 7
+    predictions: dict[str, dict] = field(default_factory=dict)
+    created: list[tuple[str, str]] = field(default_factory=list)  # (model, prediction id)
+    requests: list[dict] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rng = random.Random(self.seed)
+        self.folder = Path(tempfile.mkdtemp(prefix="fake-replicate-"))
+
+    # --- serving ---------------------------------------------------------------------------
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _send(self, code: int, body: object, headers: dict | None = None,
+                      raw: bytes | None = None, ctype: str = "application/json") -> None:
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake.log(self, b"")
+                m = re.fullmatch(r"/v1/predictions/([\w-]+)", self.path)
+                if m:
+                    return self._prediction_get(m.group(1))
+                m = re.fullmatch(r"/files/([\w.-]+)", self.path)
+                if m and m.group(1) in fake.files:
+                    ctype = "image/png" if m.group(1).endswith(".png") else "video/mp4"
+                    return self._send(200, None, raw=fake.files[m.group(1)], ctype=ctype)
+                self._send(404, {"detail": "not found", "status": 404})
+
+            def _prediction_get(self, pid: str) -> None:
+                with fake.lock:
+                    p = fake.predictions.get(pid)
+                    if p is None:
+                        return self._send(404, {"detail": "prediction not found", "status": 404})
+                    if p["status"] in ("starting", "processing"):
+                        p["_polls"] += 1
+                        if p["_polls"] >= 2:
+                            fake.finish(p)
+                        else:
+                            p["status"] = "processing"
+                    body = fake.public(p)
+                self._send(200, body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                fake.log(self, raw)
+                if self.headers.get("Authorization") != f"Bearer {fake.token}":
+                    return self._send(401, {"detail": "invalid token", "status": 401})
+                m = re.fullmatch(r"/v1/predictions/([\w-]+)/cancel", self.path)
+                if m:
+                    with fake.lock:
+                        p = fake.predictions.get(m.group(1))
+                        if p and p["status"] not in ("succeeded", "failed", "canceled"):
+                            p["status"] = "canceled"
+                        body = fake.public(p) if p else {"detail": "not found"}
+                    return self._send(200 if p else 404, body)
+                m = re.fullmatch(r"/v1/models/([\w.-]+)/([\w.-]+)/predictions", self.path)
+                if not m:
+                    return self._send(404, {"detail": "no such route", "status": 404})
+                roll = fake.rng.random()
+                if roll < fake.p_429:
+                    return self._send(429, {"detail": "rate limited", "status": 429},
+                                      {"Retry-After": str(fake.retry_after_s)})
+                if roll < fake.p_429 + fake.p_500:
+                    return self._send(500, {"detail": "internal error", "status": 500})
+                model = f"{m.group(1)}/{m.group(2)}"
+                pid = uuid.uuid4().hex[:16]
+                p = {"id": pid, "model": model, "version": "v1", "status": "starting",
+                     "input": json.loads(raw or b"{}").get("input", {}), "output": None,
+                     "error": None, "logs": "", "_polls": 0,
+                     "urls": {"get": f"{fake.base_url}/v1/predictions/{pid}",
+                              "cancel": f"{fake.base_url}/v1/predictions/{pid}/cancel"}}
+                with fake.lock:
+                    fake.predictions[pid] = p
+                    fake.created.append((model, pid))
+                if model not in fake.slow_models and "wait" in (self.headers.get("Prefer") or ""):
+                    fake.finish(p)
+                with fake.lock:
+                    body = fake.public(p)
+                self._send(201, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.base_url
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- behaviour -------------------------------------------------------------------------
+    def log(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        with self.lock:
+            self.requests.append({"method": handler.command, "path": handler.path,
+                                  "headers": dict(handler.headers), "body": body[:2000]})
+
+    @staticmethod
+    def public(p: dict) -> dict:
+        return {k: v for k, v in p.items() if not k.startswith("_")}
+
+    def finish(self, p: dict) -> None:
+        model = p["model"]
+        image = p["input"].get("start_image") or p["input"].get("image") or ""
+        if self.fail_first_image and image:
+            self.doomed = getattr(self, "doomed", None) or hashlib.sha256(image.encode()).hexdigest()
+            if hashlib.sha256(image.encode()).hexdigest() == self.doomed:
+                p.update(status="failed", error="NSFW filter (injected)")
+                return
+        if model in self.failing_models:
+            p.update(status="failed", error="CUDA out of memory (injected)")
+            return
+        if model in self.malformed_models:
+            p.update(status="succeeded", output=None)
+            return
+        name = f"{p['id']}.mp4" if "image" in p["input"] or "start_image" in p["input"] \
+            or "first_frame_image" in p["input"] else f"{p['id']}.png"
+        self.files[name] = self.video(p["input"]) if name.endswith(".mp4") else self.image(p["input"])
+        url = f"{self.base_url}/files/{name}"
+        p.update(status="succeeded", output=url if name.endswith(".mp4") else [url])
+
+    def image(self, inputs: dict) -> bytes:
+        aspect = inputs.get("aspect_ratio", "9:16")
+        w, h = {"9:16": (576, 1024), "16:9": (1024, 576), "1:1": (768, 768)}.get(aspect, (576, 1024))
+        digest = hashlib.sha256(str(inputs.get("prompt")).encode()).digest()
+        img = Image.new("RGB", (w, h), tuple(digest[:3]))
+        draw = ImageDraw.Draw(img)
+        for i in range(24):  # shapes, so the picture has detail (sharpness) and identity
+            x, y = digest[i % 32] * w // 256, digest[(i + 7) % 32] * h // 256
+            r = 20 + digest[(i + 3) % 32] % 90
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(digest[(i + 1) % 30:(i + 1) % 30 + 3]))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    def video(self, inputs: dict) -> bytes:
+        uri = inputs.get("start_image") or inputs.get("first_frame_image") or inputs.get("image")
+        png = base64.b64decode(uri.split(",", 1)[1])
+        duration = float(inputs.get("duration", 5))
+        work = Path(tempfile.mkdtemp(dir=self.folder))
+        (work / "in.png").write_bytes(png)
+        with Image.open(work / "in.png") as im:
+            portrait = im.height > im.width
+        w, h = (360, 640) if portrait else (640, 360)
+        run_ffmpeg(["-y", "-loop", "1", "-i", str(work / "in.png"), "-t", f"{duration:g}",
+                    "-vf", f"scale={w * 2}:{h * 2},zoompan=z='1+0.0015*on':d=1:s={w}x{h}:fps=24",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    str(work / "out.mp4")], what="making a fake model clip")
+        return (work / "out.mp4").read_bytes()
+
+    # --- accounting ------------------------------------------------------------------------
+    def succeeded(self, kind: str = "") -> list[dict]:
+        with self.lock:
+            return [p for p in self.predictions.values() if p["status"] == "succeeded"
+                    and (not kind or ("image" in p["input"] or "start_image" in p["input"]
+                                      or "first_frame_image" in p["input"]) == (kind == "video"))]
+
+    def posts(self) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r["method"] == "POST")

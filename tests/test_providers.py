@@ -1,0 +1,168 @@
+"""Real-provider code paths through the official replicate client, against a loopback server that
+speaks Replicate's predictions API (``tests/fake_replicate.py``) at ``REPLICATE_BASE_URL``."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import make_song
+from tests.fake_replicate import FakeReplicate
+from video_assets.cli import main
+from video_assets.providers.registry import registry
+
+CANARY = f"r8_canary_{uuid.uuid4().hex}"
+IMAGE, VIDEO = "black-forest-labs/flux-schnell", "kwaivgi/kling-v2.1"
+
+
+@pytest.fixture()
+def fake(home: Path) -> Iterator[FakeReplicate]:
+    server = FakeReplicate(token=CANARY)
+    base = server.start()
+    old = {k: os.environ.get(k) for k in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL")}
+    os.environ.update({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base})
+    try:
+        yield server
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+def render(capsys, song: Path, *extra: str) -> tuple[int, dict, str]:
+    code = main(["render", "--audio", str(song), "--prompt", "lanterns drifting over a dark lake",
+                 "--aspect", "1:1", "--json", *extra])
+    out = capsys.readouterr()
+    return code, json.loads(out.out.strip().splitlines()[-1]), out.out + out.err
+
+
+def rows(home: Path, job_id: str) -> list[dict]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    cur = con.execute("SELECT * FROM provider_calls WHERE job_id = ? ORDER BY started_at", [job_id])
+    names = [d[0] for d in cur.description]
+    out = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    con.close()
+    return out
+
+
+def price(model: str) -> float:
+    return next(m.unit_price_usd for n, m in registry().models.items() if n == model)
+
+
+def test_render_with_replicate_costs_exactly_the_registry_prices_and_rerenders_free(
+        fake: FakeReplicate, home: Path, tmp_path: Path, capsys):
+    song = make_song(tmp_path / "lake.wav", 9.6, tempo_bpm=120.0)
+    # no --images/--video: with REPLICATE_API_TOKEN set, the real providers are the default
+    code, summary, output = render(capsys, song)
+    assert code == 0, summary
+    assert summary["status"] == "done" and all(summary["checks"].values())
+    n = summary["clips"]
+    ledger = rows(home, summary["job_id"])
+    images = [r for r in ledger if r["asset"] == "storyboard"]
+    clips = [r for r in ledger if r["asset"] == "clips"]
+    assert [(r["provider"], r["model"], r["status"], r["units"], r["unit"]) for r in images] == \
+        [("replicate", IMAGE, "ok", 1.0, "image")] * n
+    assert all(r["cost_usd"] == pytest.approx(price(IMAGE)) for r in images)
+    assert [(r["model"], r["status"], r["unit"]) for r in clips] == [(VIDEO, "ok", "video_s")] * n
+    assert all(r["cost_usd"] == pytest.approx(r["units"] * price(VIDEO)) for r in clips)
+    # exactly one ledger row per call the server saw, and the totals agree
+    assert len(fake.succeeded("image")) == n and len(fake.succeeded("video")) == n
+    assert fake.posts() == 2 * n
+    total = sum(r["cost_usd"] for r in ledger)
+    assert total == pytest.approx(n * price(IMAGE) + sum(r["units"] for r in clips) * price(VIDEO))
+    assert summary["cost_usd"] == pytest.approx(total)
+    # the clips came from the video model (scaled to the job's size, normalised to 30 fps)
+    manifest = json.loads((home / "media" / "jobs" / summary["job_id"] / "clips.json").read_text())
+    assert {c["provider"] for c in manifest} == {f"replicate:{VIDEO}"}
+    assert not any(c["fallback"] for c in manifest)
+
+    # the same job again: no paid call at all
+    posts = fake.posts()
+    code, again, output2 = render(capsys, song)
+    assert code == 0 and again["job_id"] == summary["job_id"]
+    assert fake.posts() == posts
+    new = [r for r in rows(home, summary["job_id"])[len(ledger):] if r["provider"] == "replicate"]
+    assert len(new) == 2 * n and all(r["cache_hit"] and r["cost_usd"] == 0 for r in new)
+    assert again["cost_usd"] == pytest.approx(total)  # the job's total did not move
+
+    # the key never reaches logs, metadata, the warehouse, the store or error reports
+    assert_no_canary(home, output + output2)
+
+
+def assert_no_canary(home: Path, printed: str) -> None:
+    from dagster import DagsterInstance
+
+    assert CANARY not in printed
+    for path in home.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50 * 2**20 and path.suffix != ".mp4":
+            assert CANARY.encode() not in path.read_bytes(), path
+    instance = DagsterInstance.get()
+    for record in instance.get_run_records():
+        for event in instance.all_logs(record.dagster_run.run_id):
+            assert CANARY not in str(event), event
+
+
+def test_over_budget_is_refused_before_any_paid_call(fake: FakeReplicate, home: Path,
+                                                     tmp_path: Path, capsys):
+    song = make_song(tmp_path / "thrifty.wav", 9.4, tempo_bpm=110.0)
+    code, summary, output = render(capsys, song, "--budget-usd", "0.05")
+    assert code == 1 and summary["failed_stage"] == "storyboard"
+    assert "over the budget of $0.05" in summary["error"] and "clip 1:" in summary["error"]
+    assert fake.posts() == 0  # nothing was spent
+    assert not [r for r in rows(home, summary["job_id"]) if r["provider"] == "replicate"]
+    assert CANARY not in output
+
+
+def test_flaky_provider_still_completes_without_double_charges(fake: FakeReplicate, home: Path,
+                                                               tmp_path: Path, capsys):
+    fake.p_429, fake.p_500 = 0.15, 0.15
+    song = make_song(tmp_path / "flaky.wav", 9.8, tempo_bpm=124.0)
+    code, summary, output = render(capsys, song)
+    assert code == 0, summary
+    ledger = rows(home, summary["job_id"])
+    paid = [r for r in ledger if r["status"] == "ok" and r["cost_usd"] > 0]
+    errors = [r for r in ledger if r["status"] == "error"]
+    assert errors, "30% injected failures produced no retry rows"
+    assert all(r["cost_usd"] == 0 and r["attempt"] >= 1 for r in errors)
+    assert any(r["attempt"] > 1 for r in ledger)
+    # one charge per prediction that succeeded, none for the failed attempts
+    assert len(paid) == len(fake.succeeded())
+    assert sum(r["cost_usd"] for r in paid) == pytest.approx(
+        sum(price(IMAGE) if "aspect_ratio" in p["input"] else price(VIDEO) * p["input"]["duration"]
+            for p in fake.succeeded()))
+    assert all("HTTP 429" in r["error"] or "HTTP 500" in r["error"] for r in errors)
+    assert_no_canary(home, output)
+
+
+def test_a_failing_clip_falls_back_to_the_animatic_and_is_flagged(fake: FakeReplicate,
+                                                                   home: Path, tmp_path: Path,
+                                                                   capsys):
+    fake.fail_first_image = True
+    song = make_song(tmp_path / "fallback.wav", 9.9, tempo_bpm=118.0)
+    code, summary, _ = render(capsys, song)
+    assert code == 0, summary
+    manifest = json.loads((home / "media" / "jobs" / summary["job_id"] / "clips.json").read_text())
+    fallbacks = [c for c in manifest if c["fallback"]]
+    assert len(fallbacks) == 1 and fallbacks[0]["provider"] == "offline"
+    assert sum(not c["fallback"] for c in manifest) == len(manifest) - 1
+    failed = [r for r in rows(home, summary["job_id"])
+              if r["asset"] == "clips" and r["status"] == "error"]
+    assert len(failed) == 5 and all("failed" in r["error"] for r in failed)  # all its attempts
+
+
+def test_a_job_with_fewer_than_two_real_clips_fails_clearly(fake: FakeReplicate, home: Path,
+                                                           tmp_path: Path, capsys):
+    fake.failing_models = {VIDEO}
+    song = make_song(tmp_path / "doomed.wav", 9.7, tempo_bpm=96.0)
+    code, summary, _ = render(capsys, song)
+    assert code == 1 and summary["failed_stage"] == "clips"
+    assert "only 0 of" in summary["error"] and "at least 2" in summary["error"]
