@@ -153,6 +153,8 @@ def test_a_failing_clip_falls_back_to_the_animatic_and_is_flagged(fake: FakeRepl
     manifest = json.loads((home / "media" / "jobs" / summary["job_id"] / "clips.json").read_text())
     fallbacks = [c for c in manifest if c["fallback"]]
     assert len(fallbacks) == 1 and fallbacks[0]["provider"] == "offline"
+    report = json.loads((home / "media" / "jobs" / summary["job_id"] / "quality.json").read_text())
+    assert report["fallback_scenes"] == [fallbacks[0]["index"] + 1]  # flagged in the report
     assert sum(not c["fallback"] for c in manifest) == len(manifest) - 1
     failed = [r for r in rows(home, summary["job_id"])
               if r["asset"] == "clips" and r["status"] == "error"]

@@ -244,6 +244,7 @@ class QualityReport(BaseModel):
     cut_to_boundary_ms: list[float]  # per detected cut, to the nearest planned cut or fade
     crossfade_centre_ms: list[float]  # per visible crossfade, measured centre to the nearest beat
     crossfades_unmeasurable: int  # too faint to locate (e.g. between near-identical shots)
+    fallback_scenes: list[int] = []  # 1-based scenes whose real clip failed (animatic instead)
     fade_black_ms: list[float]  # per fade, measured black frame to the nearest beat
     audio_offset_ms: float  # signed: positive = the video's audio is late
     loudness_lufs: float
