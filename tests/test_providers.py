@@ -168,3 +168,14 @@ def test_a_job_with_fewer_than_two_real_clips_fails_clearly(fake: FakeReplicate,
     code, summary, _ = render(capsys, song)
     assert code == 1 and summary["failed_stage"] == "clips"
     assert "only 0 of" in summary["error"] and "at least 2" in summary["error"]
+
+
+def test_naming_replicate_without_its_key_is_bad_input(home: Path, tmp_path: Path, capsys,
+                                                       monkeypatch):
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    song = make_song(tmp_path / "nokey.wav", 4.0)
+    code = main(["render", "--audio", str(song), "--prompt", "no key here", "--video",
+                 "replicate:" + VIDEO])
+    err = capsys.readouterr().err
+    assert code == 2 and "providers.video" in err and "REPLICATE_API_TOKEN" in err
+    assert not list((home / "media" / "staged").glob("nokey-*"))  # nothing staged

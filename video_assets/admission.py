@@ -194,7 +194,7 @@ def stage(
     """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run.
 
     Providers left unset are decided here, once: real ones only when their key is set."""
-    request = resolve_providers(request)
+    request = resolve_providers(request, source_name)
     if audio_path is not None:
         ext = audio_path.suffix.lower() or ".audio"
         audio_key = f"staged/{job_id}/audio{ext}"
@@ -211,8 +211,17 @@ def stage(
     return stored
 
 
-def resolve_providers(request: Request) -> Request:
-    default = "replicate" if os.environ.get("REPLICATE_API_TOKEN") else "offline"
+def resolve_providers(request: Request, source: str = "request") -> Request:
+    """Unset providers become real ones only when their key is set; a real provider named
+    without its key is refused before anything is staged."""
+    has_key = bool(os.environ.get("REPLICATE_API_TOKEN"))
+    for field in ("images", "video"):
+        choice = getattr(request.providers, field) or ""
+        if choice.startswith("replicate") and not has_key:
+            raise RequestError(source, f"providers.{field}", f"{choice!r} needs "
+                               "REPLICATE_API_TOKEN in the environment; fix: export it, or use "
+                               "offline")
+    default = "replicate" if has_key else "offline"
     providers = request.providers.model_copy(update={
         "images": request.providers.images or default, "video": request.providers.video or default})
     return request.model_copy(update={"providers": providers})

@@ -118,7 +118,11 @@ def render(args: argparse.Namespace) -> int:
                          sort_keys=True).encode()
     name = audio_path.name if audio_path else "ad"
     job_id = args.job_id or f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
-    stage(StoreResource().get(), job_id, request, name, audio_path, duration_s)
+    try:
+        stage(StoreResource().get(), job_id, request, name, audio_path, duration_s)
+    except RequestError as exc:
+        _err(str(exc).replace('request "command line": ', "--"))
+        return EXIT_BAD_INPUT
     if not args.json:
         print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
               f"({request.mode}, {request.aspect}, transitions {request.transitions})",
