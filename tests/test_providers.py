@@ -4,7 +4,6 @@ speaks Replicate's predictions API (``tests/fake_replicate.py``) at ``REPLICATE_
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import make_song
+from tests.conftest import make_song, scoped_env
 from tests.fake_replicate import FakeReplicate
 from video_assets.cli import main
 from video_assets.providers.registry import registry
@@ -25,16 +24,10 @@ IMAGE, VIDEO = "black-forest-labs/flux-schnell", "kwaivgi/kling-v2.1"
 def fake(home: Path) -> Iterator[FakeReplicate]:
     server = FakeReplicate(token=CANARY)
     base = server.start()
-    old = {k: os.environ.get(k) for k in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL")}
-    os.environ.update({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base})
     try:
-        yield server
+        with scoped_env({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base}):
+            yield server
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         server.stop()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import boto3
 import duckdb
 import pytest
 
-from tests.conftest import make_song
+from tests.conftest import free_port, make_song, scoped_env
 from video_assets.cli import main
 from video_assets.media.probe import probe_video
 from video_assets.resources import StoreResource
@@ -23,12 +22,6 @@ from video_assets.store_s3 import KIND_TAG, S3Store
 
 BUCKET = "video-assets-test"
 OTHER_BUCKET = "someone-elses"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +35,13 @@ def s3_env(home: Path) -> Iterator[str]:
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "VIDEO_ASSETS_BUCKET": BUCKET}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
-    for name in (BUCKET, OTHER_BUCKET):
-        client.create_bucket(Bucket=name)
     try:
-        yield env["AWS_ENDPOINT_URL"]
+        with scoped_env(env):
+            client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
+            for name in (BUCKET, OTHER_BUCKET):
+                client.create_bucket(Bucket=name)
+            yield env["AWS_ENDPOINT_URL"]
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         server.stop()
 
 

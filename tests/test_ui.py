@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS, REPO, free_port
 from video_assets.assets.quality import BARS
 
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { type } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
