@@ -45,6 +45,8 @@ def test_cost_cache_and_reliability_match_the_ledger(rendered_job: dict, con):
 
 def test_jobs_and_quality_from_the_warehouse(rendered_job: dict, con, home: Path):
     jobs = analysis.jobs_over_time(con)
+    with pytest.raises(ValueError, match="use hour, day, week or month"):
+        analysis.jobs_over_time(con, every="day', created_at) FROM jobs; --")
     assert jobs.filter(pl.col("status") == "done")["jobs"].sum() >= 1
     rates = analysis.quality_pass_rates(con)
     report = json.loads((home / "media" / "jobs" / rendered_job["job_id"] / "quality.json").read_text())

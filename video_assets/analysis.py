@@ -40,7 +40,9 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 # --- jobs and cost -----------------------------------------------------------------------------
 
 def jobs_over_time(con: duckdb.DuckDBPyConnection, every: str = "day") -> pl.DataFrame:
-    """Jobs created per ``every`` (a DuckDB date part: hour, day, week...), by status."""
+    """Jobs created per ``every`` (hour, day, week or month), by status."""
+    if every not in ("hour", "day", "week", "month"):
+        raise ValueError(f"every={every!r}; fix: use hour, day, week or month")
     return query(con, f"""
         SELECT date_trunc('{every}', created_at) AS period, coalesce(status, 'unknown') AS status,
                count(*) AS jobs

@@ -144,6 +144,7 @@ def scan_inbox(
         o.modified_ns == state["after_ns"] and state["at"].get(o.key) != o.etag)),
         key=lambda o: (o.modified_ns, o.key))
     fresh = [o for o in fresh if o.key not in state["waiting"]]
+    fresh_keys = {o.key for o in fresh}
     for done, obj in enumerate([*retry, *fresh]):
         if done >= max_per_tick or time.monotonic() - started > time_budget_s:
             result.more = True
@@ -164,7 +165,7 @@ def scan_inbox(
                 inbox.delete(error_report_key(obj.key))  # an earlier version may have been rejected
                 result.admitted.append((job_id, f"{obj.key}:{obj.etag}", obj.key))
                 state["waiting"].pop(obj.key, None)
-        if obj in fresh:  # the watermark moves over what this tick decided or set aside
+        if obj.key in fresh_keys:  # the watermark moves over what this tick decided or set aside
             if obj.modified_ns > state["after_ns"]:
                 state["after_ns"], state["at"] = obj.modified_ns, {}
             state["at"][obj.key] = obj.etag

@@ -45,9 +45,10 @@ def clip_beats_s(beats_s: list[float], seg: Segment, fps: int, clip_s: float) ->
     return [round(b - t0, 4) for b in beats_s if t0 <= b < t0 + clip_s]
 
 
-def make_clip(provider, media, image, scene, clip_s, beats, size, calls, base: dict) -> tuple:
+def make_clip(provider, media, image, image_sha, scene, clip_s, beats, size, calls,
+              base: dict) -> tuple:
     """The clip from the cache, or generated and cached; returns (cache key, cache hit)."""
-    key = clip_cache_key(provider, sha256_file(image), clip_s, scene, beats, size)
+    key = clip_cache_key(provider, image_sha, clip_s, scene, beats, size)
     new_row = row_factory(calls, **base, provider=provider.name, model=provider.model,
                           units=clip_s, unit=getattr(provider, "unit", "video_s"))
     if media.exists(key):
@@ -93,15 +94,15 @@ def clips(
             base = {"job_id": job_id, "asset": "clips", "scene_index": scene.index}
             used, fallback = provider, False
             with media.local_path(storyboard_key(job_id, scene.index)) as image:
+                image_sha = sha256_file(image)
                 try:
                     if paid:
-                        key = clip_cache_key(provider, sha256_file(image), clip_s, scene, beats,
-                                             size)
+                        key = clip_cache_key(provider, image_sha, clip_s, scene, beats, size)
                         price = 0.0 if media.exists(key) else provider.estimate_usd([clip_s])
                         spend.reserve(f"clip {scene.index + 1}: {clip_s:g} s ({provider.model})",
                                       price)
-                    key, hit = make_clip(provider, media, image, scene, clip_s, beats, size,
-                                         calls, base)
+                    key, hit = make_clip(provider, media, image, image_sha, scene, clip_s, beats,
+                                         size, calls, base)
                 except ProviderError as exc:  # retries exhausted: the animatic stands in
                     if paid:
                         spend.release(price)
@@ -110,7 +111,7 @@ def clips(
                     used, fallback = OfflineVideo(), True
                     clip_s = choose_duration(need_s, used.allowed_durations_s)
                     beats = clip_beats_s(grid.beats_s, seg, settings.fps, clip_s)
-                    key, hit = make_clip(used, media, image, scene, clip_s, beats,
+                    key, hit = make_clip(used, media, image, image_sha, scene, clip_s, beats,
                                          used.output_size(stored.request.size), calls, base)
             media.copy(key, clip_key(job_id, scene.index))
             spec = ClipSpec(index=scene.index, key=clip_key(job_id, scene.index),

@@ -16,7 +16,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Metada
 
 from video_assets.media import quality
 from video_assets.media.compose import Segment
-from video_assets.media.probe import probe_video
+from video_assets.media.probe import VideoProbe, probe_video
 from video_assets.partitions import jobs_partitions
 from video_assets.schemas import QualityMetric, QualityReport
 
@@ -104,10 +104,12 @@ def report_metadata(report: QualityReport) -> dict:
 
 
 def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
-            segments: list[Segment], fps: int, size: tuple[int, int]) -> QualityReport:
-    """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars."""
+            segments: list[Segment], fps: int, size: tuple[int, int],
+            probe: VideoProbe | None = None) -> QualityReport:
+    """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars
+    (``probe``: the file's container facts if already read; reading them decodes the file)."""
     frame_ms = 1000.0 / fps
-    probe = probe_video(video)
+    probe = probe or probe_video(video)
     width, height, video_fps = quality.video_format(video)
     frames = quality.decode_frames(video)
     n = len(frames)

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from video_assets.assets.clips import clip_beats_s, segments_for
 from video_assets.assets.common import (
     clip_cache_key,
     image_cache_key,
@@ -29,8 +30,6 @@ from video_assets.store import job_key, sha256_file
 
 def clip_plan(plan, grid, settings: PipelineSettings, video) -> list[tuple[Segment, float, list]]:
     """Per scene: its timeline segment, the clip length to ask for and the beats inside it."""
-    from video_assets.assets.clips import clip_beats_s, segments_for
-
     out = []
     for seg in segments_for(plan, settings.fps, settings.transition_half_frames):
         clip_s = choose_duration(seg.n_frames / settings.fps, video.allowed_durations_s)

@@ -16,21 +16,17 @@ from video_assets.media.animatic import render_animatic
 from video_assets.media.art import render_card
 from video_assets.schemas import BeatGrid, Character, Request, Scene, Script, Style
 
-# keyword -> palette (sky top, sky bottom, accent, far, near)
-PALETTES: dict[str, list[str]] = {
-    "neon": ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"],
-    "synthwave": ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"],
-    "ocean": ["#0b2a4a", "#7fd1e0", "#fff2b3", "#1d5f7a", "#0a1f33"],
-    "sea": ["#0b2a4a", "#7fd1e0", "#fff2b3", "#1d5f7a", "#0a1f33"],
-    "forest": ["#0b3d2e", "#8ad1c2", "#f2e86d", "#1f6b4e", "#0a241b"],
-    "desert": ["#3d1f0b", "#f5a25d", "#fff1c1", "#a0522d", "#40210f"],
-    "sunset": ["#2b1055", "#f76b1c", "#fad961", "#6b2d5c", "#1f0b2b"],
-    "sunrise": ["#2b1055", "#f76b1c", "#fad961", "#6b2d5c", "#1f0b2b"],
-    "snow": ["#3a4a6b", "#dfe9f5", "#ffffff", "#8fa3c2", "#2b3550"],
-    "winter": ["#3a4a6b", "#dfe9f5", "#ffffff", "#8fa3c2", "#2b3550"],
-    "night": ["#05070f", "#1b2a4a", "#c9d6ff", "#14203a", "#03050a"],
-    "space": ["#000005", "#1a1040", "#9fd3ff", "#241a5a", "#05030f"],
-    "coffee": ["#2b1a10", "#c08552", "#f3e0c7", "#5e3b22", "#1a0f08"],
+# keywords -> palette (sky top, sky bottom, accent, far, near); the first match wins
+PALETTES: dict[tuple[str, ...], list[str]] = {
+    ("neon", "synthwave"): ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"],
+    ("ocean", "sea"): ["#0b2a4a", "#7fd1e0", "#fff2b3", "#1d5f7a", "#0a1f33"],
+    ("forest",): ["#0b3d2e", "#8ad1c2", "#f2e86d", "#1f6b4e", "#0a241b"],
+    ("desert",): ["#3d1f0b", "#f5a25d", "#fff1c1", "#a0522d", "#40210f"],
+    ("sunset", "sunrise"): ["#2b1055", "#f76b1c", "#fad961", "#6b2d5c", "#1f0b2b"],
+    ("snow", "winter"): ["#3a4a6b", "#dfe9f5", "#ffffff", "#8fa3c2", "#2b3550"],
+    ("night",): ["#05070f", "#1b2a4a", "#c9d6ff", "#14203a", "#03050a"],
+    ("space",): ["#000005", "#1a1040", "#9fd3ff", "#241a5a", "#05030f"],
+    ("coffee",): ["#2b1a10", "#c08552", "#f3e0c7", "#5e3b22", "#1a0f08"],
 }
 URBAN_WORDS = ("city", "street", "urban", "neon", "downtown", "skyline", "rooftop", "subway")
 FLAVOR_BIAS = {"default": 0.0, "cinematic": -0.2, "energetic": 0.2, "minimal": -0.1}
@@ -69,8 +65,8 @@ def stable_seed(*parts: object) -> int:
 
 def palette_for(text: str, seed: int) -> list[str]:
     lowered = text.lower()
-    for word, palette in PALETTES.items():
-        if re.search(rf"\b{word}\b", lowered):
+    for words, palette in PALETTES.items():
+        if any(re.search(rf"\b{word}\b", lowered) for word in words):
             return list(palette)
     hue = (seed % 360) / 360.0
     out = []
