@@ -157,8 +157,10 @@ class FakeReplicate:
         model = p["model"]
         image = p["input"].get("start_image") or p["input"].get("image") or ""
         if self.fail_first_image and image:
-            self.doomed = getattr(self, "doomed", None) or hashlib.sha256(image.encode()).hexdigest()
-            if hashlib.sha256(image.encode()).hexdigest() == self.doomed:
+            digest = hashlib.sha256(image.encode()).hexdigest()
+            with self.lock:  # clips arrive from several threads: the first one seen is doomed
+                self.doomed = getattr(self, "doomed", None) or digest
+            if digest == self.doomed:
                 p.update(status="failed", error="NSFW filter (injected)")
                 return
         if model in self.failing_models:

@@ -13,13 +13,23 @@ def test_definitions_validate():
 
 def test_asset_graph_order_and_partitions():
     graph = defs.resolve_asset_graph()
-    order = ["job_request", "beat_grid", "script", "storyboard", "clips", "final_video",
-             "quality_report"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    edges = [("job_request", "beat_grid"), ("beat_grid", "lyrics"), ("lyrics", "script"),
+             ("script", "voiceover"), ("script", "storyboard"), ("storyboard", "clips"),
+             ("clips", "final_video"), ("voiceover", "final_video"),
+             ("final_video", "quality_report")]
+    for upstream, downstream in edges:
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
-    for name in order:
+    for name in {name for edge in edges for name in edge}:
         node = graph.get(AssetKey(name))
         assert node.partitions_def is not None and node.partitions_def.name == "jobs"
+
+
+def test_paid_stages_share_the_providers_pool():
+    graph = defs.resolve_asset_graph()
+    pools = {name: defs.resolve_assets_def(name).get_op_def_for_asset_key(AssetKey(name)).pool
+             for name in ("storyboard", "clips", "script")}
+    assert pools == {"storyboard": "providers", "clips": "providers", "script": None}
+    assert graph.get(AssetKey("clips")).partitions_def.name == "jobs"
 
 
 def test_render_job_runs_in_process():

@@ -23,6 +23,9 @@ from video_assets.schemas import (
     MAX_AUDIO_BYTES,
     MAX_AUDIO_S,
     MIN_AUDIO_S,
+    PROVIDER_CAPABILITIES,
+    REAL_PROVIDERS,
+    Providers,
     Request,
     StoredRequest,
 )
@@ -40,8 +43,11 @@ FIXES = {
     "flavor": f"use one of {', '.join(FLAVORS)}",
     "transitions": "use auto, cut, crossfade or fade",
     "budget_usd": "give a non-negative number of US dollars",
-    "providers": "use planner: offline; images and video: offline, replicate or "
-                 "replicate:<owner/model> from video_assets/providers/prices.json",
+    "providers": "use offline, openai[:<model>] (planner, transcribe, voice) or "
+                 "replicate[:<owner/model>] (images, video, music, lipsync); models are listed in "
+                 "video_assets/providers/prices.json",
+    "lipsync": "use true or false",
+    "continuation": "use true or false",
 }
 
 
@@ -211,20 +217,29 @@ def stage(
     return stored
 
 
+KEYS = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN"}
+
+
 def resolve_providers(request: Request, source: str = "request") -> Request:
-    """Unset providers become real ones only when their key is set; a real provider named
-    without its key is refused before anything is staged."""
-    has_key = bool(os.environ.get("REPLICATE_API_TOKEN"))
-    for field in ("images", "video"):
-        choice = getattr(request.providers, field) or ""
-        if choice.startswith("replicate") and not has_key:
-            raise RequestError(source, f"providers.{field}", f"{choice!r} needs "
-                               "REPLICATE_API_TOKEN in the environment; fix: export it, or use "
-                               "offline")
-    default = "replicate" if has_key else "offline"
-    providers = request.providers.model_copy(update={
-        "images": request.providers.images or default, "video": request.providers.video or default})
-    return request.model_copy(update={"providers": providers})
+    """Unset providers become real ones only when their key is set (lip-sync only when asked
+    for); a real provider named without its key is refused before anything is staged."""
+    chosen = {}
+    for field in PROVIDER_CAPABILITIES:
+        choice = getattr(request.providers, field)
+        real = REAL_PROVIDERS[field]
+        has_key = bool(os.environ.get(KEYS[real]))
+        if choice and choice != "offline" and not has_key:
+            raise RequestError(source, f"providers.{field}", f"{choice!r} needs {KEYS[real]} in "
+                               "the environment; fix: export it, or use offline")
+        if choice is None:
+            wanted = field != "lipsync" or request.lipsync
+            choice = real if has_key and wanted else "offline"
+        chosen[field] = choice
+    if request.lipsync and chosen["lipsync"] == "offline":
+        raise RequestError(source, "lipsync", "lip-sync needs a lip-sync model (providers.lipsync: "
+                           "replicate) and REPLICATE_API_TOKEN; fix: export the token, or set "
+                           "lipsync: false")
+    return request.model_copy(update={"providers": Providers(**chosen)})
 
 
 def staged_key(job_id: str) -> str:

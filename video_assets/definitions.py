@@ -7,14 +7,16 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from video_assets.assets.beats import beat_grid
 from video_assets.assets.clips import clips
 from video_assets.assets.final import final_video
+from video_assets.assets.lyrics import lyrics
 from video_assets.assets.request import job_request
 from video_assets.assets.script import script
 from video_assets.assets.storyboard import storyboard
+from video_assets.assets.voiceover import voiceover
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.sensors import RUN_JOB_NAME, inbox_sensor, job_failure_sensor
 
 # final_video is one step that materializes final_video and quality_report (assets/final.py)
-STAGES = [job_request, beat_grid, script, storyboard, clips, final_video]
+STAGES = [job_request, beat_grid, lyrics, script, voiceover, storyboard, clips, final_video]
 
 render_job = define_asset_job(
     RUN_JOB_NAME,

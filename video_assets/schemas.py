@@ -23,8 +23,11 @@ ASPECT_SIZES: dict[str, tuple[int, int]] = {
 }
 
 FLAVORS = ("default", "cinematic", "energetic", "minimal")
-PROVIDER_CAPABILITIES = ("planner", "images", "video")
-_PROVIDER_RE = re.compile(r"^(offline|openai|replicate:[\w.-]+/[\w.-]+)$")
+PROVIDER_CAPABILITIES = ("planner", "transcribe", "voice", "images", "video", "music", "lipsync")
+# who can serve each capability besides offline (the key each needs is in admission.KEYS)
+REAL_PROVIDERS = {"planner": "openai", "transcribe": "openai", "voice": "openai",
+                  "images": "replicate", "video": "replicate", "music": "replicate",
+                  "lipsync": "replicate"}
 
 MIN_AUDIO_S = 2.0
 MAX_AUDIO_S = 600.0
@@ -37,36 +40,48 @@ class Frozen(BaseModel):
 
 
 class Providers(Frozen):
-    """Which implementation serves each capability. ``images``/``video`` left out default, when
-    the job is admitted, to ``replicate`` if ``REPLICATE_API_TOKEN`` is set, else ``offline``."""
+    """Which implementation serves each capability: ``offline``, the real provider (``openai`` /
+    ``replicate``, its default model) or ``<provider>:<model>`` from the registry. Capabilities
+    left out are decided at admission: the real provider when its key is set, else offline
+    (lip-sync stays offline, i.e. off, unless asked for)."""
 
-    planner: str = "offline"
+    planner: str | None = None
+    transcribe: str | None = None
+    voice: str | None = None
     images: str | None = None
     video: str | None = None
+    music: str | None = None
+    lipsync: str | None = None
 
-    @field_validator("planner")
+    @field_validator(*PROVIDER_CAPABILITIES)
     @classmethod
-    def _planner(cls, value: str) -> str:
-        if value != "offline":
-            raise ValueError(f"{value!r} is not available as a planner in this build; use offline")
-        return value
-
-    @field_validator("images", "video")
-    @classmethod
-    def _media(cls, value: str | None, info) -> str | None:
-        if value is None or value in ("offline", "replicate"):
+    def _known(cls, value: str | None, info) -> str | None:
+        if value is None or value == "offline":
             return value
-        if not value.startswith("replicate:"):
-            raise ValueError(f"{value!r} is not a provider; use offline, replicate or "
-                             "replicate:<owner/model>")
-        from video_assets.providers.registry import registry
+        real = REAL_PROVIDERS[info.field_name]
+        provider, _, model = value.partition(":")
+        if provider != real:
+            raise ValueError(f"{value!r} cannot serve {info.field_name}; use offline, {real} or "
+                             f"{real}:<model>")
+        if model:
+            from video_assets.providers.registry import CAPABILITY, registry
 
-        try:
-            registry().get(value.removeprefix("replicate:"),
-                           "image" if info.field_name == "images" else "video")
-        except KeyError as exc:
-            raise ValueError(str(exc).strip("'\"")) from None
+            try:
+                spec = registry().get(model, CAPABILITY[info.field_name])
+            except KeyError as exc:
+                raise ValueError(str(exc).strip("'\"")) from None
+            if spec.provider != provider:
+                raise ValueError(f"model {model!r} is served by {spec.provider}, not {provider}")
         return value
+
+    def model_for(self, capability: str) -> str | None:
+        """The registry model a real provider uses for ``capability``, or None when offline."""
+        from video_assets.providers.registry import DEFAULT_MODELS
+
+        choice = getattr(self, capability)
+        if choice in (None, "offline"):
+            return None
+        return choice.split(":", 1)[1] if ":" in choice else DEFAULT_MODELS[capability]
 
 
 class Request(Frozen):
@@ -82,6 +97,8 @@ class Request(Frozen):
     transitions: TransitionChoice = "auto"
     budget_usd: float | None = Field(default=None, ge=0)
     providers: Providers = Providers()
+    lipsync: bool = False  # lip-sync the scenes where words are sung (providers.lipsync)
+    continuation: bool = False  # each scene starts from the previous clip's last frame
 
     @field_validator("prompt")
     @classmethod
@@ -178,6 +195,7 @@ class Scene(Frozen):
     transition: Transition  # into the next scene ("cut" for the last one)
     energy: float = Field(ge=0, le=1)
     seed: int
+    lipsync: bool = False  # the clip's mouth movement is synced to this scene's audio
 
 
 class Script(Frozen):
@@ -190,6 +208,26 @@ class Script(Frozen):
     scenes: list[Scene]
 
 
+class Word(Frozen):
+    word: str
+    start_s: float
+    end_s: float
+
+
+class Lyrics(Frozen):
+    """``lyrics.json``: the words sung in the audio with their times (empty when not transcribed)."""
+
+    provider: str
+    model: str
+    language: str = ""
+    text: str = ""
+    words: list[Word] = []
+    note: str = ""  # why there are no words, when there are none
+
+    def words_between(self, start_s: float, end_s: float) -> list[Word]:
+        return [w for w in self.words if start_s <= (w.start_s + w.end_s) / 2 < end_s]
+
+
 class ClipSpec(Frozen):
     """What composition needs to know about one generated clip."""
 
@@ -200,6 +238,7 @@ class ClipSpec(Frozen):
     segment_duration_s: float  # how much of the timeline the clip must fill
     provider: str = "offline"  # who made it, e.g. replicate:kwaivgi/kling-v2.1
     fallback: bool = False  # the real provider failed; this is the offline animatic instead
+    lipsync: bool = False  # the mouths were synced to the song (lip-sync provider)
 
 
 class CallRecord(BaseModel):
@@ -214,6 +253,8 @@ class CallRecord(BaseModel):
     unit: str = "call"
     unit_price_usd: float = 0.0
     cost_usd: float = 0.0
+    input_units: float | None = None  # token models: tokens in (units = in + out)
+    output_units: float | None = None  # token models: tokens out
     latency_s: float = 0.0
     cache_hit: bool = False
     attempt: int = 1

@@ -56,11 +56,15 @@ CREATE TABLE IF NOT EXISTS quality_metrics (
     passed BOOLEAN,
     measured_at TIMESTAMPTZ
 );
+-- token models are priced per token in and out: units = in + out, these say which is which
+ALTER TABLE provider_calls ADD COLUMN IF NOT EXISTS input_units DOUBLE;
+ALTER TABLE provider_calls ADD COLUMN IF NOT EXISTS output_units DOUBLE;
 """
 
 CALL_COLUMNS = (
     "job_id", "asset", "scene_index", "provider", "model", "units", "unit", "unit_price_usd",
     "cost_usd", "latency_s", "cache_hit", "attempt", "status", "error", "started_at",
+    "input_units", "output_units",
 )  # fmt: skip
 
 
@@ -127,6 +131,13 @@ class Warehouse:
                 "SELECT coalesce(sum(cost_usd), 0) FROM provider_calls WHERE job_id = ?", [job_id]
             ).fetchone()
         return float(row[0]) if row else 0.0
+
+    def has_calls(self, job_id: str, asset: str) -> bool:
+        """Whether the job has ever called a provider for ``asset`` (any status)."""
+        with self.connect() as con:
+            row = con.execute("SELECT count(*) FROM provider_calls WHERE job_id = ? AND asset = ?",
+                              [job_id, asset]).fetchone()
+        return bool(row and row[0])
 
     def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
                         measured_at: datetime) -> None:

@@ -94,3 +94,22 @@ def row_factory(calls: list[CallRecord], **base: object) -> Callable[[], CallRec
         return row
 
     return new_row
+
+
+def generation_key(kind: str, ext: str, provider, **inputs: object) -> str:
+    """The cache key of any other generation (music, lyrics, plan, voice, lip-sync)."""
+    return cache_key(kind, ext, provider=provider.name, model=provider.model,
+                     version=provider.version, **inputs)
+
+
+def lipsync_cache_key(provider, clip_cache: str, audio_sha256: str, offset_s: float,
+                      duration_s: float) -> str:
+    return generation_key("lipsync", "mp4", provider, clip=clip_cache, audio_sha256=audio_sha256,
+                          offset_s=round(offset_s, 4), duration_s=duration_s)
+
+
+def voice_line(scene: Scene, max_chars: int = 120) -> str:
+    """What the voiceover says over a scene: its caption, without the archetype's role label."""
+    text = scene.caption.split(":", 1)[1] if ":" in scene.caption[:24] else scene.caption
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1].rsplit(" ", 1)[0] + "…"

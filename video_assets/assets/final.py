@@ -15,15 +15,24 @@ from dagster import (
     multi_asset,
 )
 
-from video_assets.assets.clips import CLIPS_MANIFEST, segments_for
+from video_assets.assets.budget import segments_for
+from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
 from video_assets.assets.quality import check_results, check_specs, measure, report_metadata
+from video_assets.assets.voiceover import VOICEOVER_FILE
 from video_assets.media.compose import compose, extract_thumbnail
 from video_assets.media.probe import probe_video
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
-from video_assets.store import job_key
+from video_assets.store import MediaStore, job_key
+
+
+def soundtrack_key(media: MediaStore, job_id: str, stored) -> str:
+    """The audio under the video: the song, or for an ad with a voice, the voiceover mix."""
+    voice_key = job_key(job_id, VOICEOVER_FILE)
+    mixed = media.get_json(voice_key).get("soundtrack_key") if media.exists(voice_key) else None
+    return mixed or stored.audio_key
 
 
 @multi_asset(
@@ -31,8 +40,9 @@ from video_assets.store import job_key
     partitions_def=jobs_partitions,
     group_name="video",
     specs=[
-        AssetSpec("final_video", deps=["clips"], kinds={"ffmpeg"},
-                  description="final.mp4: the clips cut on the beats over the original audio"),
+        AssetSpec("final_video", deps=["clips", "voiceover"], kinds={"ffmpeg"},
+                  description="final.mp4: the clips cut on the beats over the original audio "
+                              "(for ads with a voice, the voiceover mix)"),
         AssetSpec("quality_report", deps=["final_video"], kinds={"python"},
                   description="quality.json: final.mp4 measured against PRODUCT.md's quality bars"),
     ],
@@ -56,7 +66,7 @@ def final_video(
     with ExitStack() as stack:
         tmp = stack.enter_context(media.scratch_dir())
         clip_paths = [stack.enter_context(media.local_path(s.key)) for s in specs]
-        audio = stack.enter_context(media.local_path(stored.audio_key))
+        audio = stack.enter_context(media.local_path(soundtrack_key(media, job_id, stored)))
         out = tmp / "final.mp4"
         context.log.info(f"composing {len(specs)} clips into {size[0]}x{size[1]} "
                          f"@ {settings.fps} fps")

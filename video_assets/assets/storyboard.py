@@ -1,16 +1,15 @@
 """``storyboard``: one image per scene at the target aspect, and a contact sheet.
 
-This is a job's first paid stage: before any paid call it estimates what the images and the
-clips still to be generated will cost (cached ones are free) and refuses a job over its budget.
+Before any paid call it estimates what the images, clips and lip-syncs still to be generated will
+cost (cached ones are free) and refuses a job over its budget (``assets/budget.py``).
 """
 
 from contextlib import ExitStack
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from video_assets.assets.clips import clip_beats_s, segments_for
+from video_assets.assets.budget import preflight
 from video_assets.assets.common import (
-    clip_cache_key,
     image_cache_key,
     image_md,
     ledger,
@@ -19,25 +18,15 @@ from video_assets.assets.common import (
     storyboard_key,
 )
 from video_assets.media.art import contact_sheet
-from video_assets.media.compose import Segment
-from video_assets.partitions import jobs_partitions
-from video_assets.providers.base import choose_duration, ledger_call
-from video_assets.providers.budget import refuse_if_over
-from video_assets.providers.select import image_provider, video_provider
+from video_assets.partitions import PROVIDERS_POOL, jobs_partitions
+from video_assets.providers.base import ledger_call
+from video_assets.providers.select import image_provider
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
-from video_assets.store import job_key, sha256_file
+from video_assets.store import job_key
 
 
-def clip_plan(plan, grid, settings: PipelineSettings, video) -> list[tuple[Segment, float, list]]:
-    """Per scene: its timeline segment, the clip length to ask for and the beats inside it."""
-    out = []
-    for seg in segments_for(plan, settings.fps, settings.transition_half_frames):
-        clip_s = choose_duration(seg.n_frames / settings.fps, video.allowed_durations_s)
-        out.append((seg, clip_s, clip_beats_s(grid.beats_s, seg, settings.fps, clip_s)))
-    return out
-
-
-@asset(partitions_def=jobs_partitions, group_name="video", deps=["script"], kinds={"python"})
+@asset(partitions_def=jobs_partitions, group_name="video", deps=["script"], kinds={"python"},
+       pool=PROVIDERS_POOL)
 def storyboard(
     context: AssetExecutionContext,
     store: StoreResource,
@@ -52,9 +41,8 @@ def storyboard(
     size = stored.request.size
     policy, conc = settings.retry_policy(), settings.provider_concurrency
     provider = image_provider(stored.request.providers.images, policy, conc)
-    video = video_provider(stored.request.providers.video, policy, conc)
     keys = [image_cache_key(provider, scene, plan, size) for scene in plan.scenes]
-    estimate = budget_check(job_id, stored, grid, plan, keys, provider, video, media, wh, settings)
+    estimate = preflight(job_id, stored, settings, media, wh, "images", grid, plan)
     hits = 0
     with ledger(wh) as calls, media.scratch_dir() as tmp:
         for scene, key in zip(plan.scenes, keys, strict=True):
@@ -90,31 +78,4 @@ def storyboard(
         "size": f"{size[0]}x{size[1]}",
         "contact_sheet": image_md(sheet, max_px=720, alt="contact sheet"),
     })
-
-
-def budget_check(job_id, stored, grid, plan, keys, provider, video, media, wh, settings) -> float:
-    """What the images and clips still to be made will cost; refuse the job if over its cap."""
-    paid_images = getattr(provider, "paid", False)
-    paid_video = getattr(video, "paid", False)
-    if not (paid_images or paid_video):
-        return 0.0
-    items: list[tuple[str, float]] = []
-    clip_size = video.output_size(stored.request.size)
-    for scene, key, (_seg, clip_s, beats) in zip(plan.scenes, keys,
-                                                clip_plan(plan, grid, settings, video), strict=True):
-        image_cached = media.exists(key)
-        if paid_images and not image_cached:
-            items.append((f"image {scene.index + 1} ({provider.model})", provider.estimate_usd(1)))
-        if paid_video:
-            clip_cached = False
-            if image_cached:
-                with media.local_path(key) as image:
-                    clip_cached = media.exists(clip_cache_key(video, sha256_file(image), clip_s,
-                                                              scene, beats, clip_size))
-            if not clip_cached:
-                items.append((f"clip {scene.index + 1}: {clip_s:g} s ({video.model})",
-                              video.estimate_usd([clip_s])))
-    cap = stored.request.budget_usd if stored.request.budget_usd is not None \
-        else settings.default_budget_usd
-    return refuse_if_over(job_id, cap, wh.job_cost_usd(job_id), items)
 

@@ -13,14 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from video_assets.schemas import BeatGrid, CallRecord, Request, Scene, Script, Style
+from video_assets.schemas import BeatGrid, CallRecord, Lyrics, Request, Scene, Script, Style
 
 
 class Planner(Protocol):
     name: str
     model: str
 
-    def plan(self, request: Request, grid: BeatGrid, job_seed: int) -> Script: ...
+    def plan(self, request: Request, grid: BeatGrid, job_seed: int,
+             lyrics: Lyrics | None = None) -> Script: ...
 
 
 class ImageProvider(Protocol):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from video_assets.media.animatic import render_animatic
 from video_assets.media.art import render_card
-from video_assets.schemas import BeatGrid, Character, Request, Scene, Script, Style
+from video_assets.schemas import BeatGrid, Character, Lyrics, Request, Scene, Script, Style
 
 # keywords -> palette (sky top, sky bottom, accent, far, near); the first match wins
 PALETTES: dict[tuple[str, ...], list[str]] = {
@@ -135,7 +135,9 @@ class OfflinePlanner:
     name = "offline"
     model = "rules-v1"
 
-    def plan(self, request: Request, grid: BeatGrid, job_seed: int) -> Script:
+    def plan(self, request: Request, grid: BeatGrid, job_seed: int,
+             lyrics: Lyrics | None = None) -> Script:
+        """One scene per boundary; a scene where words are sung shows them as its caption."""
         text = f"{request.prompt} {request.style or ''}"
         palette = palette_for(text, job_seed)
         bias = FLAVOR_BIAS[request.flavor]
@@ -163,12 +165,13 @@ class OfflinePlanner:
             if request.style:
                 prompt += f", {request.style} style"
             role = roles[min(len(roles) - 1, i * len(roles) // n)]
+            sung = lyrics.words_between(b.start_s, b.end_s) if lyrics else []
             transition = "cut"
             if i < n - 1:
                 transition = pick_transition(request.transitions, edges[i], bias)
             scenes.append(Scene(
                 index=i, start_s=b.start_s, end_s=b.end_s, prompt=prompt,
-                caption=f"{role}: {prompt}",
+                caption=" ".join(w.word for w in sung) if sung else f"{role}: {prompt}",
                 camera=CAMERAS[lvl][(seed // 7) % len(CAMERAS[lvl])],  # type: ignore[arg-type]
                 motion=MOTION[lvl], transition=transition,  # type: ignore[arg-type]
                 energy=round(min(1.0, max(0.0, energy)), 4), seed=seed,

@@ -22,16 +22,21 @@ class ModelSpec(BaseModel):
     name: str  # owner/model
     provider: Literal["replicate", "openai"]
     capability: Literal["image", "video", "plan", "transcribe", "voice", "music", "lipsync"]
-    unit: str  # image | video_s | audio_s | 1k_tokens ...
+    unit: str  # image | video_s | audio_s | audio_min | char | token
     unit_price_usd: float = Field(ge=0)
+    output_unit_price_usd: float | None = Field(default=None, ge=0)  # tokens out, when priced apart
     inputs: dict[str, str]  # our name -> the model's input field
     fixed_inputs: dict[str, object] = {}
     aspects: tuple[str, ...] = ()
     durations_s: tuple[float, ...] = ()
     resolution: str = ""
+    note: str = ""  # how the provider bills, where the unit is our approximation
 
-    def cost_usd(self, units: float) -> float:
-        return round(units * self.unit_price_usd, 6)
+    def cost_usd(self, units: float, output_units: float = 0.0) -> float:
+        """``units`` x unit price (+ ``output_units`` x the output price, for token models)."""
+        out_price = self.unit_price_usd if self.output_unit_price_usd is None \
+            else self.output_unit_price_usd
+        return round(units * self.unit_price_usd + output_units * out_price, 9)
 
 
 class Registry(BaseModel):
@@ -57,4 +62,16 @@ def registry(path: str | None = None) -> Registry:
     return Registry(as_of=raw["as_of"], source=raw.get("source", ""), models=models)
 
 
-DEFAULT_MODELS = {"images": "black-forest-labs/flux-schnell", "video": "kwaivgi/kling-v2.1"}
+# the model a capability uses when a request names only the provider ("replicate", "openai")
+DEFAULT_MODELS = {
+    "planner": "gpt-4o-mini",
+    "transcribe": "whisper-1",
+    "voice": "tts-1",
+    "images": "black-forest-labs/flux-schnell",
+    "video": "kwaivgi/kling-v2.1",
+    "music": "meta/musicgen",
+    "lipsync": "sync/lipsync-2-pro",
+}
+# request field -> the registry's capability name
+CAPABILITY = {"planner": "plan", "transcribe": "transcribe", "voice": "voice", "images": "image",
+              "video": "video", "music": "music", "lipsync": "lipsync"}

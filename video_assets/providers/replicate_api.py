@@ -16,48 +16,26 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from video_assets.providers.registry import ModelSpec
+from video_assets.providers.retry import (  # noqa: F401  (re-exported for callers)
+    RETRY_STATUSES,
+    Failure,
+    ProviderError,
+    ProviderKeyMissing,
+    RetryPolicy,
+    call_with_retries,
+)
 from video_assets.schemas import CallRecord
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
-
-
-class ProviderError(RuntimeError):
-    """A provider call that failed for good (after its retries)."""
-
-
-class ProviderKeyMissing(ProviderError):
-    pass
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    deadline_s: float = 900.0  # per call, all attempts included
-    wait_s: int = 60  # Prefer: wait=N on create
-    poll_s: float = 1.0
-
-    def backoff_s(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(self.backoff_max_s, max(0.0, float(retry_after)))
-            except ValueError:
-                pass
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # "equal jitter"
 
 
 class _RetryAfterTransport(httpx.BaseTransport):
@@ -82,10 +60,6 @@ class _RetryAfterTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 class ReplicateRunner:
     """Runs predictions for one API token (``REPLICATE_API_TOKEN``) and base URL
     (``REPLICATE_BASE_URL``, read by the official client)."""
@@ -105,43 +79,26 @@ class ReplicateRunner:
     def run(self, spec: ModelSpec, inputs: dict[str, Any], units: float, out_path: Path,
             new_row: Callable[[], CallRecord]) -> None:
         """Predict until one attempt succeeds and its output is on disk at ``out_path``."""
+
+        def attempt(row: CallRecord, started: float) -> None:
+            row.units, row.unit, row.unit_price_usd = units, spec.unit, spec.unit_price_usd
+            self._attempt(spec, inputs, out_path, started)
+            row.cost_usd = spec.cost_usd(units)
+
+        with self.slots:
+            call_with_retries(spec.name, self.policy, new_row, attempt, self._classify, self.token)
+
+    def _classify(self, exc: Exception) -> Failure | None:
         from replicate.exceptions import ReplicateError
 
-        started = time.monotonic()
-        last_error = "no attempt made"
-        with self.slots:
-            for attempt in range(1, self.policy.max_attempts + 1):
-                row = new_row()
-                row.attempt, row.units, row.unit = attempt, units, spec.unit
-                row.unit_price_usd = spec.unit_price_usd
-                t0 = time.perf_counter()
-                retry_after = None
-                try:
-                    self._attempt(spec, inputs, out_path, started)
-                except ReplicateError as exc:
-                    retry_after = self.transport.take_retry_after()
-                    last_error = f"HTTP {exc.status}: {exc.detail or exc.title or ''}".strip()
-                    retryable = exc.status in RETRY_STATUSES
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
-                    last_error, retryable = f"{type(exc).__name__}: {exc}", True
-                except _PredictionFailed as exc:
-                    last_error, retryable = str(exc), exc.retryable
-                else:
-                    row.status, row.cost_usd = "ok", spec.cost_usd(units)
-                    row.latency_s = round(time.perf_counter() - t0, 4)
-                    return
-                row.status, row.cost_usd = "error", 0.0
-                row.error = _redact(last_error, self.token)[:500]
-                row.latency_s = round(time.perf_counter() - t0, 4)
-                elapsed = time.monotonic() - started
-                if not retryable or attempt == self.policy.max_attempts:
-                    break
-                pause = self.policy.backoff_s(attempt, retry_after)
-                if elapsed + pause > self.policy.deadline_s:
-                    last_error += f" (deadline of {self.policy.deadline_s:g} s reached)"
-                    break
-                time.sleep(pause)
-        raise ProviderError(f"{spec.name}: {_redact(last_error, self.token)}")
+        if isinstance(exc, ReplicateError):
+            return Failure(f"HTTP {exc.status}: {exc.detail or exc.title or ''}".strip(),
+                           exc.status in RETRY_STATUSES, self.transport.take_retry_after())
+        if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
+            return Failure(f"{type(exc).__name__}: {exc}", True)
+        if isinstance(exc, _PredictionFailed):
+            return Failure(str(exc), exc.retryable)
+        return None
 
     def _attempt(self, spec: ModelSpec, inputs: dict[str, Any], out_path: Path,
                  started: float) -> None:
