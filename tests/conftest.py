@@ -39,10 +39,14 @@ def song_10s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def scoped_env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for a block; restore the previous values (or absence) after."""
+def scoped_env(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for a block; restore them after."""
     old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:

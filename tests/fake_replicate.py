@@ -169,11 +169,13 @@ class FakeReplicate:
         if model in self.malformed_models:
             p.update(status="succeeded", output=None)
             return
-        name = f"{p['id']}.mp4" if "image" in p["input"] or "start_image" in p["input"] \
-            or "first_frame_image" in p["input"] else f"{p['id']}.png"
-        self.files[name] = self.video(p["input"]) if name.endswith(".mp4") else self.image(p["input"])
+        kind = kind_of(p["input"])
+        name = f"{p['id']}.{ {'image': 'png', 'music': 'wav'}.get(kind, 'mp4') }"
+        make = {"image": self.image, "video": self.video, "music": self.music,
+                "lipsync": self.lipsync}[kind]
+        self.files[name] = make(p["input"])
         url = f"{self.base_url}/files/{name}"
-        p.update(status="succeeded", output=url if name.endswith(".mp4") else [url])
+        p.update(status="succeeded", output=[url] if kind == "image" else url)
 
     def image(self, inputs: dict) -> bytes:
         aspect = inputs.get("aspect_ratio", "9:16")
@@ -204,13 +206,39 @@ class FakeReplicate:
                     str(work / "out.mp4")], what="making a fake model clip")
         return (work / "out.mp4").read_bytes()
 
+    def music(self, inputs: dict) -> bytes:
+        from video_assets.media.audio import synthesize_track, write_wav
+
+        work = Path(tempfile.mkdtemp(dir=self.folder))
+        write_wav(work / "music.wav", synthesize_track(float(inputs["duration"]), tempo_bpm=100.0),
+              32000)  # musicgen's own rate: the pipeline resamples
+        return (work / "music.wav").read_bytes()
+
+    def lipsync(self, inputs: dict) -> bytes:
+        """The input clip with the audio muxed in (what a lip-sync model returns)."""
+        work = Path(tempfile.mkdtemp(dir=self.folder))
+        (work / "in.mp4").write_bytes(base64.b64decode(inputs["video"].split(",", 1)[1]))
+        (work / "in.wav").write_bytes(base64.b64decode(inputs["audio"].split(",", 1)[1]))
+        run_ffmpeg(["-y", "-i", str(work / "in.mp4"), "-i", str(work / "in.wav"), "-c:v", "copy",
+                    "-c:a", "aac", "-shortest", str(work / "out.mp4")], what="fake lip-sync")
+        return (work / "out.mp4").read_bytes()
+
     # --- accounting ------------------------------------------------------------------------
     def succeeded(self, kind: str = "") -> list[dict]:
         with self.lock:
             return [p for p in self.predictions.values() if p["status"] == "succeeded"
-                    and (not kind or ("image" in p["input"] or "start_image" in p["input"]
-                                      or "first_frame_image" in p["input"]) == (kind == "video"))]
+                    and (not kind or kind_of(p["input"]) == kind)]
 
     def posts(self) -> int:
         with self.lock:
             return sum(1 for r in self.requests if r["method"] == "POST")
+
+
+def kind_of(inputs: dict) -> str:
+    if "video" in inputs and "audio" in inputs:
+        return "lipsync"
+    if any(k in inputs for k in ("image", "start_image", "first_frame_image")):
+        return "video"
+    if "duration" in inputs and "aspect_ratio" not in inputs:
+        return "music"
+    return "image"

@@ -24,6 +24,7 @@ from video_assets.schemas import (
     MAX_AUDIO_S,
     MIN_AUDIO_S,
     PROVIDER_CAPABILITIES,
+    PROVIDER_KEYS,
     REAL_PROVIDERS,
     Providers,
     Request,
@@ -217,9 +218,6 @@ def stage(
     return stored
 
 
-KEYS = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN"}
-
-
 def resolve_providers(request: Request, source: str = "request") -> Request:
     """Unset providers become real ones only when their key is set (lip-sync only when asked
     for); a real provider named without its key is refused before anything is staged."""
@@ -227,10 +225,11 @@ def resolve_providers(request: Request, source: str = "request") -> Request:
     for field in PROVIDER_CAPABILITIES:
         choice = getattr(request.providers, field)
         real = REAL_PROVIDERS[field]
-        has_key = bool(os.environ.get(KEYS[real]))
+        has_key = bool(os.environ.get(PROVIDER_KEYS[real]))
         if choice and choice != "offline" and not has_key:
-            raise RequestError(source, f"providers.{field}", f"{choice!r} needs {KEYS[real]} in "
-                               "the environment; fix: export it, or use offline")
+            raise RequestError(source, f"providers.{field}", f"{choice!r} needs "
+                               f"{PROVIDER_KEYS[real]} in the environment; fix: export it, or "
+                               "use offline")
         if choice is None:
             wanted = field != "lipsync" or request.lipsync
             choice = real if has_key and wanted else "offline"

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from video_assets.schemas import PROVIDER_CAPABILITIES, PROVIDER_KEYS, REAL_PROVIDERS
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_PROMPT = "Neon city at night, a lone skater chasing the sunrise"
 
@@ -101,8 +103,11 @@ def render(args: argparse.Namespace) -> int:
     for key in ("style", "duration_s", "budget_usd"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
-    providers = {k: getattr(args, k, None) for k in ("images", "video")
-                 if getattr(args, k, None)}
+    for key in ("lipsync", "continuation"):
+        if getattr(args, key, False):
+            data[key] = True
+    providers = {k: getattr(args, f"{k}_provider", None) for k in PROVIDER_CAPABILITIES
+                 if getattr(args, f"{k}_provider", None)}
     if providers:
         data["providers"] = providers
     source = "command line"
@@ -305,9 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration-s", dest="duration_s", type=float,
                    help="ad mode without audio: target length")
     r.add_argument("--budget-usd", dest="budget_usd", type=float)
-    r.add_argument("--images", help="offline | replicate | replicate:<owner/model> (default: "
-                   "replicate when REPLICATE_API_TOKEN is set, else offline)")
-    r.add_argument("--video", help="offline | replicate | replicate:<owner/model> (same default)")
+    for cap in PROVIDER_CAPABILITIES:
+        real = REAL_PROVIDERS[cap]
+        flag = "--lipsync-model" if cap == "lipsync" else f"--{cap}"
+        r.add_argument(flag, dest=f"{cap}_provider", metavar="PROVIDER",
+                       help=f"offline | {real} | {real}:<model> (default: {real} when "
+                       f"{PROVIDER_KEYS[real]} is set, else offline"
+                       + ("; lip-sync happens only with --lipsync)" if cap == "lipsync" else ")"))
+    r.add_argument("--lipsync", action="store_true",
+                   help="lip-sync the scenes where words are sung (needs REPLICATE_API_TOKEN)")
+    r.add_argument("--continuation", action="store_true",
+                   help="start each scene from the previous clip's last frame")
     r.add_argument("--job-id")
     r.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
     r.set_defaults(func=render)

@@ -24,10 +24,11 @@ ASPECT_SIZES: dict[str, tuple[int, int]] = {
 
 FLAVORS = ("default", "cinematic", "energetic", "minimal")
 PROVIDER_CAPABILITIES = ("planner", "transcribe", "voice", "images", "video", "music", "lipsync")
-# who can serve each capability besides offline (the key each needs is in admission.KEYS)
+# who can serve each capability besides offline, and the environment variable each needs
 REAL_PROVIDERS = {"planner": "openai", "transcribe": "openai", "voice": "openai",
                   "images": "replicate", "video": "replicate", "music": "replicate",
                   "lipsync": "replicate"}
+PROVIDER_KEYS = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN"}  # env variables
 
 MIN_AUDIO_S = 2.0
 MAX_AUDIO_S = 600.0

@@ -81,8 +81,11 @@ def sync_lips(lipsync, media, clip_cache: str, audio: Path, audio_sha: str, offs
         return key, True
     with media.scratch_dir() as tmp, media.local_path(clip_cache) as clip:
         part = tmp / "audio.wav"
-        run_ffmpeg(["-y", "-ss", f"{offset_s:.6f}", "-t", f"{clip_s:.6f}", "-i", str(audio),
-                    "-vn", "-ac", "2", "-ar", "44100", "-c:a", "pcm_s16le", str(part)],
+        # exactly clip_s long (silence after the song's end): lip-sync models cut the video
+        # to the audio's length
+        run_ffmpeg(["-y", "-ss", f"{offset_s:.6f}", "-i", str(audio), "-vn", "-af", "apad",
+                    "-t", f"{clip_s:.6f}", "-ac", "2", "-ar", "44100", "-c:a", "pcm_s16le",
+                    str(part)],
                    what=f"cutting the song at {offset_s:.2f} s for lip-sync")
         out = tmp / "synced.mp4"
         lipsync.sync(clip, part, clip_s, size, out, new_row)
