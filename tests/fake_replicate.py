@@ -2,11 +2,12 @@
 
 - ``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait`` answers with the finished
   prediction; ``slow_models`` answer ``starting`` and finish after two polls)
-- ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel``
+- ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel`` (``stuck_models`` never finish)
 - ``GET /files/{id}.png|.mp4``: the outputs (an image drawn from the prompt's hash; a clip made with
   ffmpeg from the input image, at the model's own size and 24 fps, so normalisation is exercised)
 
-Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``failing_models`` (predictions end ``failed``),
+Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``next_statuses`` (forced answers, in order),
+``failing_models`` (predictions end ``failed``),
 ``malformed_models`` (succeed without an output URL). Every request is logged with its headers.
 """
 
@@ -39,6 +40,8 @@ class FakeReplicate:
     failing_models: set[str] = field(default_factory=set)
     malformed_models: set[str] = field(default_factory=set)
     slow_models: set[str] = field(default_factory=set)
+    stuck_models: set[str] = field(default_factory=set)  # predictions that never finish
+    next_statuses: list[int] = field(default_factory=list)  # forced answers to the next creates
     fail_first_image: bool = False  # every video prediction from the first image seen fails
     seed: int = 7
     predictions: dict[str, dict] = field(default_factory=dict)
@@ -86,7 +89,8 @@ class FakeReplicate:
                     p = fake.predictions.get(pid)
                     if p is None:
                         return self._send(404, {"detail": "prediction not found", "status": 404})
-                    if p["status"] in ("starting", "processing"):
+                    if p["status"] in ("starting", "processing") \
+                            and p["model"] not in fake.stuck_models:
                         p["_polls"] += 1
                         if p["_polls"] >= 2:
                             fake.finish(p)
@@ -112,11 +116,13 @@ class FakeReplicate:
                 m = re.fullmatch(r"/v1/models/([\w.-]+)/([\w.-]+)/predictions", self.path)
                 if not m:
                     return self._send(404, {"detail": "no such route", "status": 404})
+                with fake.lock:
+                    forced = fake.next_statuses.pop(0) if fake.next_statuses else None
                 roll = fake.rng.random()
-                if roll < fake.p_429:
+                if forced == 429 or (forced is None and roll < fake.p_429):
                     return self._send(429, {"detail": "rate limited", "status": 429},
                                       {"Retry-After": str(fake.retry_after_s)})
-                if roll < fake.p_429 + fake.p_500:
+                if forced == 500 or (forced is None and roll < fake.p_429 + fake.p_500):
                     return self._send(500, {"detail": "internal error", "status": 500})
                 model = f"{m.group(1)}/{m.group(2)}"
                 pid = uuid.uuid4().hex[:16]
@@ -128,7 +134,8 @@ class FakeReplicate:
                 with fake.lock:
                     fake.predictions[pid] = p
                     fake.created.append((model, pid))
-                if model not in fake.slow_models and "wait" in (self.headers.get("Prefer") or ""):
+                waits = "wait" in (self.headers.get("Prefer") or "")
+                if model not in fake.slow_models | fake.stuck_models and waits:
                     fake.finish(p)
                 with fake.lock:
                     body = fake.public(p)

@@ -4,8 +4,13 @@ speaks Replicate's predictions API (``tests/fake_replicate.py``) at ``REPLICATE_
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -13,8 +18,12 @@ import pytest
 
 from tests.conftest import make_song, scoped_env
 from tests.fake_replicate import FakeReplicate
+from video_assets.assets.common import row_factory
 from video_assets.cli import main
 from video_assets.providers.registry import registry
+from video_assets.providers.replicate_api import ReplicateRunner
+from video_assets.providers.retry import ProviderError, RetryPolicy
+from video_assets.schemas import CallRecord
 
 CANARY = f"r8_canary_{uuid.uuid4().hex}"
 IMAGE, VIDEO = "black-forest-labs/flux-schnell", "kwaivgi/kling-v2.1"
@@ -172,3 +181,88 @@ def test_naming_replicate_without_its_key_is_bad_input(home: Path, tmp_path: Pat
     err = capsys.readouterr().err
     assert code == 2 and "providers.video" in err and "REPLICATE_API_TOKEN" in err
     assert not list((home / "media" / "staged").glob("nokey-*"))  # nothing staged
+
+
+def runner_rows(policy: RetryPolicy) -> tuple[ReplicateRunner, list[CallRecord], Callable]:
+    calls: list[CallRecord] = []
+    return ReplicateRunner(policy, max_concurrency=2), calls, row_factory(
+        calls, job_id="unit", asset="storyboard", provider="replicate", model=IMAGE)
+
+
+def test_429_waits_for_retry_after_and_only_the_success_is_charged(fake: FakeReplicate,
+                                                                    tmp_path: Path):
+    fake.retry_after_s = 0.6
+    fake.next_statuses = [429, 429]
+    runner, calls, new_row = runner_rows(RetryPolicy(backoff_base_s=0.001, poll_s=0.05))
+    spec = registry().get(IMAGE, "image")
+    t0 = time.monotonic()
+    runner.run(spec, {"prompt": "a lake", "aspect_ratio": "1:1", "seed": 1}, 1, tmp_path / "a.png",
+               new_row)
+    waited_s = time.monotonic() - t0
+    assert waited_s >= 2 * 0.6  # the server's Retry-After, not our 1 ms backoff
+    assert [(c.attempt, c.status, c.cost_usd) for c in calls] == \
+        [(1, "error", 0.0), (2, "error", 0.0), (3, "ok", spec.cost_usd(1))]
+    assert all("429" in c.error for c in calls[:2])
+    assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_a_stuck_prediction_is_cancelled_at_the_deadline(fake: FakeReplicate, tmp_path: Path):
+    fake.stuck_models = {VIDEO}
+    runner, calls, new_row = runner_rows(RetryPolicy(deadline_s=1.5, poll_s=0.1, wait_s=1))
+    spec = registry().get(VIDEO, "video")
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match="deadline|after 1.5 s"):
+        runner.run(spec, {"prompt": "x", "start_image": "data:,", "duration": 5}, 5,
+                   tmp_path / "c.mp4", new_row)
+    assert time.monotonic() - t0 < 6
+    [(model, pid)] = fake.created
+    assert fake.predictions[pid]["status"] == "canceled"  # we stopped paying for it
+    assert any(r["path"] == f"/v1/predictions/{pid}/cancel" for r in fake.requests)
+    assert [(c.status, c.cost_usd) for c in calls] == [("error", 0.0)]
+    assert not (tmp_path / "c.mp4").exists()
+
+
+def test_malformed_outputs_are_retried_then_fail_without_charges(fake: FakeReplicate,
+                                                                 tmp_path: Path):
+    fake.malformed_models = {IMAGE}
+    runner, calls, new_row = runner_rows(RetryPolicy(max_attempts=3, backoff_base_s=0.01))
+    with pytest.raises(ProviderError, match="without a file URL"):
+        runner.run(registry().get(IMAGE, "image"), {"prompt": "x"}, 1, tmp_path / "m.png",
+                   new_row)
+    assert [(c.attempt, c.status, c.cost_usd) for c in calls] == \
+        [(1, "error", 0.0), (2, "error", 0.0), (3, "error", 0.0)]
+
+
+def test_a_run_killed_in_the_clip_stage_is_re_executed_without_paying_twice(
+        fake: FakeReplicate, home: Path, tmp_path: Path, capsys):
+    fake.slow_models = {VIDEO}  # each clip takes two polls (~2 s): time to kill between clips
+    song = make_song(tmp_path / "killed.wav", 12.5, tempo_bpm=120.0)
+    args = ["render", "--audio", str(song), "--prompt", "lanterns drifting over a dark lake",
+            "--aspect", "1:1", "--continuation", "--json"]  # clips one after another
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("videogen")), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    cache = home / "media" / "cache" / "clip"
+    deadline = time.monotonic() + 240
+    while not (cache.exists() and any(cache.rglob("*.mp4"))):
+        assert proc.poll() is None, "the render ended before any clip was cached"
+        assert time.monotonic() < deadline, "no clip was cached in time"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # as a crash or a lost machine would
+    proc.wait()
+    killed_videos = len(fake.succeeded("video"))
+    cached = len(list(cache.rglob("*.mp4")))
+    assert 1 <= cached < 4 and killed_videos >= cached
+    images_before = len(fake.succeeded("image"))
+
+    code, summary, output = render(capsys, song, "--continuation")
+    assert code == 0, output
+    n = summary["clips"]
+    # re-execution: the cached clips and all images were not asked for (or paid) again
+    assert len(fake.succeeded("image")) == images_before == n
+    starts = [p["input"]["start_image"] for p in fake.succeeded("video")]
+    assert len(starts) == len(set(starts)) == n  # no clip was generated twice
+    paid = [r for r in rows(home, summary["job_id"]) if r["asset"] == "clips" and r["cost_usd"] > 0]
+    assert len(paid) == n
+    hits = [r for r in rows(home, summary["job_id"]) if r["asset"] == "clips" and r["cache_hit"]]
+    assert len(hits) >= cached  # the re-execution took them from the cache

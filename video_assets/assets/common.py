@@ -33,14 +33,39 @@ def load_plan(store: MediaStore, job_id: str) -> tuple[StoredRequest, BeatGrid, 
     return load_request(store, job_id), load_grid(store, job_id), load_script(store, job_id)
 
 
+class CallLog(list):
+    """A stage's ledger rows. A paid attempt's row is written the moment it finishes
+    (``finish``), so a run killed mid-stage still leaves every charge in ``provider_calls``; the
+    rest (cache hits, offline calls) are written when the stage ends, also on failure."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        super().__init__()
+        self.warehouse = warehouse
+        self.lock = threading.Lock()
+        self.written: set[int] = set()
+
+    def finish(self, row: CallRecord) -> None:
+        with self.lock:
+            if id(row) not in self.written:
+                self.written.add(id(row))
+                self.warehouse.record_calls([row])
+
+    def flush(self) -> None:
+        with self.lock:
+            rest = [r for r in self if id(r) not in self.written]
+            self.written.update(id(r) for r in rest)
+            if rest:
+                self.warehouse.record_calls(rest)
+
+
 @contextmanager
 def ledger(warehouse: Warehouse) -> Iterator[list[CallRecord]]:
     """Collect call records; they reach ``provider_calls`` even when the stage fails."""
-    calls: list[CallRecord] = []
+    calls = CallLog(warehouse)
     try:
         yield calls
     finally:
-        warehouse.record_calls(calls)
+        calls.flush()
 
 
 def image_md(img: Image.Image, max_px: int = 360, alt: str = "preview") -> MetadataValue:
@@ -93,6 +118,7 @@ def row_factory(calls: list[CallRecord], **base: object) -> Callable[[], CallRec
             calls.append(row)
         return row
 
+    new_row.finish = getattr(calls, "finish", lambda row: None)  # type: ignore[attr-defined]
     return new_row
 
 

@@ -73,6 +73,7 @@ def call_with_retries(
     (its row marked as an error)."""
     started = time.monotonic()
     last_error = "no attempt made"
+    finish = getattr(new_row, "finish", lambda row: None)  # write the row now (see CallLog)
     for number in range(1, policy.max_attempts + 1):
         row = new_row()
         row.attempt = number
@@ -85,9 +86,11 @@ def call_with_retries(
             row.latency_s = round(time.perf_counter() - t0, 4)
             if failure is None:
                 row.error = redact(f"{type(exc).__name__}: {exc}", secret)[:500]
+                finish(row)
                 raise
             last_error = failure.message
             row.error = redact(last_error, secret)[:500]
+            finish(row)
             if not failure.retryable or number == policy.max_attempts:
                 break
             pause = policy.backoff_s(number, failure.retry_after)
@@ -98,5 +101,6 @@ def call_with_retries(
         else:
             row.status = "ok"
             row.latency_s = round(time.perf_counter() - t0, 4)
+            finish(row)
             return result
     raise ProviderError(f"{label}: {redact(last_error, secret)}")
