@@ -64,8 +64,14 @@ def test_run_and_step_durations_from_the_instance(rendered_job: dict):
     run = runs.filter(pl.col("run_id") == rendered_job["run_id"])
     assert run["status"].item() == "SUCCESS" and run["job_id"].item() == rendered_job["job_id"]
     steps = analysis.step_durations(instance, [rendered_job["run_id"]])
-    assert steps["step"].to_list() == ["job_request", "beat_grid", "script", "storyboard", "clips",
-                                       "final_video"]
+    order = steps["step"].to_list()  # in the order they ran: voiceover and storyboard both follow
+    assert sorted(order) == sorted(["job_request", "beat_grid", "lyrics", "script", "voiceover",
+                                    "storyboard", "clips", "final_video"])
+    for before, after in [("job_request", "beat_grid"), ("beat_grid", "lyrics"),
+                          ("lyrics", "script"), ("script", "voiceover"), ("script", "storyboard"),
+                          ("storyboard", "clips"), ("clips", "final_video"),
+                          ("voiceover", "final_video")]:
+        assert order.index(before) < order.index(after)
     assert (steps["duration_s"] > 0).all()
     assert steps["duration_s"].sum() <= run["duration_s"].item() + 1e-6
 

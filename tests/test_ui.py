@@ -56,8 +56,10 @@ def test_webserver_shows_the_asset_graph(webserver: str):
     with urllib.request.urlopen(req, timeout=30) as resp:
         nodes = json.load(resp)["data"]["assetNodes"]
     graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes}
-    assert graph == {"job_request": [], "beat_grid": ["job_request"], "script": ["beat_grid"],
-                     "storyboard": ["script"], "clips": ["storyboard"], "final_video": ["clips"],
+    graph = {name: sorted(deps) for name, deps in graph.items()}
+    assert graph == {"job_request": [], "beat_grid": ["job_request"], "lyrics": ["beat_grid"],
+                     "script": ["lyrics"], "voiceover": ["script"], "storyboard": ["script"],
+                     "clips": ["storyboard"], "final_video": ["clips", "voiceover"],
                      "quality_report": ["final_video"]}
     assert {n["partitionDefinition"]["type"] for n in nodes} == {"DYNAMIC"}
 
