@@ -78,7 +78,7 @@ def final_video(
         media.put_file(thumb_key, tmp / "thumbnail.jpg")
         context.log.info("measuring the result against the quality bars")
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
-                         size, probe).model_copy(update={
+                         size, probe, continued=stored.request.continuation).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})
     media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))

@@ -105,9 +105,11 @@ def report_metadata(report: QualityReport) -> dict:
 
 def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
             segments: list[Segment], fps: int, size: tuple[int, int],
-            probe: VideoProbe | None = None) -> QualityReport:
+            probe: VideoProbe | None = None, continued: bool = False) -> QualityReport:
     """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars
-    (``probe``: the file's container facts if already read; reading them decodes the file)."""
+    (``probe``: the file's container facts if already read; reading them decodes the file).
+    ``continued``: each clip starts from the previous one's last frame, so a planned cut may
+    not be visible; it is not counted as missed (the cuts that are seen are still measured)."""
     frame_ms = 1000.0 / fps
     probe = probe or probe_video(video)
     width, height, video_fps = quality.video_format(video)
@@ -129,7 +131,7 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
     cut_beat_ms = [abs(d) * 1000 for d in quality.nearest_distance_s([c / fps for c in cuts], beats_s)]
     cut_plan_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(
         [c / fps for c in cuts], [p / fps for p in changes])] if changes else []
-    missed = sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
+    missed = 0 if continued else sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
     extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in changes))
     # soft transitions: where the picture is measured to be half-way / black, against the beats
     xfades = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames)
