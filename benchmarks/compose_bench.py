@@ -180,7 +180,8 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
     result = Result(name, method=(
         "the same clips, segments, transitions, audio and x264/AAC settings; MoviePy composes "
         "with CompositeVideoClip (CrossFadeIn, FadeIn/FadeOut) and writes with write_videofile; "
-        "wall time of each in its own process, run back to back"))
+        "wall time of each in its own process; ours runs just before and just after MoviePy and "
+        "the mean of the two is used"))
     if not MOVIEPY_ENV.exists():
         result.error = f"MoviePy environment missing ({MOVIEPY_ENV}); run `make bench`"
         result.targets = [Target("speedup_vs_moviepy", ">= 8", None, False, result.error)]
@@ -194,12 +195,15 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
     theirs = run_child([str(MOVIEPY_ENV), str(REPO / "benchmarks" / "moviepy_compose.py"),
                         str(spec_path)], cwd=folder)
     theirs_s = json.loads(theirs.stdout.strip().splitlines()[-1])["wall_s"]
-    speedup = theirs_s / ours["wall_s"]
+    ours_after = run_ours(inputs, ours_out, folder)  # ours on both sides of MoviePy: same load
+    ours_s = (ours["wall_s"] + ours_after["wall_s"]) / 2
+    speedup = theirs_s / ours_s
     p_ours, p_theirs = probe_video(ours_out), probe_video(theirs_out)
-    log(f"{name}: MoviePy {theirs_s:.1f} s, ours {ours['wall_s']:.1f} s: {speedup:.1f}x")
+    log(f"{name}: MoviePy {theirs_s:.1f} s, ours {ours_s:.1f} s (before and after): {speedup:.1f}x")
     result.figures = {
         "n_clips": n_clips,
-        "ours_s": round(ours["wall_s"], 2),
+        "ours_s": round(ours_s, 2),
+        "ours_before_after_s": [round(ours["wall_s"], 2), round(ours_after["wall_s"], 2)],
         "moviepy_s": round(theirs_s, 2),
         "speedup": round(speedup, 2),
         "ours_duration_s": round(p_ours.video_duration_s, 4),
@@ -207,7 +211,7 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
         "ours_audio_duration_s": round(p_ours.audio_duration_s or 0.0, 4),
         "moviepy_audio_duration_s": round(p_theirs.audio_duration_s or 0.0, 4),
         "audio_duration_s": total_s,
-        "ours_peak_rss_mb": round(ours["ffmpeg_peak_rss_mb"], 1),
+        "ours_peak_rss_mb": round(max(ours["ffmpeg_peak_rss_mb"], ours_after["ffmpeg_peak_rss_mb"]), 1),
         "moviepy_peak_rss_mb": round(theirs.peak_rss_mb, 1),
         "moviepy_peak_rss_measured_as": "ru_maxrss of the MoviePy Python process and its children",
     }
@@ -219,8 +223,14 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
 # Why a target can be missed, as found by profiling this code (shown only when a target is missed)
 WHY = {
     "compose_ratio": (
-        "composition decodes every clip and scales 720x1280 animatics up to 1080x1920 (bicubic) "
-        "besides the encode; on 2 cores that work competes with x264 for the same CPU"),
-    "compose_rss": "every input's decoder is opened at once (one per clip), each with its own buffers",
-    "moviepy": "MoviePy's cost depends on its frame compositing in numpy; see the two timings",
+        "besides the encode, composition decodes every clip and scales the joined 720x1280 "
+        "frames up to 1080x1920; on 2 shared cores that work competes with x264 for the CPU"),
+    "compose_rss": (
+        "ffmpeg opens every clip's decoder at the start and keeps each input chain's frames and "
+        "buffer pools to the end: measured about 13 MB per 720p decoder and 8 MB per chain on "
+        "top of x264's own ~325 MB (a bare encode's peak), so the peak grows with the number of "
+        "clips; bounding it needs clips decoded one after another (not done yet)"),
+    "moviepy": (
+        "MoviePy's time is mostly x264 on its frames too; our speedup is bounded by MoviePy's "
+        "time over a bare encode (compare moviepy_s with ours_s and the compose rows' bare times)"),
 }

@@ -56,7 +56,23 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def markdown(data: dict) -> str:
+    """The README's table: one line per target, from a results.json."""
+    lines = ["| benchmark | target | measured | met |", "| --- | --- | --- | --- |"]
+    for r in data["results"]:
+        for t in r["targets"]:
+            measured = "n/a" if t["measured"] is None else f"{t['measured']:g}"
+            met = "yes" if t["met"] else f"**no**: {t['why']}"
+            lines.append(f"| {r['name']}: {t['name']} | {t['target']} | {measured} | {met} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if "--markdown" in sys.argv:
+        import json
+
+        print(markdown(json.loads(Path(os.environ.get("BENCH_RESULTS", RESULTS)).read_text())))
+        return 0
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     only = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
     cfg = QUICK if quick else FULL

@@ -133,3 +133,40 @@ def test_cut_frame_is_first_frame_at_or_after_the_beat():
     assert cut_frame(2.41) == 73 and cut_frame(2.4333) == 73
     for t in (0.01, 1.234, 7.999, 61.2):
         assert 0 <= cut_frame(t) / 30 - t < 1 / 30
+
+
+def test_work_size_keeps_the_sharpest_clips_detail():
+    from video_assets.media.compose import work_size
+
+    assert work_size((1080, 1920), [(720, 1280)] * 3) == (720, 1280)  # offline animatics
+    assert work_size((1080, 1920), [(720, 1280), (1080, 1920)]) == (1080, 1920)
+    assert work_size((1080, 1920), [(2160, 3840)]) == (1080, 1920)  # never above the output
+    assert work_size((1080, 1080), [(720, 1280)]) == (720, 720)
+    assert work_size((1080, 1920), [(720, 1280), None]) == (1080, 1920)  # unknown: output size
+
+
+def test_mp4_video_size_reads_the_header(tmp_path):
+    from video_assets.media.probe import mp4_video_size
+
+    assert mp4_video_size(solid_clip(tmp_path / "c.mp4", "red", 1.0, size="180x320")) == (180, 320)
+    assert mp4_video_size(make_song(tmp_path / "a.wav", 2.0)) is None
+
+
+def test_small_clips_are_joined_small_then_scaled_once(tmp_path):
+    """Clips smaller than the output: transitions at the clips' size, then one upscale; the cut
+    and the crossfade still land on their frames and the length is exact."""
+    paths = [solid_clip(tmp_path / f"{c}.mp4", c, 5.0, size="180x320") for c in ("red", "blue", "lime")]
+    bounds = [(0.0, 3.37), (3.37, 6.9), (6.9, 10.2)]
+    segs = plan_segments(bounds, ["cut", "crossfade"], 30, 8)
+    out = tmp_path / "small.mp4"
+    args = compose(paths, [5.0] * 3, segs, make_song(tmp_path / "a.wav", 10.2), out,
+                   ComposeSettings(width=360, height=640, fps=30, preset="ultrafast"))
+    assert "scale=180:320" in " ".join(args) and "scale=360:640" in " ".join(args)
+    probe = probe_video(out)
+    assert (probe.width, probe.height, probe.n_frames) == (360, 640, 306)
+    frames = decode_frames(out)
+    f1, f2 = segs[1].cut_in_frame, segs[2].cut_in_frame
+    assert close(frames[f1 - 1], RGB["red"]) and close(frames[f1], RGB["blue"])
+    assert close(frames[f2 - 9], RGB["blue"]) and close(frames[f2 + 9], RGB["lime"])
+    mid = mean_rgb(frames[f2])  # half blue, half lime on the beat
+    assert 90 <= mid[1] <= 165 and 90 <= mid[2] <= 165
