@@ -119,9 +119,11 @@ def is_faststart(path: str | Path) -> bool:
 
 
 def probe_video(path: str | Path) -> VideoProbe:
-    """Decode the file once (video frames counted, audio length measured)."""
+    """Container facts: video frames counted from the stream's packets (one per frame in the
+    progressive H.264 we write; copying them is ~30x faster than decoding a 1080x1920 video,
+    and the quality measurement decodes every frame anyway), audio length measured by decoding."""
     name = Path(path).name
-    log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+    log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
                      what=f"counting frames of {name}")
     m = _VIDEO_RE.search(log)
     if not m:
