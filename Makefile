@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test lint ui notebooks clean
+.PHONY: install demo test lint ui notebooks clean bench
 
 $(UV):
 	$(PY) -m venv .tools
@@ -32,6 +32,16 @@ ui: install
 
 notebooks: install
 	$(UV) run --frozen --group notebooks jupyter lab notebooks/
+
+# Benchmarks (benchmarks/README in README.md's "Performance"): table on stdout, benchmarks/results.json.
+# BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,fanout,dagster to pick.
+# Bytecode is compiled once (as any Python install does on first import; PYTHONDONTWRITEBYTECODE
+# would otherwise make every fresh process recompile its imports). MoviePy lives in its own locked
+# environment: it pins pillow below the product's.
+bench: install
+	$(UV) sync --frozen --compile-bytecode --python $(PY)
+	UV_PROJECT_ENVIRONMENT=benchmarks/moviepy_env/.venv $(UV) sync --frozen --project benchmarks/moviepy_env --python $(PY)
+	$(VENV)/bin/python -m benchmarks.run
 
 clean:
 	rm -rf .tools $(VENV)

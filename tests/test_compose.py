@@ -133,3 +133,83 @@ def test_cut_frame_is_first_frame_at_or_after_the_beat():
     assert cut_frame(2.41) == 73 and cut_frame(2.4333) == 73
     for t in (0.01, 1.234, 7.999, 61.2):
         assert 0 <= cut_frame(t) / 30 - t < 1 / 30
+
+
+def test_work_size_keeps_the_sharpest_clips_detail():
+    from video_assets.media.compose import work_size
+
+    assert work_size((1080, 1920), [(720, 1280)] * 3) == (720, 1280)  # offline animatics
+    assert work_size((1080, 1920), [(720, 1280), (1080, 1920)]) == (1080, 1920)
+    assert work_size((1080, 1920), [(2160, 3840)]) == (1080, 1920)  # never above the output
+    assert work_size((1080, 1080), [(720, 1280)]) == (720, 720)
+    assert work_size((1080, 1920), [(720, 1280), None]) == (1080, 1920)  # unknown: output size
+
+
+def test_mp4_video_size_reads_the_header(tmp_path):
+    from video_assets.media.probe import mp4_video_size
+
+    assert mp4_video_size(solid_clip(tmp_path / "c.mp4", "red", 1.0, size="180x320")) == (180, 320)
+    assert mp4_video_size(make_song(tmp_path / "a.wav", 2.0)) is None
+
+
+def test_small_clips_are_joined_small_then_scaled_once(tmp_path):
+    """Clips smaller than the output: transitions at the clips' size, then one upscale; the cut
+    and the crossfade still land on their frames and the length is exact."""
+    paths = [solid_clip(tmp_path / f"{c}.mp4", c, 5.0, size="180x320") for c in ("red", "blue", "lime")]
+    bounds = [(0.0, 3.37), (3.37, 6.9), (6.9, 10.2)]
+    segs = plan_segments(bounds, ["cut", "crossfade"], 30, 8)
+    out = tmp_path / "small.mp4"
+    args = compose(paths, [5.0] * 3, segs, make_song(tmp_path / "a.wav", 10.2), out,
+                   ComposeSettings(width=360, height=640, fps=30, preset="ultrafast"))
+    assert "scale=180:320" in " ".join(args) and "scale=360:640" in " ".join(args)
+    probe = probe_video(out)
+    assert (probe.width, probe.height, probe.n_frames) == (360, 640, 306)
+    frames = decode_frames(out)
+    f1, f2 = segs[1].cut_in_frame, segs[2].cut_in_frame
+    assert close(frames[f1 - 1], RGB["red"]) and close(frames[f1], RGB["blue"])
+    assert close(frames[f2 - 9], RGB["blue"]) and close(frames[f2 + 9], RGB["lime"])
+    mid = mean_rgb(frames[f2])  # half blue, half lime on the beat
+    assert 90 <= mid[1] <= 165 and 90 <= mid[2] <= 165
+
+
+def test_plan_windows_cover_the_timeline_in_small_groups():
+    from video_assets.media.compose import plan_windows
+
+    bounds = even_bounds(61.2, 12)
+    segs = plan_segments(bounds, (["crossfade", "cut", "fade"] * 12)[:11], fps=30, half_frames=8)
+    windows = plan_windows(segs, max_clips=3)
+    assert len(windows) > 3
+    assert windows[0].first_frame == 0
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a.first_frame + a.n_frames == b.first_frame  # contiguous, no frame twice
+        assert b.parts[0].clip == a.parts[-1].clip  # a window resumes the clip the last one cut
+        assert b.parts[0].skip_frames > 0 and b.parts[0].segment.transition_in == "cut"
+    assert sum(w.n_frames for w in windows) == segs[-1].cut_out_frame
+    assert all(len(w.parts) <= 3 for w in windows)
+    for w in windows:  # each window's own timeline: its parts fill exactly its frames
+        assert w.parts[0].segment.start_frame == 0
+        assert w.parts[-1].segment.cut_out_frame == w.n_frames
+
+
+def test_windowed_composition_gives_the_same_frames_as_one_graph(tmp_path):
+    """A long edit decoded in windows of 2 clips is frame for frame the one-graph edit (the same
+    source frame at every output frame; pixel values equal up to the scaler's rounding)."""
+    n = 7
+    bounds = even_bounds(24.3, n)
+    kinds = (["crossfade", "cut", "fade"] * n)[: n - 1]
+    segs = plan_segments(bounds, kinds, fps=30, half_frames=8)
+    paths = [pattern_clip(tmp_path / f"p{i}.mp4", 5.0, size="180x320", look=i) for i in range(n)]
+    audio = make_song(tmp_path / "a.wav", 24.3)
+    settings = ComposeSettings(width=180, height=320, fps=30, preset="ultrafast", crf=0)
+    one, windowed = tmp_path / "one.mp4", tmp_path / "windowed.mp4"
+    compose(paths, [5.0] * n, segs, audio, one, settings, max_clips_per_window=100)
+    args = compose(paths, [5.0] * n, segs, audio, windowed, settings, max_clips_per_window=2)
+    assert "rawvideo" in args
+    a, b = decode_frames(one).astype(int), decode_frames(windowed).astype(int)
+    assert len(a) == len(b) == round(24.3 * 30)
+    diff = np.abs(a - b).mean(axis=(1, 2, 3))
+    assert diff.max() < 0.5  # a frame one step off would differ by several levels on average
+    for k in range(1, len(a) - 1):  # and no frame is nearer to its neighbour's
+        assert diff[k] <= min(np.abs(b[k] - a[k - 1]).mean(), np.abs(b[k] - a[k + 1]).mean())
+    probe = probe_video(windowed)
+    assert abs(probe.audio_duration_s - 24.3) <= 0.015 and probe.faststart

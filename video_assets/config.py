@@ -45,3 +45,25 @@ def warehouse_path() -> Path:
 
 def numba_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "video_assets" / "numba"
+
+
+def writable_numba_cache_dir() -> Path | None:
+    """The first writable place for numba's compiled kernels: the user cache folder, else
+    ``$DAGSTER_HOME/.numba_cache``, else a per-user folder in the system temp directory; ``None``
+    when none is writable (numba then keeps its default: beside librosa, or no cache)."""
+    import tempfile
+
+    candidates = [numba_cache_dir()]
+    if os.environ.get("DAGSTER_HOME"):
+        candidates.append(Path(os.environ["DAGSTER_HOME"]) / ".numba_cache")
+    candidates.append(Path(tempfile.gettempdir()) / f"video_assets-numba-{os.getuid()}")
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+            return path
+        except OSError:
+            continue
+    return None

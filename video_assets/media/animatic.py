@@ -62,10 +62,13 @@ def render_animatic(
     move: str,
     beats_s: Sequence[float] = (),
     fps: int = 30,
-    crf: int = 23,
-    preset: str = "veryfast",
+    crf: int = 21,
+    preset: str = "superfast",
 ) -> int:
-    """Encode ``duration_s`` of camera move over the image at ``size``; returns the frame count."""
+    """Encode ``duration_s`` of camera move over the image at ``size``; returns the frame count.
+
+    The clip is an intermediate that composition re-encodes: x264 ``superfast`` at CRF 21 costs
+    about a fifth less CPU than ``veryfast`` at CRF 23 for the same look (larger files)."""
     out_w, out_h = size
     n_frames = round(duration_s * fps)
     with Image.open(image_path) as im:

@@ -11,14 +11,19 @@ after it, so the black frame is the beat (no overlap needed).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 
-from video_assets.media.ffmpeg_bin import run_ffmpeg
+from video_assets.media.ffmpeg_bin import FfmpegError, ffmpeg_exe, run_ffmpeg
+from video_assets.media.probe import mp4_video_size
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,24 @@ class ComposeSettings:
     audio_bitrate: str = "192k"
 
 
+def work_size(out_size: tuple[int, int],
+              clip_sizes: Sequence[tuple[int, int] | None]) -> tuple[int, int]:
+    """The size (even, the output's aspect) at which clips are joined before one final scale.
+
+    It is the output size shrunk to the detail of the sharpest clip, never below it: a clip
+    covering the output at ``k`` of its resolution has detail ``k``; the largest ``k`` (at most 1)
+    wins. Clips of 720x1280 for a 1080x1920 output are joined at 720x1280 (transitions on 2.25x
+    fewer pixels, a third of the memory per buffered frame), then upscaled once, which is what
+    scaling each clip up first would show. Any clip of unknown size keeps the output size.
+    """
+    out_w, out_h = out_size
+    if not clip_sizes or any(c is None for c in clip_sizes):
+        return out_size
+    detail = max(min(1.0, 1.0 / max(out_w / w, out_h / h)) for w, h in clip_sizes)  # type: ignore[misc]
+    w, h = 2 * round(out_w * detail / 2), 2 * round(out_h * detail / 2)
+    return (w, h) if w >= 2 and h >= 2 else out_size
+
+
 def build_graph(
     clip_paths: Sequence[str | Path],
     clip_durations_s: Sequence[float],
@@ -121,26 +144,38 @@ def build_graph(
     audio_path: str | Path,
     out_path: str | Path,
     settings: ComposeSettings,
+    join_size: tuple[int, int] | None = None,
+    skip_frames: Sequence[int] | None = None,
+    raw_out: bool = False,
 ):
     """Return the ffmpeg-python output node for the whole edit (not run).
 
-    Every clip is normalised (fps, scale to cover, centre crop, square pixels, yuv420p), looped
-    with ``-stream_loop`` when shorter than its segment (never stretched), trimmed to its frames,
-    faded to/from black around fades, then joined with concat (cuts, fades) or xfade
-    (crossfades) at the planned offsets. The original
-    audio is re-encoded to AAC, never shifted.
+    Every clip is normalised (fps, scale to cover ``join_size``, centre crop, square pixels,
+    yuv420p), looped with ``-stream_loop`` when shorter than its segment (never stretched),
+    trimmed to its frames, faded to/from black around fades, then joined with concat (cuts,
+    fades) or xfade (crossfades) at the planned offsets, and scaled once to the output size when
+    ``join_size`` (default: the output size; see ``work_size``) is smaller. The original audio is
+    re-encoded to AAC, never shifted.
+
+    ``skip_frames`` (per clip, default 0) starts a clip that many frames in (a window of a long
+    edit resuming a clip, see ``plan_windows``); ``raw_out`` writes the joined frames, unscaled
+    and without audio, as raw yuv420p to stdout for ``encode_node`` to encode.
     """
     if not (len(clip_paths) == len(clip_durations_s) == len(segments)):
         raise ValueError("one clip path and duration per segment is needed")
     fps = settings.fps
+    join_w, join_h = join_size or (settings.width, settings.height)
+    skips = list(skip_frames) if skip_frames is not None else [0] * len(segments)
     streams = []
     seen: dict[str, int] = {}
-    for path, clip_s, seg in zip(clip_paths, clip_durations_s, segments, strict=True):
-        need_s = seg.n_frames / fps
+    for path, clip_s, seg, skip in zip(clip_paths, clip_durations_s, segments, skips, strict=True):
+        need_s = (skip + seg.n_frames) / fps
         input_kwargs: dict[str, object] = {}
         if clip_s + 1e-6 < need_s:
             input_kwargs["stream_loop"] = -1
         input_kwargs["t"] = f"{need_s + 0.5:.3f}"
+        if raw_out:  # a window: one decoding thread per clip (the encoder has the cores)
+            input_kwargs["threads"] = 1
         # ffmpeg-python merges identical input nodes; a file used twice needs its own decoder
         repeat = seen[str(path)] = seen.get(str(path), -1) + 1
         if repeat:
@@ -148,12 +183,12 @@ def build_graph(
         v = (
             ffmpeg.input(str(path), **input_kwargs)
             .video.filter("fps", fps=fps)
-            .filter("scale", settings.width, settings.height,
+            .filter("scale", join_w, join_h,
                     force_original_aspect_ratio="increase", flags="bicubic")
-            .filter("crop", settings.width, settings.height)
+            .filter("crop", join_w, join_h)
             .filter("setsar", 1)
             .filter("format", "yuv420p")
-            .trim(end_frame=seg.n_frames)
+            .trim(**({"start_frame": skip} if skip else {}), end_frame=skip + seg.n_frames)
             .setpts("PTS-STARTPTS")
             .filter("settb", f"1/{fps}")
         )
@@ -175,16 +210,106 @@ def build_graph(
                 duration=f"{2 * seg.half_in_frames / fps:.6f}",
                 offset=f"{seg.start_frame / fps:.6f}",
             )
+    if raw_out:
+        return ffmpeg.output(acc, "pipe:", format="rawvideo", pix_fmt="yuv420p").global_args(
+            "-loglevel", "error")
+    return encode_node(acc, (join_w, join_h), audio_path, out_path, settings)
+
+
+def encode_node(video, video_size: tuple[int, int], audio_path: str | Path, out_path: str | Path,
+                settings: ComposeSettings):
+    """The one encode: ``video`` (at ``video_size``) scaled once to the output size if smaller,
+    H.264 + the original audio in AAC, CFR, faststart."""
+    fps = settings.fps
+    if tuple(video_size) != (settings.width, settings.height):
+        video = (video.filter("scale", settings.width, settings.height, flags="bicubic")
+                 .filter("setsar", 1))
     # the graph yields exactly segments[-1].cut_out_frame frames; no -frames:v, which would end
     # the file when the video ends and drop the last few interleaved audio packets
     audio = ffmpeg.input(str(audio_path)).audio
     return ffmpeg.output(
-        acc, audio, str(out_path),
+        video, audio, str(out_path),
         vcodec="libx264", preset=settings.preset, crf=settings.crf, pix_fmt="yuv420p",
         r=fps, fps_mode="cfr",
         acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
         movflags="+faststart", video_track_timescale=fps * 512,
     ).global_args("-loglevel", "error")  # run_ffmpeg adds -hide_banner -nostdin
+
+
+MAX_CLIPS_PER_WINDOW = 3  # clips decoded at once; bounds composition memory for long edits
+
+
+@dataclass(frozen=True)
+class WindowPart:
+    """One clip's share of a window: its segment on the window's own timeline, and how many
+    frames into the clip it starts."""
+
+    clip: int
+    segment: Segment
+    skip_frames: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of the output decoded by one ffmpeg process: ``n_frames`` from ``first_frame``."""
+
+    first_frame: int
+    n_frames: int
+    parts: tuple[WindowPart, ...]
+
+
+def _solo_split(seg: Segment) -> int | None:
+    """A frame in the middle of the stretch a clip shows alone (outside its crossfades and
+    fades), where the edit can pass from one window to the next unseen; None if there is none."""
+    lo = seg.start_frame + 2 * seg.half_in_frames + seg.fade_in_frames
+    hi = seg.start_frame + seg.n_frames - 2 * seg.half_out_frames - seg.fade_out_frames
+    return (lo + hi) // 2 if hi - lo >= 2 else None
+
+
+def plan_windows(segments: Sequence[Segment],
+                 max_clips: int = MAX_CLIPS_PER_WINDOW) -> list[Window]:
+    """Cut the timeline into windows of at most ``max_clips`` clips each, so that a long edit
+    never has every clip's decoder open at once. A window ends inside a clip's solo stretch
+    (never in a transition); the next window resumes that same clip at the next frame, so the
+    frames are those one graph of the whole edit would give."""
+    if max_clips < 2:
+        raise ValueError("a window needs room for at least 2 clips")
+    windows: list[Window] = []
+    first = 0  # index of the first clip of the current window
+    skip = 0  # frames of that clip already shown by the previous window
+    start = 0  # output frame where the window starts
+    n = len(segments)
+    while True:
+        split_at, split_frame = None, None
+        for c in range(min(n - 1, first + max_clips - 1), first, -1):
+            f = _solo_split(segments[c])
+            if f is not None and f > segments[c].start_frame + (skip if c == first else 0):
+                split_at, split_frame = c, f
+                break
+        last = split_at if split_at is not None else n - 1
+        parts = []
+        for c in range(first, last + 1):
+            seg = segments[c]
+            own_skip = skip if c == first else 0
+            begin = seg.start_frame + own_skip
+            end = seg.start_frame + seg.n_frames
+            cut = seg.cut_in_frame
+            changes: dict[str, object] = {}
+            if own_skip:
+                changes.update(transition_in="cut", half_in_frames=0, fade_in_frames=0)
+                cut = begin
+            if c == split_at:
+                end = split_frame
+                changes.update(half_out_frames=0, fade_out_frames=0)
+            parts.append(WindowPart(c, Segment(**{
+                **seg.__dict__, **changes, "start_frame": begin - start, "n_frames": end - begin,
+                "cut_in_frame": cut - start,
+                "cut_out_frame": min(seg.cut_out_frame, end) - start}), own_skip))
+        end_frame = split_frame if split_at is not None else segments[-1].cut_out_frame
+        windows.append(Window(start, end_frame - start, tuple(parts)))
+        if split_at is None:
+            return windows
+        first, skip, start = split_at, split_frame - segments[split_at].start_frame, split_frame
 
 
 def compose(
@@ -194,12 +319,111 @@ def compose(
     audio_path: str | Path,
     out_path: str | Path,
     settings: ComposeSettings,
+    max_clips_per_window: int = MAX_CLIPS_PER_WINDOW,
 ) -> list[str]:
-    """Run the single-pass edit; returns the ffmpeg argument list that was run."""
-    graph = build_graph(clip_paths, clip_durations_s, segments, audio_path, out_path, settings)
-    args = graph.overwrite_output().get_args()
-    run_ffmpeg(args, what=f"composing {len(segments)} clips into {Path(out_path).name}")
-    return args
+    """Run the edit with one encode; returns the ffmpeg arguments that were run.
+
+    Up to ``max_clips_per_window`` clips: one ffmpeg process, one graph. Longer edits: windows
+    of clips (``plan_windows``) are decoded and joined one after another, each by its own ffmpeg
+    graph writing raw frames into the one encoder's input, so memory stays flat however many
+    clips there are (the encoder's arguments come first in the returned list).
+    """
+    join_size = work_size((settings.width, settings.height),
+                          [mp4_video_size(p) for p in clip_paths])
+    windows = plan_windows(segments, max_clips_per_window)
+    name = Path(out_path).name
+    if len(windows) == 1:
+        graph = build_graph(clip_paths, clip_durations_s, segments, audio_path, out_path,
+                            settings, join_size)
+        args = graph.overwrite_output().get_args()
+        run_ffmpeg(args, what=f"composing {len(segments)} clips into {name}")
+        return args
+    w, h = join_size
+    raw = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="yuv420p", s=f"{w}x{h}",
+                       framerate=settings.fps)
+    enc_args = encode_node(raw, join_size, audio_path, out_path, settings).overwrite_output() \
+        .get_args()
+    window_args = [
+        build_graph([clip_paths[p.clip] for p in win.parts],
+                    [clip_durations_s[p.clip] for p in win.parts],
+                    [p.segment for p in win.parts], audio_path, "pipe:", settings, join_size,
+                    skip_frames=[p.skip_frames for p in win.parts], raw_out=True).get_args()
+        for win in windows]
+    run_windows(enc_args, window_args, [win.n_frames * w * h * 3 // 2 for win in windows],
+                what=f"composing {len(segments)} clips into {name} in {len(windows)} windows")
+    return [*enc_args, *(a for args in window_args for a in args)]
+
+
+def run_windows(enc_args: list[str], window_args: list[list[str]], window_bytes: list[int],
+                what: str) -> None:
+    """Start the encoder, then the windows in order, each piping exactly its frames into the
+    encoder's input (the next window is started while one runs, so the encoder never waits)."""
+    with contextlib.ExitStack() as logs:
+        def start(args: list[str], **kw) -> tuple[subprocess.Popen, object]:
+            log = logs.enter_context(tempfile.TemporaryFile())
+            proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
+                                    stderr=log, **kw)
+            return proc, log
+
+        _run_windows(start, enc_args, window_args, window_bytes, what)
+
+
+def _run_windows(start, enc_args: list[str], window_args: list[list[str]],
+                 window_bytes: list[int], what: str) -> None:
+    def tail(log) -> str:
+        log.seek(0)
+        return "\n".join(log.read().decode("utf-8", "replace").strip().splitlines()[-12:])
+
+    encoder, enc_log = start(enc_args, stdin=subprocess.PIPE)
+    assert encoder.stdin is not None
+    running: list[tuple[subprocess.Popen, object]] = []
+    try:
+        nxt = start(window_args[0], stdout=subprocess.PIPE)
+        for k, expected in enumerate(window_bytes):
+            proc, log = nxt
+            running = [nxt]
+            if k + 1 < len(window_args):
+                nxt = start(window_args[k + 1], stdout=subprocess.PIPE)
+                running.append(nxt)
+            moved = _pipe_through(proc.stdout, encoder.stdin)
+            if proc.wait() != 0 or moved != expected:
+                raise FfmpegError(f"ffmpeg failed while {what}: window {k + 1} gave {moved} of "
+                                  f"{expected} bytes (exit {proc.returncode}):\n{tail(log)}")
+        encoder.stdin.close()
+        if encoder.wait() != 0:
+            raise FfmpegError(f"ffmpeg failed while {what} (exit {encoder.returncode}):\n"
+                              f"{tail(enc_log)}")
+    finally:
+        for proc, _ in running:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if encoder.poll() is None:
+            encoder.kill()
+            encoder.wait()
+
+
+def _pipe_through(src, dst, chunk_bytes: int = 1 << 20) -> int:
+    """Move everything from pipe ``src`` to pipe ``dst`` (kernel splice where available)."""
+    moved = 0
+    src_fd, dst_fd = src.fileno(), dst.fileno()
+    splice = getattr(os, "splice", None)
+    while True:
+        if splice is not None:
+            try:
+                n = splice(src_fd, dst_fd, chunk_bytes)
+            except OSError:
+                splice = None
+                continue
+        else:
+            data = os.read(src_fd, chunk_bytes)
+            n = len(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(dst_fd, view):]
+        if n == 0:
+            return moved
+        moved += n
 
 
 def extract_thumbnail(video_path: str | Path, out_path: str | Path, at_s: float,

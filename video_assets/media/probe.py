@@ -54,15 +54,76 @@ def top_level_boxes(path: str | Path) -> list[str]:
     return names
 
 
+def _boxes(data: bytes, start: int, end: int):
+    """(kind, payload start, payload end) of the MP4 boxes in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header:
+            return
+        yield kind.decode("latin-1"), pos + header, min(end, pos + size)
+        pos += size
+
+
+def mp4_video_size(path: str | Path) -> tuple[int, int] | None:
+    """Display width and height of the first video track, read from the MP4 header alone (the
+    ``tkhd`` box, a 90/270 degree rotation matrix swaps them); ``None`` if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            moov = None
+            while True:
+                header = handle.read(8)
+                if len(header) < 8:
+                    break
+                size, kind = struct.unpack(">I4s", header)
+                skip = size - 8
+                if size == 1:
+                    skip = struct.unpack(">Q", handle.read(8))[0] - 16
+                elif size == 0:
+                    skip = -1
+                if kind == b"moov":
+                    moov = handle.read(skip) if skip >= 0 else handle.read()
+                    break
+                if skip < 0:
+                    break
+                handle.seek(skip, 1)
+        if moov is None:
+            return None
+        for kind, a, b in _boxes(moov, 0, len(moov)):
+            if kind != "trak":
+                continue
+            for sub, c, _ in _boxes(moov, a, b):
+                if sub != "tkhd":
+                    continue
+                version = moov[c]
+                matrix_at = c + (52 if version == 1 else 40)
+                a_fix = struct.unpack(">i", moov[matrix_at:matrix_at + 4])[0]
+                w_fix, h_fix = struct.unpack(">II", moov[matrix_at + 36:matrix_at + 44])
+                w, h = w_fix >> 16, h_fix >> 16
+                if w and h:
+                    return (h, w) if a_fix == 0 else (w, h)
+    except (OSError, struct.error, IndexError):
+        return None
+    return None
+
+
 def is_faststart(path: str | Path) -> bool:
     boxes = top_level_boxes(path)
     return "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
 
 
 def probe_video(path: str | Path) -> VideoProbe:
-    """Decode the file once (video frames counted, audio length measured)."""
+    """Container facts: video frames counted from the stream's packets (one per frame in the
+    progressive H.264 we write; copying them is ~30x faster than decoding a 1080x1920 video,
+    and the quality measurement decodes every frame anyway), audio length measured by decoding."""
     name = Path(path).name
-    log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+    log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
                      what=f"counting frames of {name}")
     m = _VIDEO_RE.search(log)
     if not m:

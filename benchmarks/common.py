@@ -1,0 +1,164 @@
+"""Shared pieces of the benchmark suite: timed child processes, bare encodes, targets, progress.
+
+Every figure the suite reports is a ratio or a paired comparison taken in the same run, because
+the machine is shared and absolute seconds drift with its load. Peak memory is the peak resident
+set size of one child process, read from the kernel when that child is reaped (``os.wait4``), or
+``RUSAGE_CHILDREN`` inside a fresh Python subprocess whose only child is the ffmpeg being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout carries the table)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    wall_s: float
+    peak_rss_mb: float  # the child's own peak resident set size (kernel's ru_maxrss)
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
+              cwd: str | Path | None = None, check: bool = True) -> ChildRun:
+    """Run ``cmd``; wall time from start to reaping, and its peak RSS from ``wait4``'s rusage."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=cwd, stdin=subprocess.DEVNULL)
+    out, err = _drain(proc)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall_s = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    run = ChildRun(wall_s, usage.ru_maxrss / 1024, proc.returncode, out, err)
+    if check and run.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {run.returncode}:\n"
+                           f"{err[-2000:]}")
+    return run
+
+
+def _drain(proc: subprocess.Popen) -> tuple[str, str]:
+    """Read both pipes to the end without reaping the process (wait4 does that)."""
+    import threading
+
+    chunks: dict[str, bytes] = {}
+
+    def read(name: str, stream) -> None:
+        chunks[name] = stream.read()
+
+    threads = [threading.Thread(target=read, args=(n, s)) for n, s in
+               (("out", proc.stdout), ("err", proc.stderr))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return (chunks["out"].decode("utf-8", "replace"), chunks["err"].decode("utf-8", "replace"))
+
+
+def ffmpeg_exe() -> str:
+    from video_assets.media.ffmpeg_bin import ffmpeg_exe as exe
+
+    return exe()
+
+
+def ffmpeg_version() -> str:
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "unknown"
+
+
+def bare_encode(video: Path, out: Path, preset: str = "veryfast", crf: int = 20) -> ChildRun:
+    """The physical floor: re-encode ``video``'s frames with the same x264 settings and nothing
+    else (decode, libx264, mp4). Same frame count and size as the file it reads."""
+    return run_child([
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
+        "-map", "0:v:0", "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+        "-pix_fmt", "yuv420p", str(out),
+    ])
+
+
+def count_frames(video: Path) -> int:
+    from video_assets.media.probe import probe_video
+
+    return probe_video(video).n_frames
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+@dataclass
+class Target:
+    """One target of the issue: what was asked, what was measured, and whether it holds."""
+
+    name: str
+    target: str  # e.g. "<= 1.25"
+    measured: float | None
+    met: bool
+    why: str = ""  # filled when missed (or when the measurement could not be taken)
+
+    @staticmethod
+    def at_most(name: str, limit: float, measured: float | None, why_missed: str = "",
+                unit: str = "") -> Target:
+        met = measured is not None and measured <= limit
+        return Target(name, f"<= {limit:g}{unit}", None if measured is None else round(measured, 3),
+                      met, "" if met else why_missed)
+
+    @staticmethod
+    def at_least(name: str, limit: float, measured: float | None, why_missed: str = "",
+                 unit: str = "") -> Target:
+        met = measured is not None and measured >= limit
+        return Target(name, f">= {limit:g}{unit}", None if measured is None else round(measured, 3),
+                      met, "" if met else why_missed)
+
+
+@dataclass
+class Result:
+    """One row group of the table: its figures, its targets and how they were measured."""
+
+    name: str
+    figures: dict = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    method: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["targets"] = [asdict(t) for t in self.targets]
+        return out
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_info() -> dict:
+    import platform
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "ffmpeg": ffmpeg_version(),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,239 @@
+"""Composition benchmarks: ``final_video``'s ffmpeg pass vs a bare encode of its own output, and the
+same edit done by MoviePy 2.x.
+
+Inputs are what the offline product composes: storyboard cards animated by the offline video
+provider (720x1280 clips of its allowed lengths), cut on a 120 BPM beat grid with mixed
+transitions (crossfade, cut, fade, ...), over a synthesized song, into 1080x1920 at 30 fps with the
+product's encoder settings (libx264 veryfast, CRF 20, AAC 192k).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks.common import (
+    PYTHON,
+    REPO,
+    Result,
+    Target,
+    bare_encode,
+    count_frames,
+    log,
+    median,
+    run_child,
+)
+
+TRANSITION_CYCLE = ("crossfade", "cut", "fade")
+BEAT_S = 0.5  # 120 BPM
+OUT_SIZE = (1080, 1920)
+
+
+def scene_lengths_s(n_clips: int, total_s: float) -> list[float]:
+    """``n_clips`` scene lengths on whole beats, varied around the mean, summing to ``total_s``."""
+    total_beats = round(total_s / BEAT_S)
+    base, extra = divmod(total_beats, n_clips)
+    beats = [base + (i < extra) for i in range(n_clips)]
+    for i in range(0, n_clips - 1, 3):  # vary: one scene a beat longer, the next a beat shorter
+        if beats[i + 1] > 4:
+            beats[i] += 1
+            beats[i + 1] -= 1
+    return [b * BEAT_S for b in beats]
+
+
+def make_inputs(folder: Path, n_clips: int, total_s: float, n_unique: int = 6) -> dict:
+    """Cards, animatic clips and a song for an edit of ``n_clips`` scenes over ``total_s``.
+
+    ``n_unique`` distinct animatics are rendered; further scenes use copies (distinct files, so
+    that ffmpeg opens and decodes each as the product would)."""
+    from video_assets.media.animatic import render_animatic
+    from video_assets.media.art import render_card
+    from video_assets.media.audio import synthesize_track, write_wav
+    from video_assets.media.compose import plan_segments
+    from video_assets.providers.base import choose_duration
+    from video_assets.providers.offline import OfflineVideo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    video = OfflineVideo()
+    clip_size = video.output_size(OUT_SIZE)
+    lengths = scene_lengths_s(n_clips, total_s)
+    edges = [0.0]
+    for length in lengths:
+        edges.append(round(edges[-1] + length, 6))
+    bounds = list(zip(edges, edges[1:], strict=False))
+    kinds = [TRANSITION_CYCLE[i % len(TRANSITION_CYCLE)] for i in range(n_clips - 1)]
+    segments = plan_segments(bounds, kinds, fps=30, half_frames=8)
+    palette = ["#1a0b3d", "#ff5e8a", "#ffd36e", "#3b1f6b", "#120a24"]
+    cameras = ("push_in", "pan_left", "tilt_up", "pull_out", "pan_right", "static")
+    rendered: dict[tuple[int, float], Path] = {}
+    clip_paths, clip_durations = [], []
+    for i, seg in enumerate(segments):
+        clip_s = choose_duration(seg.n_frames / 30, video.allowed_durations_s)
+        u = i % n_unique
+        if (u, clip_s) not in rendered:
+            card = folder / f"card{u}.png"
+            if not card.exists():
+                render_card(OUT_SIZE, palette, 1000 + u, f"Scene {u + 1}: a lone skater",
+                            f"{u + 1:02d}", "skyline" if u % 2 else "ridges").save(card)
+            path = folder / f"anim{u}-{clip_s:g}.mp4"
+            log(f"  rendering input animatic {len(rendered) + 1} ({clip_s:g} s, {cameras[u]})")
+            render_animatic(card, path, clip_s, clip_size, cameras[u],
+                            [k * BEAT_S for k in range(int(clip_s / BEAT_S))])
+            rendered[(u, clip_s)] = path
+        own = folder / f"clip{i:02d}.mp4"
+        shutil.copyfile(rendered[(u, clip_s)], own)
+        clip_paths.append(str(own))
+        clip_durations.append(clip_s)
+    song = folder / "song.wav"
+    write_wav(song, synthesize_track(total_s, tempo_bpm=60 / BEAT_S), 44100)
+    return {
+        "clip_paths": clip_paths,
+        "clip_durations_s": clip_durations,
+        "segments": [asdict(s) for s in segments],
+        "audio_path": str(song),
+        "total_s": total_s,
+        "transitions": kinds,
+    }
+
+
+def product_settings() -> dict:
+    from video_assets.resources import PipelineSettings
+
+    return asdict(PipelineSettings().compose_settings(OUT_SIZE))
+
+
+def run_ours(inputs: dict, out: Path, work: Path) -> dict:
+    """One composition in a fresh process: wall time of ``compose()`` and ffmpeg's peak RSS."""
+    spec = {**inputs, "out_path": str(out), "settings": product_settings()}
+    spec_path = work / f"{out.stem}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    run = run_child([PYTHON, "-m", "benchmarks.child_compose", str(spec_path)], cwd=REPO)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def compose_vs_bare(name: str, work: Path, n_clips: int, total_s: float, repeats: int) -> Result:
+    """Paired runs (ours, bare, bare, ours, ...: the order alternates) and their ratios."""
+    folder = work / name
+    log(f"{name}: preparing {n_clips} clips over {total_s:g} s")
+    inputs = make_inputs(folder, n_clips, total_s)
+    ours_s, bare_s, ratios, rss_mb, bare_rss_mb, single_mb = [], [], [], [], [], []
+    out = folder / "ours.mp4"
+    for r in range(repeats):
+        order = ("ours", "bare") if r % 2 == 0 else ("bare", "ours")
+        pair: dict[str, float] = {}
+        for which in order:
+            if which == "ours":
+                m = run_ours(inputs, out, folder)
+                pair["ours"] = m["wall_s"]
+                rss_mb.append(m["ffmpeg_peak_rss_mb"])
+                single_mb.append(m["ffmpeg_max_single_rss_mb"])
+            else:
+                if not out.exists():  # the bare encode needs our output: make it first
+                    run_ours(inputs, out, folder)
+                b = bare_encode(out, folder / "bare.mp4")
+                pair["bare"] = b.wall_s
+                bare_rss_mb.append(b.peak_rss_mb)
+        ours_s.append(pair["ours"])
+        bare_s.append(pair["bare"])
+        ratios.append(pair["ours"] / pair["bare"])
+        log(f"{name}: pair {r + 1}/{repeats}: ours {pair['ours']:.1f} s, bare {pair['bare']:.1f} s, "
+            f"ratio {ratios[-1]:.2f}, ffmpeg peak RSS {rss_mb[-1]:.0f} MB")
+    n_frames = count_frames(out)
+    ratio = median(ratios)
+    peak = max(rss_mb)
+    transitions = inputs["transitions"]
+    result = Result(name, figures={
+        "n_clips": n_clips,
+        "n_frames": n_frames,
+        "size": f"{OUT_SIZE[0]}x{OUT_SIZE[1]}",
+        "transitions": {k: transitions.count(k) for k in TRANSITION_CYCLE},
+        "ours_s": [round(x, 2) for x in ours_s],
+        "bare_encode_s": [round(x, 2) for x in bare_s],
+        "ratio_per_pair": [round(x, 3) for x in ratios],
+        "ratio": round(ratio, 3),
+        "ffmpeg_peak_rss_mb": round(peak, 1),
+        "ffmpeg_max_single_process_rss_mb": round(max(single_mb), 1),
+        "bare_encode_peak_rss_mb": round(max(bare_rss_mb), 1),
+    }, method=(
+        "compose() of the product in a fresh process vs `ffmpeg -i ours.mp4 -c:v libx264 -preset "
+        "veryfast -crf 20` (same frames, size and encoder settings), alternating order, median of "
+        "per-pair ratios; peak RSS = the peak of the summed RSS of all ffmpeg processes alive at once "
+        "(psutil, polled every 20 ms; an edit of more than 3 clips runs an encoder and up to two "
+        "decoding windows), and the largest single ffmpeg's ru_maxrss (RUSAGE_CHILDREN)"))
+    result.targets = [
+        Target.at_most("compose_ratio", 1.25, ratio, why_missed=WHY["compose_ratio"]),
+        Target.at_most("compose_peak_rss_mb", 600, peak, why_missed=WHY["compose_rss"], unit=" MB"),
+    ]
+    return result
+
+
+MOVIEPY_ENV = REPO / "benchmarks" / "moviepy_env" / ".venv" / "bin" / "python"
+
+
+def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
+    """The same inputs, transitions and output settings composed by MoviePy 2.x (its own
+    environment: MoviePy pins pillow below the product's), paired with our composition."""
+    from video_assets.media.probe import probe_video
+
+    name = f"vs_moviepy_{n_clips}_clips"
+    folder = work / name
+    log(f"{name}: preparing {n_clips} clips over {total_s:g} s")
+    inputs = make_inputs(folder, n_clips, total_s)
+    result = Result(name, method=(
+        "the same clips, segments, transitions, audio and x264/AAC settings; MoviePy composes "
+        "with CompositeVideoClip (CrossFadeIn, FadeIn/FadeOut) and writes with write_videofile; "
+        "wall time of each in its own process; ours runs just before and just after MoviePy and "
+        "the mean of the two is used"))
+    if not MOVIEPY_ENV.exists():
+        result.error = f"MoviePy environment missing ({MOVIEPY_ENV}); run `make bench`"
+        result.targets = [Target("speedup_vs_moviepy", ">= 8", None, False, result.error)]
+        return result
+    ours_out, theirs_out = folder / "ours.mp4", folder / "moviepy.mp4"
+    ours = run_ours(inputs, ours_out, folder)
+    log(f"{name}: ours {ours['wall_s']:.1f} s; MoviePy next (several minutes)")
+    spec = {**inputs, "out_path": str(theirs_out), "settings": product_settings()}
+    spec_path = folder / "moviepy.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    theirs = run_child([str(MOVIEPY_ENV), str(REPO / "benchmarks" / "moviepy_compose.py"),
+                        str(spec_path)], cwd=folder)
+    theirs_s = json.loads(theirs.stdout.strip().splitlines()[-1])["wall_s"]
+    ours_after = run_ours(inputs, ours_out, folder)  # ours on both sides of MoviePy: same load
+    ours_s = (ours["wall_s"] + ours_after["wall_s"]) / 2
+    speedup = theirs_s / ours_s
+    p_ours, p_theirs = probe_video(ours_out), probe_video(theirs_out)
+    log(f"{name}: MoviePy {theirs_s:.1f} s, ours {ours_s:.1f} s (before and after): {speedup:.1f}x")
+    result.figures = {
+        "n_clips": n_clips,
+        "ours_s": round(ours_s, 2),
+        "ours_before_after_s": [round(ours["wall_s"], 2), round(ours_after["wall_s"], 2)],
+        "moviepy_s": round(theirs_s, 2),
+        "speedup": round(speedup, 2),
+        "ours_duration_s": round(p_ours.video_duration_s, 4),
+        "moviepy_duration_s": round(p_theirs.video_duration_s, 4),
+        "ours_audio_duration_s": round(p_ours.audio_duration_s or 0.0, 4),
+        "moviepy_audio_duration_s": round(p_theirs.audio_duration_s or 0.0, 4),
+        "audio_duration_s": total_s,
+        "ours_peak_rss_mb": round(max(ours["ffmpeg_peak_rss_mb"], ours_after["ffmpeg_peak_rss_mb"]), 1),
+        "moviepy_peak_rss_mb": round(theirs.peak_rss_mb, 1),
+        "moviepy_peak_rss_measured_as": "ru_maxrss of the MoviePy Python process and its children",
+    }
+    result.targets = [Target.at_least("speedup_vs_moviepy", 8, speedup,
+                                      why_missed=WHY["moviepy"], unit="x")]
+    return result
+
+
+# Why a target can be missed, as found by profiling this code (shown only when a target is missed)
+WHY = {
+    "compose_ratio": (
+        "besides the encode, composition decodes every clip and scales the joined 720x1280 "
+        "frames up to 1080x1920; on 2 shared cores that work competes with x264 for the CPU"),
+    "compose_rss": (
+        "x264 alone holds ~300-325 MB at 1080x1920 (see bare_encode_peak_rss_mb); each decoding "
+        "window (3 clips, two alive at once) adds ~120 MB; summed RSS also counts the ffmpeg "
+        "binary's shared pages once per process"),
+    "moviepy": (
+        "MoviePy's time is mostly x264 on its frames too; our speedup is bounded by MoviePy's "
+        "time over a bare encode (compare moviepy_s with ours_s and the compose rows' bare times)"),
+}

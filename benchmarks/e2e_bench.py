@@ -1,0 +1,177 @@
+"""End to end: ``videogen render`` of a song, offline, vs a bare encode of its own output; the first
+render on a cold machine (empty numba cache) reported separately; beat analysis of a long song.
+
+A render is a fresh process, as a user runs it: Python start-up, imports, the Dagster run of every
+stage (request, beats, script, storyboard, clips, final video and its quality measurement).
+"Warm" means the numba cache and the OS file cache are warm; the job itself is new (a new prompt,
+so no generation is reused from the content cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from benchmarks.common import (
+    PYTHON,
+    REPO,
+    Result,
+    Target,
+    bare_encode,
+    log,
+    median,
+    run_child,
+)
+
+VIDEOGEN = str(Path(PYTHON).with_name("videogen"))
+PROMPTS = ("Neon city at night, a lone skater chasing the sunrise",
+           "Ocean waves at dawn, a surfer paddling out",
+           "A desert road at noon, a red car racing the wind",
+           "Snow falling on a quiet forest, a fox in the clearing")
+
+
+def make_song(path: Path, duration_s: float, tempo_bpm: float = 120.0) -> Path:
+    from video_assets.media.audio import synthesize_track, write_wav
+
+    write_wav(path, synthesize_track(duration_s, tempo_bpm=tempo_bpm), 44100)
+    return path
+
+
+def bench_env(home: Path, numba_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEO_ASSETS_", "AWS_"))}
+    env.update(DAGSTER_HOME=str(home), NUMBA_CACHE_DIR=str(numba_dir))
+    return env
+
+
+def render(song: Path, prompt: str, env: dict[str, str]) -> tuple[float, dict]:
+    run = run_child([VIDEOGEN, "render", "--audio", str(song), "--prompt", prompt, "--json"],
+                    env=env, cwd=song.parent)
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    if summary["status"] != "done":
+        raise RuntimeError(f"render ended {summary['status']}: {summary}")
+    return run.wall_s, summary
+
+
+def stage_seconds(home: Path, run_id: str) -> dict[str, float]:
+    """Each step's wall time from the run's event log (STEP_START to STEP_SUCCESS)."""
+    code = (
+        "import json,sys\n"
+        "from dagster import DagsterInstance, DagsterEventType as T\n"
+        "inst = DagsterInstance.get()\n"
+        "start, out = {}, {}\n"
+        "for r in inst.all_logs(sys.argv[1]):\n"
+        "    e = r.dagster_event\n"
+        "    if e is None: continue\n"
+        "    if e.event_type == T.STEP_START: start[e.step_key] = r.timestamp\n"
+        "    if e.event_type == T.STEP_SUCCESS: out[e.step_key] = round(r.timestamp - start[e.step_key], 2)\n"
+        "print(json.dumps(out))\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    run = run_child([PYTHON, "-c", code, run_id], env=env)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
+    folder = work / "e2e"
+    folder.mkdir(parents=True, exist_ok=True)
+    song = make_song(folder / "song.wav", song_s)
+    home, numba_dir = folder / "dagster_home", folder / "numba_cache"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = bench_env(home, numba_dir)
+
+    log(f"e2e: first render on a cold machine ({song_s:g} s song, empty numba cache, new instance)")
+    cold_s, cold = render(song, PROMPTS[0], env)
+    cold_bare = bare_encode(Path(cold["final_video"]), folder / "bare.mp4").wall_s
+    cold_stages = stage_seconds(home, cold["run_id"])
+    log(f"e2e: cold render {cold_s:.1f} s (bare encode {cold_bare:.1f} s); stages {cold_stages}")
+
+    warm_s, bare_s, ratios, stages = [], [], [], []
+    prev_final = Path(cold["final_video"])
+    for r in range(repeats):
+        prompt = PROMPTS[1 + r % (len(PROMPTS) - 1)] + f" (take {r + 1})"
+        order = ("ours", "bare") if r % 2 == 0 else ("bare", "ours")
+        pair: dict[str, float] = {}
+        for which in order:
+            if which == "ours":
+                pair["ours"], summary = render(song, prompt, env)
+                prev_final = Path(summary["final_video"])
+                stages.append(stage_seconds(home, summary["run_id"]))
+            else:  # the same song's output (this pair's, or the previous one's when bare goes first)
+                pair["bare"] = bare_encode(prev_final, folder / "bare.mp4").wall_s
+        warm_s.append(pair["ours"])
+        bare_s.append(pair["bare"])
+        ratios.append(pair["ours"] / pair["bare"])
+        log(f"e2e: warm pair {r + 1}/{repeats}: render {pair['ours']:.1f} s, bare {pair['bare']:.1f} s,"
+            f" ratio {ratios[-1]:.2f}; stages {stages[-1]}")
+    ratio = median(ratios)
+    result = Result("end_to_end", figures={
+        "song_s": song_s,
+        "warm_render_s": [round(x, 2) for x in warm_s],
+        "bare_encode_s": [round(x, 2) for x in bare_s],
+        "ratio_per_pair": [round(x, 3) for x in ratios],
+        "ratio": round(ratio, 3),
+        "warm_stage_s": stages[-1],
+        "cold_render_s": round(cold_s, 2),
+        "cold_bare_encode_s": round(cold_bare, 2),
+        "cold_ratio": round(cold_s / cold_bare, 3),
+        "cold_stage_s": cold_stages,
+        "cold_minus_warm_s": round(cold_s - median(warm_s), 2),
+    }, method=(
+        "`videogen render --audio song.wav --prompt ... --json` (offline providers, a fresh "
+        "process: start-up, imports, every Dagster stage incl. the quality measurement) vs "
+        "`ffmpeg -i final.mp4 -c:v libx264 -preset veryfast -crf 20` of the same output; warm = "
+        "numba cache filled by the cold render, a new job each time (nothing reused from the "
+        "content cache); cold = empty NUMBA_CACHE_DIR and a new Dagster instance"))
+    result.targets = [Target.at_most("end_to_end_ratio", 2.0, ratio, why_missed=WHY_E2E)]
+    return result
+
+
+WHY_E2E = ("besides the composition, a render pays Python start-up and imports, beat analysis, "
+           "storyboard cards, one animatic encode per clip and the quality measurement (decodes "
+           "of the output); see warm_stage_s for the split")
+
+
+def beat_analysis(work: Path, song_s: float) -> Result:
+    """Beat analysis of a long song in a fresh process, with the numba cache warm and cold."""
+    folder = work / "beats"
+    folder.mkdir(parents=True, exist_ok=True)
+    song = make_song(folder / "song.wav", song_s, tempo_bpm=124.0)
+    code = (
+        "import json,sys,time\n"
+        "t0 = time.perf_counter()\n"
+        "import video_assets\n"
+        "from video_assets.media.audio import decode_mono\n"
+        "from video_assets.media import beats\n"
+        "from video_assets.media.boundaries import BoundaryLimits\n"
+        "t1 = time.perf_counter()\n"
+        "a = decode_mono(sys.argv[1]); g = beats.analyze(a, BoundaryLimits())\n"
+        "t2 = time.perf_counter()\n"
+        "a = decode_mono(sys.argv[1]); g = beats.analyze(a, BoundaryLimits())\n"
+        "t3 = time.perf_counter()\n"
+        "print(json.dumps({'import_s': t1 - t0, 'first_s': t2 - t1, 'again_s': t3 - t2}))\n")
+    numba_dir = folder / "numba_cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_dir)}
+    runs = {}
+    for label in ("cold", "warm", "warm_again"):
+        run = run_child([PYTHON, "-c", code, str(song)], env=env, cwd=REPO)
+        runs[label] = {k: round(v, 2) for k, v in json.loads(run.stdout.splitlines()[-1]).items()}
+        log(f"beats: {label} numba cache: {runs[label]}")
+    warm_total = min(r["import_s"] + r["first_s"] for r in (runs["warm"], runs["warm_again"]))
+    result = Result("beat_analysis", figures={
+        "song_s": song_s,
+        "cold_cache_first_call_s": runs["cold"]["first_s"],
+        "warm_cache_first_call_s": min(runs["warm"]["first_s"], runs["warm_again"]["first_s"]),
+        "warm_process_s": min(runs["warm"]["again_s"], runs["warm_again"]["again_s"]),
+        "warm_fresh_process_total_s": round(warm_total, 2),
+        "compile_paid_once_s": round(runs["cold"]["first_s"] - runs["warm"]["first_s"], 2),
+        "runs": runs,
+    }, method=(
+        "decode + beats.analyze of a synthesized song in fresh processes: first with an empty "
+        "NUMBA_CACHE_DIR (cold), then twice more with it filled (warm); first_s includes librosa's "
+        "import-time kernel set-up, again_s is a second call in the same process"))
+    result.targets = [Target.at_most("beat_analysis_3min_warm_s", 5.0, warm_total, unit=" s",
+                                     why_missed="librosa's import builds its numba ufuncs in every "
+                                                "new process, even from the cache")]
+    return result
