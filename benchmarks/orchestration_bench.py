@@ -114,7 +114,7 @@ def fanout_child(latency_s: float, concurrencies: list[int]) -> dict:
     def named(name: str):
         return next(a for a in STAGES if name in {k.to_user_string() for k in a.keys})
 
-    upstream = [named(n) for n in ("job_request", "beat_grid", "script", "storyboard")]
+    upstream = [named(n) for n in ("job_request", "beat_grid", "lyrics", "script", "storyboard")]
     clips_asset = named("clips")
     materialize(upstream, partition_key=job_id, instance=instance,
                 resources={**resources, "settings": PipelineSettings()})
