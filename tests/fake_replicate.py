@@ -204,9 +204,9 @@ class FakeReplicate:
         duration = float(inputs.get("duration", 5))
         work = Path(tempfile.mkdtemp(dir=self.folder))
         (work / "in.png").write_bytes(png)
-        with Image.open(work / "in.png") as im:
-            portrait = im.height > im.width
-        w, h = (360, 640) if portrait else (640, 360)
+        with Image.open(work / "in.png") as im:  # the model's own size, at the image's aspect
+            w, h = (360, 640) if im.height > im.width else (640, 360) if im.width > im.height \
+                else (480, 480)
         run_ffmpeg(["-y", "-loop", "1", "-i", str(work / "in.png"), "-t", f"{duration:g}",
                     "-vf", f"scale={w * 2}:{h * 2},zoompan=z='1+0.0015*on':d=1:s={w}x{h}:fps=24",
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
