@@ -194,7 +194,7 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
         "the same clips, segments, transitions, audio and x264/AAC settings; MoviePy composes "
         "with CompositeVideoClip (CrossFadeIn, FadeIn/FadeOut) and writes with write_videofile; "
         "wall time of each in its own process; ours runs just before and just after MoviePy and "
-        "the mean of the two is used"))
+        "the mean of the two is used; then a bare encode of our output (the floor)"))
     if not MOVIEPY_ENV.exists():
         result.error = f"MoviePy environment missing ({MOVIEPY_ENV}); run `make bench`"
         result.targets = [Target("speedup_vs_moviepy", ">= 8", None, False, result.error)]
@@ -211,6 +211,7 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
     ours_after = run_ours(inputs, ours_out, folder)  # ours on both sides of MoviePy: same load
     ours_s = (ours["wall_s"] + ours_after["wall_s"]) / 2
     speedup = theirs_s / ours_s
+    bare_s = bare_encode(ours_out, folder / "bare.mp4").wall_s  # the floor, for the why
     p_ours, p_theirs = probe_video(ours_out), probe_video(theirs_out)
     log(f"{name}: MoviePy {theirs_s:.1f} s, ours {ours_s:.1f} s (before and after): {speedup:.1f}x")
     result.figures = {
@@ -227,9 +228,12 @@ def vs_moviepy(work: Path, n_clips: int, total_s: float) -> Result:
         "ours_peak_rss_mb": round(max(ours["ffmpeg_peak_rss_mb"], ours_after["ffmpeg_peak_rss_mb"]), 1),
         "moviepy_peak_rss_mb": round(theirs.peak_rss_mb, 1),
         "moviepy_peak_rss_measured_as": "ru_maxrss of the MoviePy Python process and its children",
+        "bare_encode_s": round(bare_s, 2),
+        "moviepy_over_bare_encode": round(theirs_s / bare_s, 2),
     }
-    result.targets = [Target.at_least("speedup_vs_moviepy", 8, speedup,
-                                      why_missed=WHY["moviepy"], unit="x")]
+    why = WHY["moviepy"].format(moviepy_over_bare=theirs_s / bare_s,
+                                ours_over_bare=ours_s / bare_s)
+    result.targets = [Target.at_least("speedup_vs_moviepy", 8, speedup, why_missed=why, unit="x")]
     return result
 
 
@@ -243,6 +247,7 @@ WHY = {
         "window (3 clips, two alive at once) adds ~120 MB; summed RSS also counts the ffmpeg "
         "binary's shared pages once per process"),
     "moviepy": (
-        "MoviePy's time is mostly x264 on its frames too; our speedup is bounded by MoviePy's "
-        "time over a bare encode (compare moviepy_s with ours_s and the compose rows' bare times)"),
+        "MoviePy took {moviepy_over_bare:.1f}x a bare x264 encode of the same frames here (the "
+        "issue saw ~11x); we took {ours_over_bare:.2f}x, so no composer that encodes these frames "
+        "with the same x264 settings can be 8x faster than MoviePy on this work"),
 }
