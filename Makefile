@@ -33,7 +33,7 @@ ui: install
 notebooks: install
 	$(UV) run --frozen --group notebooks jupyter lab notebooks/
 
-# Benchmarks (benchmarks/README in README.md's "Performance"): table on stdout, benchmarks/results.json.
+# Benchmarks (README.md, "Performance"): a table on stdout and benchmarks/results.json.
 # BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,fanout,dagster to pick.
 # Bytecode is compiled once (as any Python install does on first import; PYTHONDONTWRITEBYTECODE
 # would otherwise make every fresh process recompile its imports). MoviePy lives in its own locked

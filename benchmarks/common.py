@@ -31,6 +31,7 @@ def log(message: str) -> None:
 class ChildRun:
     wall_s: float
     peak_rss_mb: float  # the child's own peak resident set size (kernel's ru_maxrss)
+    cpu_s: float  # user + system CPU time of the child and the children it reaped
     returncode: int
     stdout: str
     stderr: str
@@ -46,7 +47,8 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
     _, status, usage = os.wait4(proc.pid, 0)
     wall_s = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    run = ChildRun(wall_s, usage.ru_maxrss / 1024, proc.returncode, out, err)
+    run = ChildRun(wall_s, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+                   proc.returncode, out, err)
     if check and run.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {run.returncode}:\n"
                            f"{err[-2000:]}")

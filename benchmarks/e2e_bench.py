@@ -46,12 +46,14 @@ def bench_env(home: Path, numba_dir: Path) -> dict[str, str]:
 
 
 def render(song: Path, prompt: str, env: dict[str, str]) -> tuple[float, dict]:
+    """Wall seconds of one ``videogen render`` and its summary (with ``cpu_s``: the CPU seconds
+    of the process and of every ffmpeg it ran)."""
     run = run_child([VIDEOGEN, "render", "--audio", str(song), "--prompt", prompt, "--json"],
                     env=env, cwd=song.parent)
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     if summary["status"] != "done":
         raise RuntimeError(f"render ended {summary['status']}: {summary}")
-    return run.wall_s, summary
+    return run.wall_s, {**summary, "cpu_s": run.cpu_s}
 
 
 def stage_seconds(home: Path, run_id: str) -> dict[str, float]:
@@ -87,7 +89,7 @@ def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
     cold_stages = stage_seconds(home, cold["run_id"])
     log(f"e2e: cold render {cold_s:.1f} s (bare encode {cold_bare:.1f} s); stages {cold_stages}")
 
-    warm_s, bare_s, ratios, stages = [], [], [], []
+    warm_s, bare_s, ratios, stages, cpu_ratios = [], [], [], [], []
     prev_final = Path(cold["final_video"])
     for r in range(repeats):
         prompt = PROMPTS[1 + r % (len(PROMPTS) - 1)] + f" (take {r + 1})"
@@ -96,13 +98,16 @@ def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
         for which in order:
             if which == "ours":
                 pair["ours"], summary = render(song, prompt, env)
+                pair["ours_cpu"] = summary["cpu_s"]
                 prev_final = Path(summary["final_video"])
                 stages.append(stage_seconds(home, summary["run_id"]))
             else:  # the same song's output (this pair's, or the previous one's when bare goes first)
-                pair["bare"] = bare_encode(prev_final, folder / "bare.mp4").wall_s
+                bare = bare_encode(prev_final, folder / "bare.mp4")
+                pair["bare"], pair["bare_cpu"] = bare.wall_s, bare.cpu_s
         warm_s.append(pair["ours"])
         bare_s.append(pair["bare"])
         ratios.append(pair["ours"] / pair["bare"])
+        cpu_ratios.append(pair["ours_cpu"] / pair["bare_cpu"])
         log(f"e2e: warm pair {r + 1}/{repeats}: render {pair['ours']:.1f} s, bare {pair['bare']:.1f} s,"
             f" ratio {ratios[-1]:.2f}; stages {stages[-1]}")
     ratio = median(ratios)
@@ -112,6 +117,8 @@ def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
         "bare_encode_s": [round(x, 2) for x in bare_s],
         "ratio_per_pair": [round(x, 3) for x in ratios],
         "ratio": round(ratio, 3),
+        "cpu_time_ratio_per_pair": [round(x, 3) for x in cpu_ratios],
+        "cpu_time_ratio": round(median(cpu_ratios), 3),
         "warm_stage_s": stages[-1],
         "cold_render_s": round(cold_s, 2),
         "cold_bare_encode_s": round(cold_bare, 2),
