@@ -1,5 +1,6 @@
 """``job_request``: the validated request and the job's audio, copied into the job's folder."""
 
+import shutil
 from pathlib import Path, PurePosixPath
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -86,10 +87,10 @@ def make_music_bed(job_id: str, staged: StoredRequest, media, wh, settings: Pipe
                               model=composer.model, unit=composer.unit)
         if media.exists(key):
             new_row().cache_hit = True
+            with media.local_path(key) as cached:
+                shutil.copyfile(cached, out_path)
         else:
             preflight(job_id, staged, settings, media, wh, "music")
             composer.compose(music_prompt(staged), duration_s, out_path, new_row)
             media.put_file(key, out_path)
-    with media.local_path(key) as cached:
-        out_path.write_bytes(cached.read_bytes())
     return f"{composer.name}/{composer.model}"

@@ -6,6 +6,8 @@ their scenes' starts, as long as the music, which composition then uses instead 
 Music videos keep the song untouched, and offline there is no voice: no soundtrack is made.
 """
 
+import shutil
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from video_assets.assets.budget import preflight
@@ -83,7 +85,7 @@ def voiceover(
                 media.put_file(key, tmp / "line.wav")
             local = tmp / f"line-{scene.index:02d}.wav"
             with media.local_path(key) as cached:
-                local.write_bytes(cached.read_bytes())
+                shutil.copyfile(cached, local)
             paths.append((local, scene.start_s + LEAD_IN_S))
             lines.append({"index": scene.index, "start_s": round(scene.start_s + LEAD_IN_S, 3),
                           "text": text, "duration_s": round(decode_mono(local).duration_s, 3)})
