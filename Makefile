@@ -12,8 +12,10 @@ $(UV):
 	$(PY) -m venv .tools
 	.tools/bin/pip install --quiet "uv>=0.5,<1"
 
+# Bytecode is compiled at install (as pip does): with PYTHONDONTWRITEBYTECODE set, every fresh
+# process would otherwise recompile its imports (about 4 s for the definitions on a 2-core machine).
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PY)
+	$(UV) sync --frozen --compile-bytecode --python $(PY)
 	@touch $@
 
 install: $(VENV)/.installed
@@ -35,11 +37,8 @@ notebooks: install
 
 # Benchmarks (README.md, "Performance"): a table on stdout and benchmarks/results.json.
 # BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,fanout,dagster to pick.
-# Bytecode is compiled once (as any Python install does on first import; PYTHONDONTWRITEBYTECODE
-# would otherwise make every fresh process recompile its imports). MoviePy lives in its own locked
-# environment: it pins pillow below the product's.
+# MoviePy lives in its own locked environment: it pins pillow below the product's.
 bench: install
-	$(UV) sync --frozen --compile-bytecode --python $(PY)
 	UV_PROJECT_ENVIRONMENT=benchmarks/moviepy_env/.venv $(UV) sync --frozen --project benchmarks/moviepy_env --python $(PY)
 	$(VENV)/bin/python -m benchmarks.run
 
