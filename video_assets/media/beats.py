@@ -1,7 +1,9 @@
 """Beat analysis with librosa: tempo, beats, downbeats, per-beat energy, confidence, fallback grid.
 
 All times are seconds from the start of the audio. Beat tracking uses librosa's defaults
-(hop 512 at 22050 Hz), so an independent ``librosa.beat.beat_track`` on the same audio agrees.
+(hop 512 at 22050 Hz) through ``video_assets.media.beat_track``, a port of ``librosa.beat.beat_track``
+that avoids the numba compile ``import librosa.beat`` costs in every process; a test pins it to
+librosa, so an independent ``librosa.beat.beat_track`` on the same audio agrees.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from video_assets.media.audio import DecodedAudio
+from video_assets.media.beat_track import beat_track
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
 from video_assets.schemas import BeatGrid, Boundary
 
@@ -184,9 +187,7 @@ def analyze(
     y, sr = audio.samples, audio.sample_rate
     duration_s = audio.duration_s
     onset_env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP)
-    tempo_arr, beat_frames = librosa.beat.beat_track(onset_envelope=onset_env, sr=sr, hop_length=HOP)
-    tempo = float(np.atleast_1d(tempo_arr)[0]) if np.size(tempo_arr) else 0.0
-    beat_frames = np.asarray(beat_frames, dtype=int)
+    tempo, beat_frames = beat_track(onset_env, sr=sr, hop_length=HOP)
     confidence = beat_confidence(onset_env, beat_frames)
     if confidence >= min_confidence and len(beat_frames) >= 4:
         method = "beats"
