@@ -189,6 +189,10 @@ def test_plan_windows_cover_the_timeline_in_small_groups():
     for w in windows:  # each window's own timeline: its parts fill exactly its frames
         assert w.parts[0].segment.start_frame == 0
         assert w.parts[-1].segment.cut_out_frame == w.n_frames
+    # the last window takes every clip left once they fit: no window is a lone clip's tail
+    assert len(windows[-1].parts) >= 2
+    assert len(plan_windows(segs[:3], max_clips=3)) == 1  # up to 3 clips: one graph
+    assert [len(w.parts) for w in plan_windows(segs[:8], max_clips=3)] == [3, 3, 3, 2]
 
 
 def test_windowed_composition_gives_the_same_frames_as_one_graph(tmp_path):

@@ -179,12 +179,13 @@ def render_animatic(
     beats_s: Sequence[float] = (),
     fps: int = 30,
     crf: int = 21,
-    preset: str = "superfast",
+    preset: str = "ultrafast",
 ) -> int:
     """Encode ``duration_s`` of camera move over the image at ``size``; returns the frame count.
 
-    The clip is an intermediate that composition re-encodes: x264 ``superfast`` at CRF 21 costs
-    about a fifth less CPU than ``veryfast`` at CRF 23 for the same look (larger files)."""
+    The clip is an intermediate that composition re-encodes: x264 ``ultrafast`` at CRF 21 took
+    about 30 % less CPU for rendering 45 s of clips than ``superfast`` (files twice as large, the
+    same look), and composing them cost the same."""
     out_w, out_h = size
     if out_w % 2 or out_h % 2:
         raise ValueError(f"animatic size {out_w}x{out_h}: width and height must be even (yuv420p)")

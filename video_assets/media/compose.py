@@ -281,7 +281,7 @@ def plan_windows(segments: Sequence[Segment],
     n = len(segments)
     while True:
         split_at, split_frame = None, None
-        for c in range(min(n - 1, first + max_clips - 1), first, -1):
+        for c in range(first + max_clips - 1, first, -1) if n - first > max_clips else ():
             f = _solo_split(segments[c])
             if f is not None and f > segments[c].start_frame + (skip if c == first else 0):
                 split_at, split_frame = c, f
