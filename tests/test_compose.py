@@ -92,6 +92,37 @@ def test_cuts_switch_on_the_boundary_frame(tmp_path, clips):
         assert close(frames[f - 1], RGB[before]) and close(frames[f], RGB[after])
 
 
+def test_thumbnail_is_the_next_key_frame_else_the_frame_itself(tmp_path, clips):
+    import re
+
+    from PIL import Image
+
+    from video_assets.media.compose import extract_thumbnail
+    from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+    bounds = [(0.0, 3.37), (3.37, 6.81), (6.81, 10.2)]
+    out = tmp_path / "cut.mp4"
+    compose([clips[("red", 5.0)], clips[("lime", 5.0)], clips[("blue", 5.0)]], [5.0] * 3,
+            plan_segments(bounds, ["cut", "cut"], 30, 8), make_song(tmp_path / "a.wav", 10.2),
+            out, ComposeSettings(width=180, height=320))  # veryfast, as renders: key frames on cuts
+    log = run_ffmpeg(["-skip_frame", "nokey", "-i", str(out), "-vf", "showinfo", "-f", "null", "-"],
+                     what="listing key frames")
+    keys_s = [float(t) for t in re.findall(r"pts_time:([0-9.]+)", log)]
+    later = [t for t in keys_s if t >= 1.0]
+    assert later, keys_s  # x264 started a key frame on a cut after the first second
+    frames = decode_frames(out)
+    thumb = tmp_path / "thumb.jpg"
+    extract_thumbnail(out, thumb, at_s=1.0, width=90)
+    with Image.open(thumb) as im:
+        assert im.size == (90, 160)
+        shown = np.asarray(im.convert("RGB").resize((36, 64)))
+    assert np.abs(mean_rgb(shown) - mean_rgb(frames[round(later[0] * 30)])).max() <= 30
+    assert not close(shown, RGB["red"])  # not the frame at 1 s
+    extract_thumbnail(out, thumb, at_s=keys_s[-1] + 1.0, width=90)  # no key frame after it
+    with Image.open(thumb) as im:
+        assert close(np.asarray(im.convert("RGB").resize((36, 64))), RGB["blue"])
+
+
 def test_crossfade_and_fade_are_centred_on_the_beat(tmp_path, clips):
     bounds = [(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)]
     segs = plan_segments(bounds, ["crossfade", "fade"], 30, 8)

@@ -428,10 +428,17 @@ def _pipe_through(src, dst, chunk_bytes: int = 1 << 20) -> int:
 
 def extract_thumbnail(video_path: str | Path, out_path: str | Path, at_s: float,
                       width: int = 540) -> None:
-    """Write one JPEG frame at ``at_s`` seconds, scaled to ``width`` pixels wide."""
-    run_ffmpeg(
-        ["-y", "-ss", f"{max(0.0, at_s):.3f}", "-i", str(video_path), "-frames:v", "1",
-         "-vf", f"scale={width}:-2", "-q:v", "3", str(out_path)],
-        what=f"extracting a thumbnail from {Path(video_path).name}",
-    )
-
+    """Write one JPEG frame, scaled to ``width`` pixels wide: the first key frame at or after
+    ``at_s`` seconds (x264 puts one on hard cuts, so often a scene's first frame), decoding only
+    key frames; when there is none after ``at_s``, the frame at ``at_s`` itself (which costs
+    decoding every frame since the key frame before it, up to 250)."""
+    out_path = Path(out_path)
+    out_path.unlink(missing_ok=True)
+    common = ["-i", str(video_path), "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3",
+              str(out_path)]
+    seek = ["-y", "-ss", f"{max(0.0, at_s):.3f}"]
+    what = f"extracting a thumbnail from {Path(video_path).name}"
+    with contextlib.suppress(FfmpegError):
+        run_ffmpeg(["-skip_frame", "nokey", *seek, *common], what=what)
+    if not out_path.exists() or out_path.stat().st_size == 0:
+        run_ffmpeg([*seek, *common], what=what)
