@@ -4,6 +4,7 @@ Before any paid call it estimates what the images, clips and lip-syncs still to 
 cost (cached ones are free) and refuses a job over its budget (``assets/budget.py``).
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
@@ -43,15 +44,14 @@ def storyboard(
     provider = image_provider(stored.request.providers.images, policy, conc)
     keys = [image_cache_key(provider, scene, plan, size) for scene in plan.scenes]
     estimate = preflight(job_id, stored, settings, media, wh, "images", grid, plan)
-    hits = 0
     with ledger(wh) as calls, media.scratch_dir() as tmp:
-        for scene, key in zip(plan.scenes, keys, strict=True):
+        def one(scene, key: str) -> bool:
+            """Render (or reuse) one scene's image into the job; True on a cache hit."""
             new_row = row_factory(calls, job_id=job_id, asset="storyboard",
                                   scene_index=scene.index, provider=provider.name,
                                   model=provider.model, units=1, unit="image")
             cached = media.exists(key)
             if cached:
-                hits += 1
                 new_row().cache_hit = True
             else:
                 out = tmp / f"{scene.index:02d}.png"
@@ -62,8 +62,24 @@ def storyboard(
                         provider.render(scene, plan.style, len(plan.scenes), size, out)
                 media.put_file(key, out)
             media.copy(key, storyboard_key(job_id, scene.index))
-            context.log.info(f"storyboard {scene.index + 1}/{len(plan.scenes)}"
-                             f"{' (cached)' if cached else ''}")
+            return cached
+
+        # a few at once: card drawing and PNG compression release the GIL, and a real provider's
+        # calls overlap (its own semaphore caps the calls in flight)
+        with ThreadPoolExecutor(max_workers=max(1, settings.clip_workers)) as pool:
+            futures = [pool.submit(one, scene, key) for scene, key in zip(plan.scenes, keys,
+                                                                          strict=True)]
+            hits = 0
+            for done, fut in enumerate(futures, start=1):
+                try:
+                    cached = fut.result()
+                except Exception:
+                    for other in futures:
+                        other.cancel()
+                    raise
+                hits += cached
+                context.log.info(f"storyboard {done}/{len(plan.scenes)}"
+                                 f"{' (cached)' if cached else ''}")
         with ExitStack() as stack:
             paths = [stack.enter_context(media.local_path(storyboard_key(job_id, s.index)))
                      for s in plan.scenes]
