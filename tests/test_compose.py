@@ -248,3 +248,28 @@ def test_windowed_composition_gives_the_same_frames_as_one_graph(tmp_path):
         assert diff[k] <= min(np.abs(b[k] - a[k - 1]).mean(), np.abs(b[k] - a[k + 1]).mean())
     probe = probe_video(windowed)
     assert abs(probe.audio_duration_s - 24.3) <= 0.015 and probe.faststart
+
+
+@pytest.mark.parametrize("max_clips", [100, 2])
+def test_the_encoders_copy_of_its_frames_is_the_files_frames(tmp_path, max_clips):
+    """``FramesTap``: the frames the encoder writes beside the file are, frame for frame, the
+    pictures a decode of the finished file gives (one graph, and windows piped into one encoder)."""
+    from video_assets.media.compose import FramesTap
+    from video_assets.media.quality import decode_frames as decord_frames
+    from video_assets.media.quality import frames_match, read_frames
+
+    n = 4
+    bounds = even_bounds(9.1, n)
+    segs = plan_segments(bounds, ["crossfade", "cut", "fade"], fps=30, half_frames=8)
+    paths = [pattern_clip(tmp_path / f"p{i}.mp4", 5.0, size="180x320", look=i) for i in range(n)]
+    out, tap = tmp_path / "out.mp4", FramesTap(tmp_path / "frames.rgb")
+    args = compose(paths, [5.0] * n, segs, make_song(tmp_path / "a.wav", 9.1), out,
+                   ComposeSettings(width=180, height=320), max_clips_per_window=max_clips,
+                   frames=tap)
+    assert ("pipe:" in args) == (max_clips == 2)  # windows pipe into the encoder
+    ours, decoded = read_frames(tap.path), decord_frames(out)
+    assert len(ours) == len(decoded) == probe_video(out).n_frames == round(9.1 * 30)
+    assert frames_match(ours, decoded)
+    # and each is the picture at its own index, not a neighbour's (the cuts are 1 frame apart)
+    shifted = np.abs(ours[1:].astype(int) - decoded[:-1].astype(int)).mean(axis=(1, 2, 3))
+    assert shifted.max() > 20

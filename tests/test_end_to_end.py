@@ -194,8 +194,8 @@ def test_a_video_that_fails_a_blocking_check_fails_its_run(home: Path, tmp_path:
 
     real_compose = final_module.compose
 
-    def late_audio_compose(clips, durations, segments, audio, out, settings):
-        real_compose(clips, durations, segments, audio, out, settings)
+    def late_audio_compose(clips, durations, segments, audio, out, settings, **kwargs):
+        real_compose(clips, durations, segments, audio, out, settings, **kwargs)
         shifted = out.with_name("shifted.mp4")
         run_ffmpeg(["-y", "-i", str(out), "-af", "adelay=80:all=1", "-shortest", "-c:v", "copy",
                     "-c:a", "aac", "-movflags", "+faststart", str(shifted)], what="sabotage")

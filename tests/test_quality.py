@@ -155,3 +155,31 @@ def test_quality_rows_reach_the_warehouse(tmp_path: Path):
     wh.replace_quality("j", rows * 1, datetime.now(UTC))  # re-measuring replaces, never doubles
     with wh.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM quality_metrics").fetchone()[0] == 1
+
+
+def test_the_encoders_copy_of_the_frames_measures_like_the_file(edit):
+    """With composition's copy of the frames it encoded (``FramesTap``), the measurement skips
+    decoding the file and finds the same cuts, transitions and pictures; a copy that does not
+    describe the file (its frames shifted by 2, or another picture) is not used: the file is
+    decoded."""
+    from video_assets.media.compose import FramesTap
+
+    segments = plan_segments([(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)], ["crossfade", "fade"], FPS, 8)
+    out, tap = edit["folder"] / "tapped.mp4", FramesTap(edit["folder"] / "tapped.rgb")
+    compose(edit["clips"], [5.0, 6.0, 7.0], segments, edit["song"], out, SETTINGS, frames=tap)
+    copy = quality.read_frames(tap.path)
+    from_copy = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE, frames=copy)
+    from_file = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE)
+    assert (from_copy.frames_source, from_file.frames_source) == ("encoder", "file")
+    assert from_copy.n_frames == from_file.n_frames == 315
+    assert from_copy.cut_frames == from_file.cut_frames
+    assert from_copy.crossfade_centre_ms == from_file.crossfade_centre_ms
+    assert from_copy.fade_black_ms == from_file.fade_black_ms
+    assert from_copy.clip_brightness == pytest.approx(from_file.clip_brightness, abs=1.0)
+    # fine detail is what an encode (here ultrafast, of a 180x320 test pattern) changes most
+    assert from_copy.clip_sharpness == pytest.approx(from_file.clip_sharpness, rel=0.5)
+    assert [m.passed for m in from_copy.metrics] == [m.passed for m in from_file.metrics]
+
+    for wrong in (np.roll(copy, 2, axis=0), 255 - copy):
+        report = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE, frames=wrong)
+        assert report.frames_source == "file" and report.cut_frames == from_file.cut_frames

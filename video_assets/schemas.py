@@ -280,7 +280,10 @@ class QualityReport(BaseModel):
     measured_at: datetime
     metrics: list[QualityMetric]
     container: dict[str, int | float | str | bool | None]  # size, fps, frames, codecs, faststart
-    n_frames: int  # decoded
+    n_frames: int  # measured
+    # "encoder": the frames composition encoded (compose.FramesTap), checked against the file;
+    # "file": decoded from the file
+    frames_source: str = "file"
     cut_frames: list[int]  # detected hard cuts
     cut_to_beat_ms: list[float]  # per detected cut, to the nearest beat
     cut_to_boundary_ms: list[float]  # per detected cut, to the nearest planned cut or fade

@@ -20,8 +20,9 @@ from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
 from video_assets.assets.quality import check_results, check_specs, measure, report_metadata
 from video_assets.assets.voiceover import VOICEOVER_FILE
-from video_assets.media.compose import compose, extract_thumbnail
+from video_assets.media.compose import FramesTap, compose, extract_thumbnail
 from video_assets.media.probe import probe_video
+from video_assets.media.quality import read_frames
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
@@ -70,15 +71,17 @@ def final_video(
         out = tmp / "final.mp4"
         context.log.info(f"composing {len(specs)} clips into {size[0]}x{size[1]} "
                          f"@ {settings.fps} fps")
+        tap = FramesTap(tmp / "frames.rgb")  # what the encoder encodes, for the measurement
         compose(clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
-                settings.compose_settings(size))
+                settings.compose_settings(size), frames=tap)
         probe = probe_video(out)
         extract_thumbnail(out, tmp / "thumbnail.jpg", at_s=probe.video_duration_s / 3)
         media.put_file(final_key, out)  # kept even if it fails its checks: it is evidence
         media.put_file(thumb_key, tmp / "thumbnail.jpg")
         context.log.info("measuring the result against the quality bars")
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
-                         size, probe, continued=stored.request.continuation).model_copy(update={
+                         size, probe, continued=stored.request.continuation,
+                         frames=read_frames(tap.path, *tap.size)).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})
     media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))

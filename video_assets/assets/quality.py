@@ -2,7 +2,9 @@
 quality bars; ``quality.json``, one ``quality_metrics`` row per metric, and the asset checks on
 ``final_video`` that the measurements decide.
 
-Frames come from decord (downscaled), container facts from the file itself, audio from ffmpeg.
+Frames are the ones the encoder encoded, downscaled as it encodes them (``compose.FramesTap``:
+every frame, in order; their count is checked against the file's), or decoded from the file by
+decord when there is no such copy; container facts come from the file itself, audio from ffmpeg.
 The plan is used only to say *where to look* (which cuts were intended); every time is measured.
 """
 
@@ -103,17 +105,34 @@ def report_metadata(report: QualityReport) -> dict:
     }
 
 
+CHECKED_FRAMES = 60  # the first 2 s of the file are decoded and compared with the encoder's copy
+
+
+def encoded_frames_fit(video: Path, frames: np.ndarray, file_frames: int) -> bool:
+    """Whether the encoder's copy of its frames describes ``video``: as many frames as the file
+    holds, and the file's first ``CHECKED_FRAMES`` decoded are the same pictures."""
+    if len(frames) != file_frames:
+        return False
+    head = quality.decode_first_frames(video, CHECKED_FRAMES)
+    return quality.frames_match(head, frames[: len(head)])
+
+
 def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
             segments: list[Segment], fps: int, size: tuple[int, int],
-            probe: VideoProbe | None = None, continued: bool = False) -> QualityReport:
+            probe: VideoProbe | None = None, continued: bool = False,
+            frames: np.ndarray | None = None) -> QualityReport:
     """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars
-    (``probe``: the file's container facts if already read; reading them decodes the file).
+    (``probe``: the file's container facts if already read).
     ``continued``: each clip starts from the previous one's last frame, so a planned cut may
-    not be visible; it is not counted as missed (the cuts that are seen are still measured)."""
+    not be visible; it is not counted as missed (the cuts that are seen are still measured).
+    ``frames``: the frames the encoder encoded, at 108x192 (``compose.FramesTap``); used only if
+    they fit the file (``encoded_frames_fit``), else the file is decoded."""
     frame_ms = 1000.0 / fps
     probe = probe or probe_video(video)
     width, height, video_fps = quality.video_format(video)
-    frames = quality.decode_frames(video)
+    frames_source = "encoder"
+    if frames is None or not encoded_frames_fit(video, frames, probe.n_frames):
+        frames, frames_source = quality.decode_frames(video), "file"
     n = len(frames)
     inner = segments[1:]
     windows = [(s.cut_in_frame - h, s.cut_in_frame + h) for s in inner
@@ -190,7 +209,7 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
                    "n_frames": probe.n_frames, "video_codec": probe.video_codec,
                    "pix_fmt": probe.pix_fmt, "audio_codec": probe.audio_codec,
                    "faststart": probe.faststart},
-        n_frames=n, cut_frames=cuts,
+        n_frames=n, frames_source=frames_source, cut_frames=cuts,
         cut_to_beat_ms=[round(x, 2) for x in cut_beat_ms],
         cut_to_boundary_ms=[round(x, 2) for x in cut_plan_ms],
         crossfade_centre_ms=[round(x, 2) for x in xfade_ms],

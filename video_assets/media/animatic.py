@@ -121,9 +121,22 @@ def yuv420_planes(rgb: np.ndarray, level: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
+def _resample_row(src_row, cols, col_f, out_row):  # pragma: no cover - compiled
+    """The horizontal half of the bilinear sample: ``src_row`` at every output column, float32."""
+    for x in range(out_row.shape[0]):
+        i = cols[x]
+        a = np.float32(src_row[i])
+        out_row[x] = a + (np.float32(src_row[i + 1]) - a) * col_f[x]
+
+
+@numba.njit(cache=True, nogil=True)
 def _warp_plane(src, out, x0, y0, inv_scale):  # pragma: no cover - compiled
     """out[y, x] = the bilinear sample of ``src`` at ``(x0 + (x + .5) * inv_scale - .5,
-    y0 + (y + .5) * inv_scale - .5)`` (pixel centres; edges clamped), rounded."""
+    y0 + (y + .5) * inv_scale - .5)`` (pixel centres; edges clamped), rounded.
+
+    Each source row is resampled horizontally once and kept while the next output row needs it
+    (at these zooms consecutive output rows share a source row), so the per-pixel work left is
+    a vertical blend of two contiguous rows."""
     src_h, src_w = src.shape
     out_h, out_w = out.shape
     cols = np.empty(out_w, np.int64)
@@ -133,19 +146,27 @@ def _warp_plane(src, out, x0, y0, inv_scale):  # pragma: no cover - compiled
         i = min(int(sx), src_w - 2)
         cols[x] = i
         col_f[x] = sx - i
+    top = np.empty(out_w, np.float32)  # source row j, resampled
+    bottom = np.empty(out_w, np.float32)  # source row j + 1, resampled
+    top_j, bottom_j = -1, -1
     for y in range(out_h):
         sy = min(max(y0 + (y + 0.5) * inv_scale - 0.5, 0.0), src_h - 1.0)
         j = min(int(sy), src_h - 2)
         fy = np.float32(sy - j)
-        top = src[j]
-        bottom = src[j + 1]
+        if top_j != j:
+            if bottom_j == j:  # moved down one source row: the bottom row becomes the top
+                top, bottom = bottom, top
+                top_j, bottom_j = bottom_j, top_j
+            else:
+                _resample_row(src[j], cols, col_f, top)
+                top_j = j
+        if bottom_j != j + 1:
+            _resample_row(src[j + 1], cols, col_f, bottom)
+            bottom_j = j + 1
         row = out[y]
         for x in range(out_w):
-            i = cols[x]
-            fx = col_f[x]
-            a = np.float32(top[i]) + (np.float32(top[i + 1]) - np.float32(top[i])) * fx
-            b = np.float32(bottom[i]) + (np.float32(bottom[i + 1]) - np.float32(bottom[i])) * fx
-            row[x] = np.uint8(a + (b - a) * fy + np.float32(0.5))
+            a = top[x]
+            row[x] = np.uint8(a + (bottom[x] - a) * fy + np.float32(0.5))
 
 
 def render_frame(planes: tuple[np.ndarray, np.ndarray, np.ndarray], size: tuple[int, int],

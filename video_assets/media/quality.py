@@ -1,7 +1,8 @@
 """Measuring a finished video independently of what the planner intended (decord + numpy).
 
-Frames are decoded downscaled with decord; audio is decoded with ffmpeg and compared with the
-source by cross-correlation. Times are seconds, frame indices are ints at the video's frame rate.
+Frames are decoded downscaled with decord, or read from the copy the encoder wrote of the frames
+it encoded (``compose.FramesTap``); audio is decoded with ffmpeg and compared with the source by
+cross-correlation. Times are seconds, frame indices are ints at the video's frame rate.
 """
 
 from __future__ import annotations
@@ -33,6 +34,50 @@ def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.n
     for i in range(len(frames)):
         frames[i] = reader.next().asnumpy()
     return frames
+
+
+def decode_first_frames(path: str | Path, n_frames: int, width: int = 108,
+                        height: int = 192) -> np.ndarray:
+    """The first ``n_frames`` frames (or all, if fewer), downscaled as ``decode_frames`` does."""
+    import decord
+
+    reader = decord.VideoReader(str(path), width=width, height=height)
+    n = min(n_frames, len(reader))
+    frames = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        frames[i] = reader.next().asnumpy()
+    return frames
+
+
+def frames_match(copy: np.ndarray, decoded: np.ndarray, max_mean_diff: float = 8.0,
+                 max_shift: int = 2) -> bool:
+    """Whether ``copy`` holds the pictures of ``decoded``, frame for frame: as many, each pair
+    within ``max_mean_diff`` levels on average (an H.264 encode at CRF 20 differs from its input
+    by 1-4 levels at 108x192; another picture by tens), and the copy lined up with the decode no
+    worse (by half a level) than shifted by up to ``max_shift`` frames either way."""
+    if copy.shape != decoded.shape or not len(copy):
+        return False
+    a, b = copy.astype(np.int16), decoded.astype(np.int16)
+
+    def mean_diff(shift: int) -> float:
+        x, y = (a[shift:], b[: len(b) - shift]) if shift >= 0 else (a[:shift], b[-shift:])
+        return float(np.abs(x - y).mean()) if len(x) else np.inf
+
+    aligned = mean_diff(0)
+    per_frame = np.abs(a - b).mean(axis=(1, 2, 3))
+    shifted = min(mean_diff(k) for k in range(-max_shift, max_shift + 1) if k)
+    return bool(per_frame.max() <= max_mean_diff and aligned <= shifted + 0.5)
+
+
+def read_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
+    """Raw rgb24 frames of ``width`` x ``height`` from a file (``compose.FramesTap``), as uint8
+    ``(n, height, width, 3)``; an incomplete last frame is an error."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    frame_bytes = width * height * 3
+    if raw.size % frame_bytes:
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {width}x{height} "
+                         f"rgb24 frames")
+    return raw.reshape(-1, height, width, 3)
 
 
 def _normalised(frames: np.ndarray, chunk: int = 32) -> np.ndarray:
