@@ -3,8 +3,8 @@
 Why it exists: ``import librosa.beat`` compiles ``__beat_local_score``, a numba gufunc that librosa
 deliberately leaves uncached (``cache=False``: caching guvectorize functions races between processes,
 librosa issue #1998 / numba issue #10128). That costs 2-4 s in every fresh process; this port takes
-about 10 ms on a 3-minute song. Tempo estimation (``librosa.feature.tempo``, plain numpy, already
-imported with ``librosa.onset``) is still called.
+about 10 ms on a 3-minute song. Tempo estimation is ``spectral.tempo``, the port of
+``librosa.feature.tempo``.
 
 What it reproduces: ``librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop)`` with its
 default arguments (start_bpm 120, tightness 100, trim, units "frames", no bpm, no prior), i.e. the
@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from video_assets.media.spectral import tempo
+
 TIGHTNESS = 100.0  # librosa's default: how strongly the DP keeps beats at the estimated period
 START_BPM = 120.0  # centre of the tempo prior (librosa's default)
 
@@ -33,15 +35,12 @@ def beat_track(onset_env: np.ndarray, sr: float, hop_length: int = 512) -> tuple
 
     ``tempo_bpm`` is 0.0 and ``beat_frames`` empty when the envelope has no onsets at all.
     """
-    from librosa.feature import tempo as estimate_tempo
-
     onset_env = np.asarray(onset_env)
     if onset_env.ndim != 1:
         raise ValueError(f"onset_env must be 1-D, got shape {onset_env.shape}")
     if not onset_env.any():
         return 0.0, np.array([], dtype=int)
-    tempo_bpm = float(estimate_tempo(onset_envelope=onset_env, sr=sr, hop_length=hop_length,
-                                     start_bpm=START_BPM)[0])
+    tempo_bpm = tempo(onset_env, int(sr), hop_length, start_bpm=START_BPM)
     frames_per_beat = float(np.round(float(sr) / hop_length * 60.0 / tempo_bpm))
     return tempo_bpm, np.flatnonzero(track_beats(onset_env, frames_per_beat))
 

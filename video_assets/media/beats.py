@@ -1,15 +1,17 @@
-"""Beat analysis with librosa: tempo, beats, downbeats, per-beat energy, confidence, fallback grid.
+"""Beat analysis: tempo, beats, downbeats, per-beat energy, confidence, fallback grid.
 
-All times are seconds from the start of the audio. Beat tracking uses librosa's defaults
-(hop 512 at 22050 Hz) through ``video_assets.media.beat_track``, a port of ``librosa.beat.beat_track``
-that avoids the numba compile ``import librosa.beat`` costs in every process; a test pins it to
-librosa, so an independent ``librosa.beat.beat_track`` on the same audio agrees.
+All times are seconds from the start of the audio. Beat tracking uses librosa's method and
+defaults (hop 512 at 22050 Hz) through numpy ports: ``video_assets.media.beat_track`` of
+``librosa.beat.beat_track`` and ``video_assets.media.spectral`` of the onset envelope, tempo,
+chroma and RMS, so no process pays librosa's import (about 2.8 s with ``scipy.signal``); tests pin
+both to librosa, so an independent ``librosa.beat.beat_track`` on the same audio agrees.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from video_assets.media import spectral
 from video_assets.media.audio import DecodedAudio
 from video_assets.media.beat_track import beat_track
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
@@ -71,13 +73,11 @@ def refine_to_onsets(y: np.ndarray, sr: int, beats_s: list[float]) -> tuple[list
     grid stays regular. Measured on synthesized pieces with known beats: median error 35-40 ms
     before, 5-9 ms after.
     """
-    import librosa
-
     if not beats_s:
         return beats_s, 0.0
     hop = 64
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=512)
-    times = librosa.times_like(env, sr=sr, hop_length=hop)
+    env = spectral.onset_strength(y, sr, hop, n_fft=512)
+    times = np.arange(len(env)) * hop / sr
     clear = float(np.percentile(env, 90))
     found: list[float | None] = []
     for b in beats_s:
@@ -155,17 +155,15 @@ def downbeat_accent(y: np.ndarray, sr: int, frames: np.ndarray) -> np.ndarray:
     bass, under 160 Hz) just after the beat, and harmonic change (chords move on the bar: cosine
     distance between the chroma of the beat span before and after the beat).
     """
-    import librosa
-
     if len(frames) < 2:
         return np.zeros(len(frames))
-    power = np.abs(librosa.stft(y, hop_length=HOP)) ** 2
-    freqs = librosa.fft_frequencies(sr=sr)
-    low = librosa.power_to_db(power[(freqs > 30) & (freqs < 160)].sum(axis=0) + 1e-10)
+    power = spectral.stft_power(y, hop=HOP)
+    freqs = np.fft.rfftfreq(spectral.N_FFT, d=1.0 / sr)
+    low = spectral.power_to_db(power[(freqs > 30) & (freqs < 160)].sum(axis=0) + 1e-10)
     n = power.shape[1]
     rise = np.array([low[f : min(n, f + 4)].max() - low[max(0, f - 4) : f + 1].min()
                      for f in np.clip(frames, 0, n - 1)])
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr)
+    chroma = spectral.chroma_stft(power, sr)
     edges = [*np.clip(frames, 0, n - 1), n]
     spans = np.stack([chroma[:, a : max(a + 1, b)].mean(axis=1) for a, b in zip(edges, edges[1:],
                                                                                 strict=False)])
@@ -182,17 +180,15 @@ def analyze(
     min_confidence: float = 0.2,
 ) -> BeatGrid:
     """Track beats, estimate downbeats and energy, and plan clip boundaries on the beats."""
-    import librosa
-
     y, sr = audio.samples, audio.sample_rate
     duration_s = audio.duration_s
-    onset_env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP)
+    onset_env = spectral.onset_strength(y, sr, HOP)
     tempo, beat_frames = beat_track(onset_env, sr=sr, hop_length=HOP)
     confidence = beat_confidence(onset_env, beat_frames)
     if confidence >= min_confidence and len(beat_frames) >= 4:
         method = "beats"
         tracked, _ = refine_to_onsets(
-            y, sr, [float(t) for t in librosa.frames_to_time(beat_frames, sr=sr, hop_length=HOP)])
+            y, sr, [float(f) * HOP / sr for f in beat_frames])
         # the median interval is quantised to analysis frames (23 ms); the slope of a line
         # through the beat times, fitted where beats are regular, is not
         ibi = np.diff(tracked)
@@ -205,13 +201,12 @@ def analyze(
         method = "tempo_fallback"
         tempo = fold_tempo(tempo)
         period_s = 60.0 / tempo
-        onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=HOP,
-                                            units="time")
+        onsets = spectral.onset_times(onset_env, sr, HOP)
         start = float(onsets[0]) % period_s if len(onsets) else period_s
         tracked = [float(t) for t in np.arange(start or period_s, duration_s, period_s)]
     beats_s, n_filled = fill_grid(tracked, period_s, duration_s)
-    frames = np.clip(librosa.time_to_frames(beats_s, sr=sr, hop_length=HOP), 0, len(onset_env) - 1)
-    rms = librosa.feature.rms(y=y, hop_length=HOP)[0]
+    frames = np.clip((np.asarray(beats_s) * sr).astype(int) // HOP, 0, len(onset_env) - 1)
+    rms = spectral.rms(y, HOP)
     half = max(1, int(period_s * sr / HOP / 2))
     loud = np.array([rms[max(0, f - half) : f + half + 1].mean() for f in frames]) if len(frames) \
         else np.zeros(0)
