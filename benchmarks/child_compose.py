@@ -1,5 +1,5 @@
-"""Run one ``compose()`` in this fresh process; print its wall time and the peak memory of the
-ffmpeg processes it ran, as JSON.
+"""Run one ``compose()`` in this fresh process, as ``final_video`` runs it (with the encoder's
+``FramesTap``); print its wall time and the peak memory of the ffmpeg processes it ran, as JSON.
 
 ``python -m benchmarks.child_compose SPEC.json``. Two peaks are reported:
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from video_assets.media.compose import ComposeSettings, Segment, compose
+from video_assets.media.compose import ComposeSettings, FramesTap, Segment, compose
 
 
 class TreeRssPoller:
@@ -58,10 +58,12 @@ def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     segments = [Segment(**s) for s in spec["segments"]]
     settings = ComposeSettings(**spec["settings"])
+    # as final_video runs it: with the encoder's copy of its frames for the measurement
+    tap = FramesTap(Path(spec["out_path"]).with_suffix(".frames.rgb"))
     started = time.perf_counter()
     with TreeRssPoller() as poller:
         compose(spec["clip_paths"], spec["clip_durations_s"], segments, spec["audio_path"],
-                spec["out_path"], settings)
+                spec["out_path"], settings, frames=tap)
     wall_s = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"wall_s": wall_s, "ffmpeg_peak_rss_mb": poller.peak_bytes / 2**20,

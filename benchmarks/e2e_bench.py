@@ -135,9 +135,10 @@ def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
     return result
 
 
-WHY_E2E = ("besides the composition, a render pays Python start-up and imports, beat analysis, "
-           "storyboard cards, one animatic encode per clip and the quality measurement (decodes "
-           "of the output); see warm_stage_s for the split")
+WHY_E2E = ("besides the composition (about one bare encode), a render pays Python start-up, "
+           "Dagster's imports and instance, beat analysis, storyboard cards, one animatic encode "
+           "per clip (x264 ultrafast, 720x1280) and the quality measurement; see warm_stage_s "
+           "for the split")
 
 
 def beat_analysis(work: Path, song_s: float) -> Result:
@@ -176,9 +177,10 @@ def beat_analysis(work: Path, song_s: float) -> Result:
         "runs": runs,
     }, method=(
         "decode + beats.analyze of a synthesized song in fresh processes: first with an empty "
-        "NUMBA_CACHE_DIR (cold), then twice more with it filled (warm); first_s includes librosa's "
-        "import-time kernel set-up, again_s is a second call in the same process"))
+        "NUMBA_CACHE_DIR (cold), then twice more with it filled (warm; beat analysis no longer uses "
+        "numba or librosa, so both should agree); first_s is the first call (decode, FFT plans), "
+        "again_s a second call in the same process"))
     result.targets = [Target.at_most("beat_analysis_3min_warm_s", 5.0, warm_total, unit=" s",
-                                     why_missed="librosa's import builds its numba ufuncs in every "
-                                                "new process, even from the cache")]
+                                     why_missed="a fresh process pays Python start-up, numpy's "
+                                                "import and the analysis itself (first_s)")]
     return result
