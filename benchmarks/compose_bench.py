@@ -151,6 +151,7 @@ def compose_vs_bare(name: str, work: Path, n_clips: int, total_s: float, repeats
     transitions = inputs["transitions"]
     result = Result(name, figures={
         "n_clips": n_clips,
+        "song_s": total_s,
         "n_frames": n_frames,
         "size": f"{OUT_SIZE[0]}x{OUT_SIZE[1]}",
         "transitions": {k: transitions.count(k) for k in TRANSITION_CYCLE},

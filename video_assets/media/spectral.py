@@ -35,8 +35,12 @@ def stft_power(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512) -> np.ndarray:
     padded = np.pad(y, n_fft // 2, mode="constant")
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     frames = frame(padded, n_fft, hop)
-    spectrum = np.fft.rfft(frames * window, axis=-1)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).T.astype(np.float32)
+    power = np.empty((1 + n_fft // 2, len(frames)), np.float32)
+    block = max(1, (1 << 21) // n_fft)  # frames per FFT call: ~8 MB of windowed samples at once
+    for start in range(0, len(frames), block):
+        spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
+        power[:, start : start + block] = (spectrum.real ** 2 + spectrum.imag ** 2).T
+    return power
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
