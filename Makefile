@@ -39,7 +39,7 @@ notebooks: install
 # BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,fanout,dagster to pick.
 # MoviePy lives in its own locked environment: it pins pillow below the product's.
 bench: install
-	UV_PROJECT_ENVIRONMENT=benchmarks/moviepy_env/.venv $(UV) sync --frozen --project benchmarks/moviepy_env --python $(PY)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/moviepy_env/.venv $(UV) sync --frozen --project benchmarks/moviepy_env --python $(PY)
 	$(VENV)/bin/python -m benchmarks.run
 
 clean:
