@@ -283,7 +283,7 @@ class QualityReport(BaseModel):
     n_frames: int  # measured
     # "encoder": the frames composition encoded (compose.FramesTap), checked against the file;
     # "file": decoded from the file
-    frames_source: str = "file"
+    frames_source: Literal["encoder", "file"] = "file"
     cut_frames: list[int]  # detected hard cuts
     cut_to_beat_ms: list[float]  # per detected cut, to the nearest beat
     cut_to_boundary_ms: list[float]  # per detected cut, to the nearest planned cut or fade

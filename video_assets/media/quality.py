@@ -7,6 +7,7 @@ cross-correlation. Times are seconds, frame indices are ints at the video's fram
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,18 +28,13 @@ def video_format(path: str | Path) -> tuple[int, int, float]:
 def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
     """Every frame, downscaled, as uint8 ``(n, height, width, 3)`` (decord, read in order: a
     quarter faster than ``get_batch`` of every index, the same frames)."""
-    import decord
-
-    reader = decord.VideoReader(str(path), width=width, height=height)
-    frames = np.empty((len(reader), height, width, 3), np.uint8)
-    for i in range(len(frames)):
-        frames[i] = reader.next().asnumpy()
-    return frames
+    return decode_first_frames(path, sys.maxsize, width, height)
 
 
 def decode_first_frames(path: str | Path, n_frames: int, width: int = 108,
                         height: int = 192) -> np.ndarray:
-    """The first ``n_frames`` frames (or all, if fewer), downscaled as ``decode_frames`` does."""
+    """The first ``n_frames`` frames (or all, if fewer), downscaled, as uint8
+    ``(n, height, width, 3)``."""
     import decord
 
     reader = decord.VideoReader(str(path), width=width, height=height)
