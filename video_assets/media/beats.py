@@ -148,16 +148,16 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-9) if x.size else x
 
 
-def downbeat_accent(y: np.ndarray, sr: int, frames: np.ndarray) -> np.ndarray:
+def downbeat_accent(power: np.ndarray, sr: int, frames: np.ndarray) -> np.ndarray:
     """Per-beat evidence that a bar starts there (higher = more likely), z-scored.
 
     Sums two cues that mark bar starts in most music: a rise of low-frequency energy (kick and
     bass, under 160 Hz) just after the beat, and harmonic change (chords move on the bar: cosine
-    distance between the chroma of the beat span before and after the beat).
+    distance between the chroma of the beat span before and after the beat). ``power``: the
+    audio's ``spectral.stft_power`` at hop ``HOP``.
     """
     if len(frames) < 2:
         return np.zeros(len(frames))
-    power = spectral.stft_power(y, hop=HOP)
     freqs = np.fft.rfftfreq(spectral.N_FFT, d=1.0 / sr)
     low = spectral.power_to_db(power[(freqs > 30) & (freqs < 160)].sum(axis=0) + 1e-10)
     n = power.shape[1]
@@ -182,7 +182,8 @@ def analyze(
     """Track beats, estimate downbeats and energy, and plan clip boundaries on the beats."""
     y, sr = audio.samples, audio.sample_rate
     duration_s = audio.duration_s
-    onset_env = spectral.onset_strength(y, sr, HOP)
+    power = spectral.stft_power(y, hop=HOP)  # for the onset envelope and the downbeat cues
+    onset_env = spectral.onset_strength(y, sr, HOP, power=power)
     tempo, beat_frames = beat_track(onset_env, sr=sr, hop_length=HOP)
     confidence = beat_confidence(onset_env, beat_frames)
     if confidence >= min_confidence and len(beat_frames) >= 4:
@@ -212,7 +213,7 @@ def analyze(
         else np.zeros(0)
     energy = loud / (loud.max() + 1e-9) if loud.size else loud
     if method == "beats":
-        meter, phase = estimate_meter(downbeat_accent(y, sr, frames))
+        meter, phase = estimate_meter(downbeat_accent(power, sr, frames))
     else:
         meter, phase = 4, 0
     downbeats_s = beats_s[phase::meter]

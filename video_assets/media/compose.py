@@ -238,10 +238,13 @@ def encode_node(video, video_size: tuple[int, int], audio_path: str | Path, out_
     if tuple(video_size) != (settings.width, settings.height):
         video = (video.filter("scale", settings.width, settings.height, flags="bicubic")
                  .filter("setsar", 1))
-    tap = None
+    tap_out = None
     if frames is not None:
         parts = video.split()
-        video, tap = parts[0], parts[1]
+        video, w, h = parts[0], *frames.size
+        tap_out = ffmpeg.output(
+            parts[1].filter("scale", w, h, flags="bilinear").filter("format", "rgb24"),
+            str(frames.path), format="rawvideo", fps_mode="passthrough")
     # the graph yields exactly segments[-1].cut_out_frame frames; no -frames:v, which would end
     # the file when the video ends and drop the last few interleaved audio packets
     audio = ffmpeg.input(str(audio_path)).audio
@@ -252,10 +255,7 @@ def encode_node(video, video_size: tuple[int, int], audio_path: str | Path, out_
         acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
         movflags="+faststart", video_track_timescale=fps * 512,
     )
-    if tap is not None and frames is not None:
-        w, h = frames.size
-        tap_out = ffmpeg.output(tap.filter("scale", w, h, flags="bilinear").filter("format", "rgb24"),
-                                str(frames.path), format="rawvideo", fps_mode="passthrough")
+    if tap_out is not None:  # the encode stays output 0
         out = ffmpeg.merge_outputs(out, tap_out)
     return out.global_args("-loglevel", "error")  # run_ffmpeg adds -hide_banner -nostdin
 

@@ -80,11 +80,15 @@ def power_to_db(power: np.ndarray, amin: float = 1e-10, top_db: float | None = 8
     return np.maximum(db, db.max() - top_db) if top_db is not None else db
 
 
-def onset_strength(y: np.ndarray, sr: int, hop: int = 512, n_fft: int = N_FFT) -> np.ndarray:
+def onset_strength(y: np.ndarray, sr: int, hop: int = 512, n_fft: int = N_FFT,
+                   power: np.ndarray | None = None) -> np.ndarray:
     """Spectral flux onset envelope, one value per frame (librosa's ``onset.onset_strength``:
     the mean over 128 mel bands of the rise in dB from the previous frame, shifted by
-    ``1 + n_fft // (2 hop)`` frames so that a value sits on the frame where its rise is)."""
-    mel_db = power_to_db(mel_basis(sr, n_fft) @ stft_power(y, n_fft, hop))
+    ``1 + n_fft // (2 hop)`` frames so that a value sits on the frame where its rise is).
+    ``power``: ``stft_power(y, n_fft, hop)`` if the caller already has it."""
+    if power is None:
+        power = stft_power(y, n_fft, hop)
+    mel_db = power_to_db(mel_basis(sr, n_fft) @ power)
     env = np.maximum(0.0, mel_db[:, 1:] - mel_db[:, :-1]).mean(axis=0)
     env = np.pad(env, (1 + n_fft // (2 * hop), 0), mode="constant")
     return env[: mel_db.shape[1]]
