@@ -87,6 +87,37 @@ def test_a_crossfade_that_cannot_be_seen_is_not_guessed():
     assert quality.crossfade_centre(frames, 50, 8) is None
 
 
+def test_crossfades_between_alike_animatics_with_beat_pulses_are_found_on_their_frame(tmp_path):
+    """Animatic clips of one card (the same prompt twice, as a plan can give), pulsing on the
+    song's beats, crossfaded on beats: each beat pulse changes the picture far more than the
+    crossfade does. A render once failed its checks here: the pulses' edges were taken for the
+    crossfade's (measured 237 ms off its beat) or no crossfade was seen."""
+    from video_assets.media.animatic import render_animatic
+    from video_assets.media.art import render_card
+
+    beats = [0.5 * k for k in range(1, 30)]  # 120 BPM
+    bounds = [(0.0, 3.5), (3.5, 7.0), (7.0, 10.5), (10.5, 14.0)]
+    segments = plan_segments(bounds, ["crossfade"] * 3, FPS, 8)
+    card = tmp_path / "card.png"
+    render_card((270, 480), ["#1b1f3b", "#f25f5c", "#ffe066"], 7, "a fox in the clearing") \
+        .save(card)
+    clips = []
+    for seg, move in zip(segments, ("pan_left", "tilt_down", "push_in", "static"), strict=True):
+        t0 = seg.start_frame / FPS
+        clips.append(tmp_path / f"{move}.mp4")
+        render_animatic(card, clips[-1], 5.0, SIZE, move, [b - t0 for b in beats if b >= t0])
+    song = make_song(tmp_path / "song.wav", 14.0, tempo_bpm=120.0)
+    out = tmp_path / "alike.mp4"
+    compose(clips, [5.0] * 4, segments, song, out, SETTINGS)
+    frames = quality.decode_frames(out)
+    found = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames)
+             for s in segments[1:]]
+    assert found == [s.cut_in_frame for s in segments[1:]]
+    report = measure(out, song, 14.0, beats, segments, FPS, SIZE)
+    assert report.crossfade_centre_ms == [0.0, 0.0, 0.0] and report.crossfades_unmeasurable == 0
+    assert by_name(report)["crossfade_centre_max_ms"].passed
+
+
 def test_each_failing_check_names_its_measured_value(edit):
     bounds = [(0.0, 3.6), (3.6, 7.0), (7.0, 10.5)]
     segments = plan_segments(bounds, ["cut", "cut"], FPS, 8)
