@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from tests.conftest import make_song
 from tests.media_helpers import decode_frames, pattern_clip, solid_clip
-from video_assets.media.compose import ComposeSettings, compose, plan_segments
+from video_assets.media.compose import ComposeSettings, build_graph, compose, plan_segments
 from video_assets.media.probe import probe_video
 
 SMALL = ComposeSettings(width=180, height=320, fps=30, preset="ultrafast")
@@ -201,6 +202,37 @@ def test_small_clips_are_joined_small_then_scaled_once(tmp_path):
     assert close(frames[f2 - 9], RGB["blue"]) and close(frames[f2 + 9], RGB["lime"])
     mid = mean_rgb(frames[f2])  # half blue, half lime on the beat
     assert 90 <= mid[1] <= 165 and 90 <= mid[2] <= 165
+
+
+def test_only_the_frames_a_crossfade_blends_go_through_xfade(tmp_path, clips):
+    """xfade works in yuv444p: each of its inputs is just the 2 x 8 frames it blends (converted
+    there and back), never a whole clip or the edit so far; the other frames are concatenated."""
+    paths = [clips[(c, 5.0)] for c in ("red", "lime", "blue", "yellow")]
+    segs = plan_segments(even_bounds(12.0, 4), ["crossfade", "cut", "crossfade"], 30, 8)
+    args = build_graph(paths, [5.0] * 4, segs, tmp_path / "a.wav", tmp_path / "o.mp4",
+                       SMALL).get_args()
+    producer: dict[str, tuple[str, list[str]]] = {}  # stream label -> (filter, its inputs)
+    for entry in args[args.index("-filter_complex") + 1].split(";"):
+        m = re.fullmatch(r"((?:\[[^\]]+\])+)([^\[]+)((?:\[[^\]]+\])+)", entry)
+        assert m, entry
+        for label in re.findall(r"\[([^\]]+)\]", m[3]):
+            producer[label] = (m[2], re.findall(r"\[([^\]]+)\]", m[1]))
+
+    def n_frames(label: str) -> int | None:  # frames a stream carries (None: a whole file)
+        if label not in producer:
+            return None
+        text, inputs = producer[label]
+        if not text.startswith("trim="):
+            return n_frames(inputs[0])  # fps, scale, setpts, split, fade, ...: frame for frame
+        opts = dict(kv.split("=") for kv in text.removeprefix("trim=").split(":"))
+        end = int(opts["end_frame"]) if "end_frame" in opts else n_frames(inputs[0])
+        return end - int(opts.get("start_frame", 0))
+
+    xfades = [(text, inputs) for text, inputs in producer.values() if text.startswith("xfade=")]
+    assert len(xfades) == 2
+    for text, inputs in xfades:
+        assert "offset=0:" in text
+        assert [n_frames(i) for i in inputs] == [16, 16]
 
 
 def test_plan_windows_cover_the_timeline_in_small_groups():

@@ -164,8 +164,8 @@ def build_graph(
 
     Every clip is normalised (fps, scale to cover ``join_size``, centre crop, square pixels,
     yuv420p), looped with ``-stream_loop`` when shorter than its segment (never stretched),
-    trimmed to its frames, faded to/from black around fades, then joined with concat (cuts,
-    fades) or xfade (crossfades) at the planned offsets, and scaled once to the output size when
+    trimmed to its frames, faded to/from black around fades, then joined by one concat, each
+    crossfade an xfade of the frames it blends (``join``), and scaled once to the output size when
     ``join_size`` (default: the output size; see ``work_size``) is smaller. The original audio is
     re-encoded to AAC, never shifted.
 
@@ -211,22 +211,46 @@ def build_graph(
             v = v.filter("fade", type="out", start_frame=seg.n_frames - seg.fade_out_frames,
                          nb_frames=seg.fade_out_frames)
         streams.append(v)
-    acc = streams[0]
-    for seg, v in zip(segments[1:], streams[1:], strict=True):
-        if seg.transition_in in ("cut", "fade"):
-            # concat outputs a microsecond timebase; xfade needs both inputs on 1/fps
-            acc = ffmpeg.concat(acc, v, n=2, v=1, a=0).filter("settb", f"1/{fps}")
-        else:
-            acc = ffmpeg.filter(
-                [acc, v], "xfade",
-                transition="fade",
-                duration=f"{2 * seg.half_in_frames / fps:.6f}",
-                offset=f"{seg.start_frame / fps:.6f}",
-            )
+    acc = join(streams, segments, fps)
     if raw_out:
         return ffmpeg.output(acc, "pipe:", format="rawvideo", pix_fmt="yuv420p").global_args(
             "-loglevel", "error")
     return encode_node(acc, (join_w, join_h), audio_path, out_path, settings, frames)
+
+
+def join(streams: Sequence, segments: Sequence[Segment], fps: int):
+    """One stream of the edit from each segment's frames (``streams[i]``: segment ``i``'s
+    ``n_frames``, fades applied): one concat of the pieces in order, where each crossfade is an
+    ``xfade`` of only the frames it blends (the outgoing clip's last ``2 * half`` frames and the
+    incoming clip's first), and every other frame passes untouched.
+
+    ``xfade`` works in yuv444p, so frames sent through it are converted there and back: feeding
+    it whole clips, as its ``offset`` invites, converted every frame of the edit after the first
+    crossfade, once per crossfade (4.3 of 6.5 CPU seconds of joining 8 clips of 720x1280)."""
+    pieces = []
+    tail = None  # the previous clip's frames that blend into this one
+    for seg, v in zip(segments, streams, strict=True):
+        n_in = 2 * seg.half_in_frames if seg.transition_in == "crossfade" else 0
+        n_out = 2 * seg.half_out_frames
+        names = ["head"] * bool(n_in) + ["body"] + ["tail"] * bool(n_out)
+        split = v.split() if len(names) > 1 else None
+        part = {name: v if split is None else split[k] for k, name in enumerate(names)}
+        if n_in:
+            if tail is None:
+                raise ValueError(f"segment {seg.index} crossfades in from nothing")
+            pieces.append(ffmpeg.filter([tail, part["head"].trim(end_frame=n_in)], "xfade",
+                                        transition="fade", duration=f"{n_in / fps:.6f}",
+                                        offset=0).filter("format", "yuv420p"))
+        body = part["body"]
+        if split is not None:
+            body = body.trim(start_frame=n_in, end_frame=seg.n_frames - n_out) \
+                .setpts("PTS-STARTPTS")
+        pieces.append(body)
+        tail = part["tail"].trim(start_frame=seg.n_frames - n_out).setpts("PTS-STARTPTS") \
+            if n_out else None
+    out = pieces[0] if len(pieces) == 1 else ffmpeg.concat(*pieces, n=len(pieces), v=1, a=0)
+    # frame N shown at N / fps, whatever timebase concat chose
+    return out.filter("settb", f"1/{fps}").setpts("N")
 
 
 def encode_node(video, video_size: tuple[int, int], audio_path: str | Path, out_path: str | Path,
