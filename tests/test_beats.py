@@ -95,3 +95,40 @@ def test_pads_and_speech_have_no_confident_beat(make):
     result = analyze(DecodedAudio(samples=make(40.0), sample_rate=22050))
     assert result.method == "tempo_fallback", result.confidence
     assert len(result.boundaries) >= 3
+
+
+def test_beat_grid_plot_marks_every_boundary_without_matplotlib(tmp_path):
+    """The PNG is drawn with Pillow: boundaries are orange full-height lines where they fall,
+    and a fresh process that loads the pipeline and plots never imports matplotlib."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from video_assets.media.plot import SIZE_PX
+
+    song = tmp_path / "s.wav"
+    write_wav(song, synthesize_track(12.0, tempo_bpm=120.0), 44100)
+    out = tmp_path / "grid.png"
+    code = ("import sys, json\n"
+            "import video_assets.definitions\n"
+            "from video_assets.media.audio import decode_mono\n"
+            "from video_assets.media import beats\n"
+            "from video_assets.media.plot import plot_beat_grid\n"
+            f"a = decode_mono({str(song)!r}); grid = beats.analyze(a)\n"
+            f"plot_beat_grid(a, grid, {str(out)!r})\n"
+            "print(json.dumps([[b.start_s for b in grid.boundaries], grid.duration_s,\n"
+            "                  'matplotlib' in sys.modules]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    starts, duration_s, imported = json.loads(run.stdout.strip().splitlines()[-1])
+    assert imported is False
+    img = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert img.shape == (SIZE_PX[1], SIZE_PX[0], 3)
+    orange = (abs(img[..., 0] - 0xFF) < 20) & (abs(img[..., 1] - 0x7F) < 20) & (img[..., 2] < 40)
+    columns = np.flatnonzero(orange.sum(axis=0) > 200)  # a line across the plot's height
+    expected = [20 + (SIZE_PX[0] - 40) * s / duration_s for s in starts[1:]]
+    assert len(starts) >= 3
+    for x in expected:
+        assert np.min(np.abs(columns - x)) <= 1.5, (x, columns)
+    assert all(np.min(np.abs(np.array(expected) - c)) <= 1.5 for c in columns)

@@ -6,6 +6,7 @@ Deterministic: the same palette, seed, caption and size give the same pixels.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import random
 from collections.abc import Sequence
@@ -25,14 +26,13 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
 
 @functools.cache
 def _font_path(bold: bool) -> str | None:
-    try:
-        import matplotlib
-
-        name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-        path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
-        return str(path) if path.exists() else None
-    except ImportError:  # pragma: no cover
+    """DejaVu Sans from matplotlib's package data, found without importing matplotlib (0.2 s)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
         return None
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    path = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf" / name
+    return str(path) if path.exists() else None
 
 
 def font(size_px: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
