@@ -188,7 +188,7 @@ class OfflinePlanner:
 class OfflineImages:
     name = "offline"
     model = "procedural-card"
-    version = "1"
+    version = "2"  # 2: the sun's glow blurred at a quarter of the size
 
     def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
                out_path: Path) -> None:
