@@ -25,9 +25,6 @@ from video_assets.partitions import jobs_partitions
 from video_assets.schemas import QualityMetric, QualityReport
 
 SILENCE_LUFS = -70.0  # what ebur128 reports for digital silence; stands in for -inf
-# ffmpeg decodes and measures the audio here (4 processes, 1.3 s for 30 s) while the frames are
-# measured in the caller's thread
-_AUDIO_WORK = ThreadPoolExecutor(max_workers=3, thread_name_prefix="quality-audio")
 
 
 @dataclass(frozen=True)
@@ -131,10 +128,21 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
     ``continued``: each clip starts from the previous one's last frame, so a planned cut may
     not be visible; it is not counted as missed (the cuts that are seen are still measured).
     ``frames``: the frames the encoder encoded, at 108x192 (``compose.FramesTap``); used only if
-    they fit the file (``encoded_frames_fit``), else the file is decoded."""
+    they fit the file (``encoded_frames_fit``), else the file is decoded.
+    ffmpeg decodes and measures the audio (four processes, 1.3 s for 30 s) in worker threads
+    while the frames are measured."""
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="quality-audio") as audio_work:
+        return _measure(video, source, audio_duration_s, beats_s, segments, fps, size, probe,
+                        continued, frames, audio_work)
+
+
+def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
+             segments: list[Segment], fps: int, size: tuple[int, int], probe: VideoProbe | None,
+             continued: bool, frames: np.ndarray | None,
+             audio_work: ThreadPoolExecutor) -> QualityReport:
     frame_ms = 1000.0 / fps
-    offset_s = _AUDIO_WORK.submit(quality.audio_offset_of, video, source)
-    loudness_lufs = [_AUDIO_WORK.submit(quality.loudness_lufs, p) for p in (video, source)]
+    offset_s = audio_work.submit(quality.audio_offset_of, video, source)
+    loudness_lufs = [audio_work.submit(quality.loudness_lufs, p) for p in (video, source)]
     probe = probe or probe_video(video)
     width, height, video_fps = probe.width, probe.height, probe.fps
     frames_source = "encoder"
