@@ -210,8 +210,9 @@ def crossfade_centre(frames: np.ndarray, around: int, half_frames: int) -> int |
     (zero mean, unit contrast) and projected on the line from the outgoing shot to the incoming
     one, which gives each frame's mix; the start is the whole frame whose ramp fits the mixes
     best (``_ramp_misfit``). First the shots are the mean frames before and after the crossfade,
-    searched two crossfade lengths either side (so one placed early or late is found where it
-    is; repeated with the shots taken clear of the found ramp), which beat pulses do not fool;
+    its centre searched up to a crossfade length and 3 frames either side of ``around`` (so one
+    placed early or late is found where it is; repeated with the shots taken clear of the found
+    ramp), which beat pulses do not fool;
     then, within a frame of that, the shots are the 4 frames next to each end of the ramp, which
     the shots' own motion does not bias. Of 204 test crossfades (140 between animatic clips with
     beat pulses, 64 between moving test patterns) 200 were found on their frame, 4 a frame off.
