@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from video_assets.admission import RequestError, job_id_for, parse_request, validate_request
+from tests.conftest import make_song
+from video_assets.admission import (
+    RequestError,
+    job_id_for,
+    parse_request,
+    render_job_id,
+    validate_request,
+)
 from video_assets.cli import main
 
 
@@ -139,6 +147,23 @@ def test_job_id_is_slug_and_content_hash():
     assert job_id_for("My Song (final).yaml", b"abc") == "my-song-final-ba7816bf"
     assert job_id_for("a.yaml", b"x") != job_id_for("a.yaml", b"y")
 
+
+def test_render_job_id_is_the_songs_content_not_its_path(tmp_path):
+    """The same song and request are one job wherever the file lies (a job's scenes are seeded by
+    its id: the video used to change with the folder the song was in); another song or prompt
+    is another job."""
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    song = make_song(tmp_path / "a" / "song.wav", 3.0)
+    copy = Path(shutil.copy(song, tmp_path / "b" / "song.wav"))
+    other = make_song(tmp_path / "c" / "song.wav", 3.5)
+
+    def job(path: Path, prompt: str = "a fox") -> str:
+        return render_job_id(validate_request({"prompt": prompt, "audio": str(path)}, "cli"), path)
+
+    assert job(song) == job(copy)
+    assert job(song).startswith("song-")
+    assert len({job(song), job(other), job(song, "a hare")}) == 3
 
 def test_valid_ad_request_without_audio(tmp_path):
     req = validate_request(parse_request(b"prompt: new shoes\nmode: ad\nduration_s: 12\n",

@@ -76,6 +76,25 @@ def test_crossfade_and_fade_off_their_beats_fail_by_the_measured_amount(edit):
         assert metrics[name].value == pytest.approx(100.0, abs=1000 / FPS / 2), name
 
 
+@pytest.mark.parametrize("half_frames", [2, 3, 4, 5])
+def test_short_fades_on_their_beats_pass_and_are_not_taken_for_cuts(edit, half_frames):
+    """Fades through black of 2-5 frames a side: the cut detector fires on frames near black
+    other than the black one (a CI render failed with one counted a frame early). A fade is
+    measured by its black frame; only planned hard cuts are measured as cuts."""
+    bounds = [(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)]
+    segments = plan_segments(bounds, ["cut", "fade"], FPS, half_frames)
+    out = edit["folder"] / f"short_fade{half_frames}.mp4"
+    compose(edit["clips"], [5.0, 6.0, 7.0], segments, edit["song"], out, SETTINGS)
+    # the detector alone fires on frames of the fade other than its black one (frame 210)
+    fired = quality.detect_cuts(quality.decode_frames(out))
+    assert [c for c in fired if abs(c - 210) <= half_frames + 1 and c != 210], fired
+    report = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE)
+    failed = [m for m in report.metrics if not m.passed]
+    assert not failed, failed
+    assert report.cut_frames == [105]  # the hard cut, found on its frame
+    assert report.fade_black_ms == [pytest.approx(0.0, abs=1000 / FPS / 2)]
+
+
 def test_a_crossfade_that_cannot_be_seen_is_not_guessed():
     """Beat flashes every 14 frames over a crossfade between two identical shots: the flash edges
     are not taken for the crossfade's."""

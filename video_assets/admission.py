@@ -84,6 +84,16 @@ def job_id_for(name: str, content: bytes) -> str:
     return f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
 
 
+def render_job_id(request: Request, audio_path: Path | None) -> str:
+    """The job id of a ``videogen render``: the request (its providers resolved, see
+    ``resolve_providers``) and the song's content, not where the song lies: the same song and
+    request are one job, and one video, wherever the file is."""
+    content = json.dumps({**request.model_dump(mode="json", exclude={"audio"}),
+                          "audio_sha256": sha256_file(audio_path) if audio_path else ""},
+                         sort_keys=True).encode()
+    return job_id_for(audio_path.name if audio_path else "ad", content)
+
+
 def parse_request(content: bytes, source: str) -> dict:
     """Parse YAML or JSON (by suffix; YAML also reads JSON) into a mapping."""
     if not content.strip():

@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -89,12 +88,12 @@ def render(args: argparse.Namespace) -> int:
     from video_assets.admission import (
         RequestError,
         check_audio,
-        slug,
+        render_job_id,
+        resolve_providers,
         stage,
         validate_request,
     )
     from video_assets.resources import StoreResource
-    from video_assets.store import sha256_file
 
     data: dict[str, Any] = {"prompt": args.prompt, "mode": args.mode, "aspect": args.aspect,
                             "transitions": args.transitions, "flavor": args.flavor}
@@ -112,17 +111,15 @@ def render(args: argparse.Namespace) -> int:
         data["providers"] = providers
     source = "command line"
     try:
-        request = validate_request(data, source)
+        # providers resolved first: a render with real providers is another job than offline
+        request = resolve_providers(validate_request(data, source), source)
         audio_path = Path(args.audio).resolve() if args.audio else None
         duration_s = check_audio(audio_path, source) if audio_path else None
     except RequestError as exc:
         _err(str(exc).replace('request "command line": ', "--"))
         return EXIT_BAD_INPUT
-    audio_hash = sha256_file(audio_path) if audio_path else ""
-    content = json.dumps({**request.model_dump(mode="json"), "audio_sha256": audio_hash},
-                         sort_keys=True).encode()
     name = audio_path.name if audio_path else "ad"
-    job_id = args.job_id or f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
+    job_id = args.job_id or render_job_id(request, audio_path)
     try:
         stage(StoreResource().get(), job_id, request, name, audio_path, duration_s)
     except RequestError as exc:

@@ -150,23 +150,21 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
         frames, frames_source = quality.decode_frames(video), "file"
     n = len(frames)
     inner = segments[1:]
-    windows = [(s.cut_in_frame - h, s.cut_in_frame + h) for s in inner
-               for h in [max(s.half_in_frames, s.fade_in_frames)] if h]
-    outside = ~quality.transition_mask(n, windows)
+    soft_spans = [(s.cut_in_frame, h) for s in inner
+                  for h in [max(s.half_in_frames, s.fade_in_frames)] if h]
+    outside = ~quality.transition_mask(n, [(c - h, c + h) for c, h in soft_spans])
 
-    # a crossfade between very different shots can look like a cut: it is measured as a crossfade
-    soft = quality.transition_mask(n, [(s.cut_in_frame - s.half_in_frames - 1,
-                                        s.cut_in_frame + s.half_in_frames + 1)
-                                       for s in inner if s.transition_in == "crossfade"])
+    # a crossfade between very different shots can look like a cut, and a fade through black
+    # changes the picture abruptly on any of its frames near black (which ones depends on the
+    # shots): soft transitions are measured by their centre or black frame, not as cuts
+    soft = quality.transition_mask(n, [(c - h - 1, c + h + 1) for c, h in soft_spans])
     cuts = [c for c in quality.detect_cuts(frames) if not soft[c]]
     planned = [s.cut_in_frame for s in inner if s.transition_in == "cut"]
-    # a fade through black also changes the shot abruptly at its black frame
-    changes = [s.cut_in_frame for s in inner if s.transition_in in ("cut", "fade")]
     cut_beat_ms = [abs(d) * 1000 for d in quality.nearest_distance_s([c / fps for c in cuts], beats_s)]
     cut_plan_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(
-        [c / fps for c in cuts], [p / fps for p in changes])] if changes else []
+        [c / fps for c in cuts], [p / fps for p in planned])] if planned else []
     missed = 0 if continued else sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
-    extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in changes))
+    extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in planned))
     # soft transitions: where the picture is measured to be half-way / black, against the beats
     xfades = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames)
               for s in inner if s.transition_in == "crossfade"]
