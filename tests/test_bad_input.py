@@ -165,6 +165,7 @@ def test_render_job_id_is_the_songs_content_not_its_path(tmp_path):
     assert job(song).startswith("song-")
     assert len({job(song), job(other), job(song, "a hare")}) == 3
 
+
 def test_valid_ad_request_without_audio(tmp_path):
     req = validate_request(parse_request(b"prompt: new shoes\nmode: ad\nduration_s: 12\n",
                                          "ad.yaml"), "ad.yaml")
