@@ -18,6 +18,7 @@ from video_assets.admission import (
     validate_request,
 )
 from video_assets.cli import main
+from video_assets.store import sha256_file
 
 
 def write_silence(path: Path, duration_s: float, rate: int = 8000) -> Path:
@@ -115,6 +116,17 @@ def test_unknown_aspect(clean_home, capsys, song_10s):
     assert nothing_written(clean_home)
 
 
+def test_real_provider_without_its_key(clean_home, capsys, song_10s):
+    from tests.conftest import scoped_env
+
+    with scoped_env({"REPLICATE_API_TOKEN": None}):
+        code, err = run(capsys, "render", "--audio", str(song_10s), "--prompt", "a song",
+                        "--video", "replicate")
+    assert code == 2 and "providers.video" in err and "REPLICATE_API_TOKEN" in err
+    assert "fix:" in err
+    assert nothing_written(clean_home)
+
+
 def test_unknown_key_in_request_file():
     data = parse_request(b"prompt: hello there\naudio: a.mp3\ncolour: red\n", "job.yaml")
     with pytest.raises(RequestError) as exc:
@@ -159,7 +171,8 @@ def test_render_job_id_is_the_songs_content_not_its_path(tmp_path):
     other = make_song(tmp_path / "c" / "song.wav", 3.5)
 
     def job(path: Path, prompt: str = "a fox") -> str:
-        return render_job_id(validate_request({"prompt": prompt, "audio": str(path)}, "cli"), path)
+        request = validate_request({"prompt": prompt, "audio": str(path)}, "cli")
+        return render_job_id(request, path.name, sha256_file(path))
 
     assert job(song) == job(copy)
     assert job(song).startswith("song-")

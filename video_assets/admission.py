@@ -84,14 +84,13 @@ def job_id_for(name: str, content: bytes) -> str:
     return f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
 
 
-def render_job_id(request: Request, audio_path: Path | None) -> str:
-    """The job id of a ``videogen render``: the request (its providers resolved, see
-    ``resolve_providers``) and the song's content, not where the song lies: the same song and
-    request are one job, and one video, wherever the file is."""
+def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
+    """The job id of a ``videogen render`` of the song ``name``: the request (its providers
+    resolved, see ``resolve_providers``) and the song's content hash, not where the song lies:
+    the same song and request are one job, and one video, wherever the file is."""
     content = json.dumps({**request.model_dump(mode="json", exclude={"audio"}),
-                          "audio_sha256": sha256_file(audio_path) if audio_path else ""},
-                         sort_keys=True).encode()
-    return job_id_for(audio_path.name if audio_path else "ad", content)
+                          "audio_sha256": audio_sha256}, sort_keys=True).encode()
+    return job_id_for(name, content)
 
 
 def parse_request(content: bytes, source: str) -> dict:
@@ -207,8 +206,10 @@ def stage(
     source_name: str,
     audio_path: Path | None,
     audio_duration_s: float | None,
+    audio_sha256: str | None = None,
 ) -> StoredRequest:
-    """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run.
+    """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run
+    (``audio_sha256``: the audio's hash if already taken).
 
     Providers left unset are decided here, once: real ones only when their key is set."""
     request = resolve_providers(request, source_name)
@@ -216,7 +217,7 @@ def stage(
         ext = audio_path.suffix.lower() or ".audio"
         audio_key = f"staged/{job_id}/audio{ext}"
         store.put_file(audio_key, audio_path)
-        digest = sha256_file(audio_path)
+        digest = audio_sha256 or sha256_file(audio_path)
         duration_s = float(audio_duration_s or 0.0)
     else:
         audio_key, digest, duration_s = "", "", float(request.duration_s or 0.0)

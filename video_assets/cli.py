@@ -94,6 +94,7 @@ def render(args: argparse.Namespace) -> int:
         validate_request,
     )
     from video_assets.resources import StoreResource
+    from video_assets.store import sha256_file
 
     data: dict[str, Any] = {"prompt": args.prompt, "mode": args.mode, "aspect": args.aspect,
                             "transitions": args.transitions, "flavor": args.flavor}
@@ -119,9 +120,11 @@ def render(args: argparse.Namespace) -> int:
         _err(str(exc).replace('request "command line": ', "--"))
         return EXIT_BAD_INPUT
     name = audio_path.name if audio_path else "ad"
-    job_id = args.job_id or render_job_id(request, audio_path)
+    audio_sha256 = sha256_file(audio_path) if audio_path else ""
+    job_id = args.job_id or render_job_id(request, name, audio_sha256)
     try:
-        stage(StoreResource().get(), job_id, request, name, audio_path, duration_s)
+        stage(StoreResource().get(), job_id, request, name, audio_path, duration_s,
+              audio_sha256 or None)
     except RequestError as exc:
         _err(str(exc).replace('request "command line": ', "--"))
         return EXIT_BAD_INPUT
