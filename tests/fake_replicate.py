@@ -8,7 +8,8 @@
 
 Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``next_statuses`` (forced answers, in order),
 ``failing_models`` (predictions end ``failed``),
-``malformed_models`` (succeed without an output URL). Every request is logged with its headers.
+``malformed_models`` (succeed without an output URL), ``echo_auth_errors`` (a 500's detail quotes
+the request's Authorization header, as some proxies do). Every request is logged with its headers.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FakeReplicate:
     stuck_models: set[str] = field(default_factory=set)  # predictions that never finish
     next_statuses: list[int] = field(default_factory=list)  # forced answers to the next creates
     fail_first_image: bool = False  # every video prediction from the first image seen fails
+    echo_auth_errors: bool = False  # a 500 quotes the Authorization header it was sent
     seed: int = 7
     predictions: dict[str, dict] = field(default_factory=dict)
     created: list[tuple[str, str]] = field(default_factory=list)  # (model, prediction id)
@@ -123,7 +125,10 @@ class FakeReplicate:
                     return self._send(429, {"detail": "rate limited", "status": 429},
                                       {"Retry-After": str(fake.retry_after_s)})
                 if forced == 500 or (forced is None and roll < fake.p_429 + fake.p_500):
-                    return self._send(500, {"detail": "internal error", "status": 500})
+                    detail = "internal error"
+                    if fake.echo_auth_errors:
+                        detail += f" for headers {{'authorization': {self.headers['Authorization']!r}}}"
+                    return self._send(500, {"detail": detail, "status": 500})
                 model = f"{m.group(1)}/{m.group(2)}"
                 pid = uuid.uuid4().hex[:16]
                 p = {"id": pid, "model": model, "version": "v1", "status": "starting",

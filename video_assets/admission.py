@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import re
 from pathlib import Path, PurePosixPath
@@ -232,11 +231,16 @@ def stage(
 def resolve_providers(request: Request, source: str = "request") -> Request:
     """Unset providers become real ones only when their key is set (lip-sync only when asked
     for); a real provider named without its key is refused before anything is staged."""
+    from video_assets.providers.keys import ApiKeyInvalid, api_key  # stripped, checked
+
     chosen = {}
     for field in PROVIDER_CAPABILITIES:
         choice = getattr(request.providers, field)
         real = REAL_PROVIDERS[field]
-        has_key = bool(os.environ.get(PROVIDER_KEYS[real]))
+        try:
+            has_key = bool(api_key(real))
+        except ApiKeyInvalid as exc:  # the message names the variable, never its value
+            raise RequestError(source, f"providers.{field}", str(exc)) from None
         if choice and choice != "offline" and not has_key:
             raise RequestError(source, f"providers.{field}", f"{choice!r} needs "
                                f"{PROVIDER_KEYS[real]} in the environment; fix: export it, or "

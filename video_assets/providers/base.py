@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from video_assets.providers.keys import redact
 from video_assets.schemas import BeatGrid, CallRecord, Lyrics, Request, Scene, Script, Style
 
 
@@ -66,7 +67,7 @@ def ledger_call(record: CallRecord) -> Iterator[CallRecord]:
         yield record
     except Exception as exc:
         record.status = "error"
-        record.error = f"{type(exc).__name__}: {exc}"[:500]
+        record.error = redact(f"{type(exc).__name__}: {exc}")[:500]
         raise
     finally:
         record.latency_s = round(time.perf_counter() - start, 4)

@@ -7,14 +7,14 @@
 - Transcription: ``whisper-1``, ``verbose_json`` with word timestamps -> ``Lyrics``.
 - Voice: text-to-speech (``tts-1``) to WAV.
 
-``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read from the environment by the client. The
+``OPENAI_API_KEY`` is read (stripped, checked) by ``keys.api_key`` and given to the client;
+``OPENAI_BASE_URL`` is read from the environment by the client. The
 client's own retries are off: ours make one ledger row per attempt and share the job's policy.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +24,7 @@ from openai.lib._pydantic import to_strict_json_schema  # the schema .parse() it
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from video_assets.media.ffmpeg_bin import run_ffmpeg
+from video_assets.providers.keys import api_key
 from video_assets.providers.registry import ModelSpec, registry
 from video_assets.providers.retry import (
     RETRY_STATUSES,
@@ -54,7 +55,7 @@ class OpenAIRunner:
     def __init__(self, policy: RetryPolicy | None = None, max_concurrency: int = 4) -> None:
         import openai
 
-        self.key = os.environ.get("OPENAI_API_KEY", "")
+        self.key = api_key("openai")
         if not self.key:
             raise ProviderKeyMissing("OPENAI_API_KEY is not set; fix: export it, or use "
                                      "providers: {planner: offline, transcribe: offline, "

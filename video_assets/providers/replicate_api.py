@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from video_assets.providers.keys import api_key
 from video_assets.providers.registry import ModelSpec
 from video_assets.providers.retry import (  # noqa: F401  (re-exported for callers)
     RETRY_STATUSES,
@@ -61,13 +61,13 @@ class _RetryAfterTransport(httpx.BaseTransport):
 
 
 class ReplicateRunner:
-    """Runs predictions for one API token (``REPLICATE_API_TOKEN``) and base URL
-    (``REPLICATE_BASE_URL``, read by the official client)."""
+    """Runs predictions for one API token (``REPLICATE_API_TOKEN``, read and checked by
+    ``keys.api_key``) and base URL (``REPLICATE_BASE_URL``, read by the official client)."""
 
     def __init__(self, policy: RetryPolicy | None = None, max_concurrency: int = 4) -> None:
         import replicate
 
-        self.token = os.environ.get("REPLICATE_API_TOKEN", "")
+        self.token = api_key("replicate")
         if not self.token:
             raise ProviderKeyMissing("REPLICATE_API_TOKEN is not set; fix: export it, or use "
                                      "providers: {images: offline, video: offline}")

@@ -3,6 +3,9 @@
 429, 5xx and transport timeouts are retried with exponential backoff and "equal jitter",
 honouring ``Retry-After``; other errors fail at once. All attempts of one call share a deadline.
 A failed attempt costs 0; the attempt that succeeds is charged by the caller (units x price).
+Every error text goes through ``keys.redact`` before it reaches a row or an exception; an
+exception that is not a provider failure but quotes a key is replaced by a redacted
+``ProviderError``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from video_assets.providers.keys import redact
 from video_assets.schemas import CallRecord
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -55,10 +59,6 @@ class Failure:
     retry_after: str | None = None
 
 
-def redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 def call_with_retries(
     label: str,
     policy: RetryPolicy,
@@ -85,9 +85,14 @@ def call_with_retries(
             row.status, row.cost_usd = "error", 0.0
             row.latency_s = round(time.perf_counter() - t0, 4)
             if failure is None:
-                row.error = redact(f"{type(exc).__name__}: {exc}", secret)[:500]
+                text = f"{type(exc).__name__}: {exc}"
+                clean = redact(text, secret)
+                row.error = clean[:500]
                 finish(row)
-                raise
+                if clean == text:
+                    raise
+                last_error = clean  # it quotes a key: only the redacted text goes on (below,
+                break  # outside this handler, so the original is not chained to it)
             last_error = failure.message
             row.error = redact(last_error, secret)[:500]
             finish(row)

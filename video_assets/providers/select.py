@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 
+from video_assets.providers.keys import api_key
 from video_assets.providers.offline import OfflineImages, OfflinePlanner, OfflineVideo
 from video_assets.providers.registry import DEFAULT_MODELS
 from video_assets.providers.replicate import (
@@ -35,12 +36,12 @@ def _openai(key: str, base_url: str, policy: RetryPolicy, concurrency: int):
 
 
 def replicate_runner(policy: RetryPolicy, concurrency: int) -> ReplicateRunner:
-    return _replicate(os.environ.get("REPLICATE_API_TOKEN", ""),
+    return _replicate(api_key("replicate"),
                       os.environ.get("REPLICATE_BASE_URL", ""), policy, concurrency)
 
 
 def openai_runner(policy: RetryPolicy, concurrency: int):
-    return _openai(os.environ.get("OPENAI_API_KEY", ""), os.environ.get("OPENAI_BASE_URL", ""),
+    return _openai(api_key("openai"), os.environ.get("OPENAI_BASE_URL", ""),
                    policy, concurrency)
 
 
