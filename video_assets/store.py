@@ -3,6 +3,11 @@
 Keys are ``/``-separated paths relative to the store root, following PRODUCT.md's per-job layout
 (``jobs/<job_id>/...``), plus ``cache/`` for content-addressed generations and ``staged/`` for
 admitted requests waiting for their run.
+
+A cache entry is written with its size and sha256 recorded beside it, and ``MediaStore.cached``
+checks both before the entry is reused: a damaged entry is removed and generated again, never
+reused. Writes and copies go through fresh, uniquely named temporary files, so nothing ever writes
+into a file another key shares by a hard link.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ import abc
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +44,25 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_bytes):
             h.update(chunk)
     return h.hexdigest()
+
+
+def is_cache_key(key: str) -> bool:
+    return key.startswith("cache/")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What a cache entry held when it was written."""
+
+    size_bytes: int
+    sha256: str
+
+
+def file_digest(path: str | Path) -> Digest:
+    return Digest(size_bytes=Path(path).stat().st_size, sha256=sha256_file(path))
+
+
+log = logging.getLogger(__name__)
 
 
 def _check_key(key: str) -> str:
@@ -106,6 +132,23 @@ class MediaStore(abc.ABC):
     def get_json(self, key: str) -> object:
         return json.loads(self.get_bytes(key))
 
+    def cached(self, key: str) -> bool:
+        """Whether the cache key ``key`` holds an entry fit for reuse: it exists and its size
+        and sha256 match those recorded when it was written. A damaged entry is deleted (and
+        logged), so the caller generates it again; an entry written before digests were recorded
+        is reused if it is not empty (and its digest recorded now), else deleted."""
+        state = self._entry_state(key)
+        if state in ("ok", "missing"):
+            return state == "ok"
+        log.warning("cache entry %s is damaged (%s); removing it so that it is generated again",
+                    self.uri(key), state)
+        self.delete(key)
+        return False
+
+    @abc.abstractmethod
+    def _entry_state(self, key: str) -> str:
+        """``ok``, ``missing``, or what is wrong with the cache entry ``key``."""
+
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[Path]:
         """A temporary local folder, removed afterwards, also when the block fails."""
@@ -131,21 +174,77 @@ class LocalStore(MediaStore):
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    @staticmethod
+    def _digest_path(path: Path) -> Path:
+        """Where a cache entry's digest is kept: a hidden file beside it (``list`` skips it)."""
+        return path.with_name(f".{path.name}.sha256")
+
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        self._digest_path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _fresh_copy(src: str | Path, dst: Path) -> str:
+        """A new file (its own inode, a name no one else uses) beside ``dst`` with ``src``'s
+        bytes: what is then renamed onto ``dst``. Never copies into an existing file, which may
+        be a hard link shared with another key."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+                shutil.copyfileobj(inp, out, 1 << 20)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def _record_digest(self, path: Path, digest: Digest) -> None:
+        target = self._digest_path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"size_bytes": digest.size_bytes, "sha256": digest.sha256}, out)
+        os.replace(tmp, target)
+
+    def _recorded_digest(self, path: Path) -> Digest | None:
+        try:
+            data = json.loads(self._digest_path(path).read_text())
+            return Digest(size_bytes=int(data["size_bytes"]), sha256=str(data["sha256"]))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            return Digest(size_bytes=-1, sha256="")  # an unreadable record matches nothing
 
     def put_file(self, key: str, src: str | Path) -> None:
         dst = self.path(key)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-        os.close(fd)
+        tmp = self._fresh_copy(src, dst)
         try:
-            shutil.copyfile(src, tmp)
+            digest = file_digest(tmp) if is_cache_key(key) else None
             os.replace(tmp, dst)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        if digest is not None:
+            self._record_digest(dst, digest)
+
+    def _entry_state(self, key: str) -> str:
+        path = self.path(key)
+        if not path.is_file():
+            return "missing"
+        recorded = self._recorded_digest(path)
+        size_bytes = path.stat().st_size
+        if recorded is None:  # written before digests were recorded
+            if size_bytes == 0:
+                return "empty, and no digest recorded"
+            self._record_digest(path, file_digest(path))
+            return "ok"
+        if size_bytes != recorded.size_bytes:
+            return f"{size_bytes} bytes, {recorded.size_bytes} recorded"
+        if sha256_file(path) != recorded.sha256:
+            return "sha256 differs from the one recorded"
+        return "ok"
 
     def get_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
@@ -158,14 +257,30 @@ class LocalStore(MediaStore):
             raise FileNotFoundError(f"store has no {src_key!r} (looked at {src}) to copy to "
                                     f"{dst_key!r}")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.link")
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            if os.path.samefile(src, dst):  # already a link to it
+                return
+        tmp: Path | str | None = None
+        for _ in range(8):
+            # cache -> job folder without a second copy on disk, under a name no one else uses:
+            # os.link never replaces an existing name (a name taken raises, and another is tried)
+            name = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.link")
+            try:
+                os.link(src, name)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (another device, a file system without them)
+                break
+            tmp = name
+            break
+        if tmp is None:
+            tmp = self._fresh_copy(src, dst)
         try:
-            os.link(src, tmp)  # cache -> job folder without a second copy on disk
-        except OSError:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+            os.replace(tmp, dst)
+        finally:
+            # a rename onto a link to the same file does nothing and leaves the name behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def size(self, key: str) -> int:
         return self.path(key).stat().st_size

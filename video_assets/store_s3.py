@@ -17,11 +17,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
-from video_assets.store import MediaStore, ObjectInfo, _check_key
+from video_assets.store import MediaStore, ObjectInfo, _check_key, file_digest, is_cache_key
 
 KIND_TAG = "video_assets-kind"
 FINAL_NAMES = frozenset({"final.mp4", "thumbnail.jpg", "quality.json"})
 MB = 1 << 20
+DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in its object metadata
 
 
 def object_kind(key: str) -> str:
@@ -100,9 +101,27 @@ class S3Store(MediaStore):
 
     def put_file(self, key: str, src: str | Path) -> None:
         # S3 makes an object visible only once its upload completed: readers never see half
-        self.client.upload_file(
-            str(src), self.bucket, self._key(key), Config=self.transfer,
-            ExtraArgs={"Tagging": urlencode({KIND_TAG: object_kind(key)})})
+        extra: dict[str, Any] = {"Tagging": urlencode({KIND_TAG: object_kind(key)})}
+        if is_cache_key(key):  # the digest travels with the object, written in the same request
+            digest = file_digest(src)
+            extra["Metadata"] = {DIGEST_META: digest.sha256, SIZE_META: str(digest.size_bytes)}
+        self.client.upload_file(str(src), self.bucket, self._key(key), Config=self.transfer,
+                                ExtraArgs=extra)
+
+    def _entry_state(self, key: str) -> str:
+        """An object and its metadata are written by one request (no partial object, no write
+        through a shared file), so the size is compared with the recorded one and the recorded
+        sha256 must be there; an object without it (written before digests were recorded, or
+        by something else) is reused when it is not empty."""
+        head = self._head(key)
+        if head is None:
+            return "missing"
+        size_bytes, meta = int(head["ContentLength"]), head.get("Metadata") or {}
+        if DIGEST_META not in meta:
+            return "ok" if size_bytes > 0 else "empty, and no digest recorded"
+        if str(size_bytes) != meta.get(SIZE_META):
+            return f"{size_bytes} bytes, {meta.get(SIZE_META)} recorded"
+        return "ok"
 
     def get_bytes(self, key: str) -> bytes:
         from botocore.exceptions import ClientError

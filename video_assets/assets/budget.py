@@ -79,13 +79,13 @@ def plan_items(job_id: str, stored: StoredRequest, settings: PipelineSettings, m
     if music and stored.synthesized_audio:
         key = generation_key("music", "wav", music, prompt=music_prompt(stored),
                              duration_s=round(duration_s, 4))
-        if not media.exists(key):
+        if not media.cached(key):
             items.append((f"music: {duration_s:.1f} s ({music.model})",
                           music.estimate_usd(duration_s)))
     transcriber = select.transcriber(providers, policy, conc) if "transcribe" in later else None
     if transcriber and not stored.synthesized_audio:
         key = generation_key("lyrics", "json", transcriber, audio_sha256=stored.audio_sha256)
-        if not media.exists(key):
+        if not media.cached(key):
             items.append((f"transcription: {duration_s / 60:.2f} min ({transcriber.model})",
                           transcriber.estimate_usd(duration_s)))
     planner = select.planner(providers, policy, conc) if "planner" in later else None
@@ -98,7 +98,7 @@ def plan_items(job_id: str, stored: StoredRequest, settings: PipelineSettings, m
                           voice.estimate_usd(120 * n)))
         else:
             chars = sum(len(voice_line(s)) for s in plan.scenes
-                        if not media.exists(generation_key("voice", "wav", voice,
+                        if not media.cached(generation_key("voice", "wav", voice,
                                                            text=voice_line(s))))
             if chars:
                 items.append((f"voiceover: {chars} characters ({voice.model})",
@@ -141,7 +141,7 @@ def media_items(job_id, stored, settings, media, wh, later, grid, plan, n) -> li
     for scene, (seg, clip_s, beats) in zip(plan.scenes, clip_plan(plan, grid, settings, video),
                                            strict=True):
         image_key = image_cache_key(images, scene, plan, size)
-        image_cached = media.exists(image_key)
+        image_cached = media.cached(image_key)
         if paid_images and not image_cached:
             items.append((f"image {scene.index + 1} ({images.model})", images.estimate_usd(1)))
         clip_key_ = None
@@ -149,12 +149,12 @@ def media_items(job_id, stored, settings, media, wh, later, grid, plan, n) -> li
             with media.local_path(image_key) as image:
                 clip_key_ = clip_cache_key(video, sha256_file(image), clip_s, scene, beats,
                                            clip_size)
-        clip_cached = clip_key_ is not None and media.exists(clip_key_)
+        clip_cached = clip_key_ is not None and media.cached(clip_key_)
         if paid_video and not clip_cached:
             items.append((f"clip {scene.index + 1}: {clip_s:g} s ({video.model})",
                           video.estimate_usd([clip_s])))
         if lipsync and scene.lipsync:
-            synced = clip_cached and media.exists(lipsync_cache_key(
+            synced = clip_cached and media.cached(lipsync_cache_key(
                 lipsync, clip_key_, stored.audio_sha256, seg.start_frame / settings.fps, clip_s))
             if not synced:
                 items.append((f"lip-sync {scene.index + 1}: {clip_s:g} s ({lipsync.model})",

@@ -46,7 +46,7 @@ def make_clip(provider, media, image, image_sha, scene, clip_s, beats, size, cal
     key = clip_cache_key(provider, image_sha, clip_s, scene, beats, size)
     new_row = row_factory(calls, **base, provider=provider.name, model=provider.model,
                           units=clip_s, unit=getattr(provider, "unit", "video_s"))
-    if media.exists(key):
+    if media.cached(key):
         new_row().cache_hit = True
         return key, True
     with media.scratch_dir() as tmp:
@@ -76,7 +76,7 @@ def sync_lips(lipsync, media, clip_cache: str, audio: Path, audio_sha: str, offs
     key = lipsync_cache_key(lipsync, clip_cache, audio_sha, offset_s, clip_s)
     new_row = row_factory(calls, **{**base, "asset": "clips"}, provider=lipsync.name,
                           model=lipsync.model, units=clip_s, unit=lipsync.unit)
-    if media.exists(key):
+    if media.cached(key):
         new_row().cache_hit = True
         return key, True
     with media.scratch_dir() as tmp, media.local_path(clip_cache) as clip:
@@ -140,7 +140,7 @@ def clips(
                 image_sha = sha256_file(image)
                 key = clip_cache_key(provider, image_sha, clip_s, scene, beats, size)
                 try:
-                    price = 0.0 if not paid or media.exists(key) else provider.estimate_usd([clip_s])
+                    price = 0.0 if not paid or media.cached(key) else provider.estimate_usd([clip_s])
                     key, hit = paid_call(
                         f"clip {scene.index + 1}: {clip_s:g} s ({provider.model})", price,
                         lambda: make_clip(provider, media, image, image_sha, scene, clip_s, beats,
@@ -156,7 +156,7 @@ def clips(
             if lipsync and scene.lipsync and not fallback:
                 offset_s = seg.start_frame / settings.fps
                 synced_key = lipsync_cache_key(lipsync, key, stored.audio_sha256, offset_s, clip_s)
-                price = 0.0 if media.exists(synced_key) else lipsync.estimate_usd([clip_s])
+                price = 0.0 if media.cached(synced_key) else lipsync.estimate_usd([clip_s])
                 try:
                     key, lip_hit = paid_call(
                         f"lip-sync {scene.index + 1}: {clip_s:g} s ({lipsync.model})", price,

@@ -41,7 +41,7 @@ def lyrics(
         with ledger(wh) as calls:
             new_row = row_factory(calls, job_id=job_id, asset="lyrics", provider=provider.name,
                                   model=provider.model, unit=provider.spec.unit)
-            cached = media.exists(key)
+            cached = media.cached(key)
             if cached:
                 new_row().cache_hit = True
                 result = Lyrics.model_validate(media.get_json(key))

@@ -85,7 +85,7 @@ def make_music_bed(job_id: str, staged: StoredRequest, media, wh, settings: Pipe
     with ledger(wh) as calls:
         new_row = row_factory(calls, job_id=job_id, asset="job_request", provider=composer.name,
                               model=composer.model, unit=composer.unit)
-        if media.exists(key):
+        if media.cached(key):
             new_row().cache_hit = True
             with media.local_path(key) as cached:
                 shutil.copyfile(cached, out_path)

@@ -56,7 +56,7 @@ def script(
                                  seed=seed)
             new_row = row_factory(calls, job_id=job_id, asset="script", provider=chosen.name,
                                   model=chosen.model, unit=chosen.spec.unit)
-            cached = media.exists(key)
+            cached = media.cached(key)
             if cached:
                 new_row().cache_hit = True
                 plan = Script.model_validate(media.get_json(key))

@@ -50,7 +50,7 @@ def storyboard(
             new_row = row_factory(calls, job_id=job_id, asset="storyboard",
                                   scene_index=scene.index, provider=provider.name,
                                   model=provider.model, units=1, unit="image")
-            cached = media.exists(key)
+            cached = media.cached(key)
             if cached:
                 new_row().cache_hit = True
             else:

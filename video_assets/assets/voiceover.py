@@ -77,7 +77,7 @@ def voiceover(
             new_row = row_factory(calls, job_id=job_id, asset="voiceover", scene_index=scene.index,
                                   provider=speaker.name, model=speaker.model,
                                   unit=speaker.spec.unit)
-            if media.exists(key):
+            if media.cached(key):
                 hits += 1
                 new_row().cache_hit = True
             else:
