@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import duckdb
@@ -123,7 +126,11 @@ def test_drop_request_and_song_then_ingest_renders_into_the_bucket(
                                    [summary["job_id"]]).fetchone()
     con.close()
     assert (uri, status) == (f"s3://{BUCKET}/{key}", "done")
-    # the presigned link in the warehouse downloads a video that meets the bars
+    assert url is None  # a presigned link expires: none is stored, one is signed when asked for
+    # `videogen link` signs a fresh one, which downloads a video that meets the bars
+    assert main(["link", summary["job_id"]]) == 0
+    url = capsys.readouterr().out.strip()
+    assert url.startswith(s3_env) and expires_s(url) == 3600
     local = tmp_path / "final.mp4"
     with urllib.request.urlopen(url, timeout=60) as resp:
         local.write_bytes(resp.read())
@@ -138,6 +145,57 @@ def test_drop_request_and_song_then_ingest_renders_into_the_bucket(
     # again: nothing new is launched
     assert main(["ingest", "--once", "--wait", "--json"]) == 0
     assert capsys.readouterr().out.strip() == ""
+
+
+def expires_s(url: str) -> int:
+    """A presigned link's lifetime: SigV4's ``X-Amz-Expires``, or SigV2's ``Expires`` instant."""
+    query = parse_qs(urlparse(url).query)
+    if "X-Amz-Expires" in query:
+        return int(query["X-Amz-Expires"][0])
+    return round((int(query["Expires"][0]) - time.time()) / 10) * 10
+
+
+def test_links_last_an_hour_by_default_and_at_most_seven_days(s3_env: str, client, capsys):
+    put(client, "jobs/linked/final.mp4", b"not really a video")
+    assert expires_s(StoreResource().get().url("jobs/linked/final.mp4")) == 3600
+    with scoped_env({"VIDEO_ASSETS_URL_EXPIRY_S": "604800"}):
+        assert expires_s(StoreResource().get().url("jobs/linked/final.mp4")) == 604800
+    with scoped_env({"VIDEO_ASSETS_URL_EXPIRY_S": "604801"}), \
+            pytest.raises(ValueError, match="VIDEO_ASSETS_URL_EXPIRY_S=604801 is outside"):
+        StoreResource().get()
+
+
+def test_link_signs_a_fresh_url_on_demand(s3_env: str, client, capsys):
+    put(client, "jobs/linked/final.mp4", b"the final video")
+    assert main(["link", "linked", "--expires-s", "120"]) == 0
+    url = capsys.readouterr().out.strip()
+    assert expires_s(url) == 120
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        assert resp.read() == b"the final video"
+    assert main(["link", "linked", "--expires-s", "604801"]) == 2
+    assert "--expires-s=604801 is outside" in capsys.readouterr().err
+    assert main(["link", "no-such-job"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-job" in err and "has no final video" in err and "fix:" in err
+
+
+def test_a_cache_entry_carries_its_digest_and_a_damaged_one_is_removed(s3_env: str, client,
+                                                                        tmp_path: Path):
+    store = StoreResource().get()
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(os.urandom(5000))
+    key = "cache/clip/ab/abc.mp4"
+    store.put_file(key, src)
+    meta = client.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+    assert meta == {"sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "size-bytes": "5000"}
+    assert store.cached(key)
+    # the object replaced by a shorter one under the same digest (an interrupted writer's copy)
+    client.put_object(Bucket=BUCKET, Key=key, Body=src.read_bytes()[:1000], Metadata=meta)
+    assert not store.cached(key) and not store.exists(key)  # removed: it will be generated again
+    client.put_object(Bucket=BUCKET, Key=key, Body=b"")  # empty, from before digests
+    assert not store.cached(key) and not store.exists(key)
+    client.put_object(Bucket=BUCKET, Key=key, Body=b"written before digests were recorded")
+    assert store.cached(key)
 
 
 def media_and_inbox() -> tuple[S3Store, S3Store]:

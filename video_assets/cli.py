@@ -296,6 +296,29 @@ def s3_setup(args: argparse.Namespace) -> int:
     return EXIT_OK if state["public_access_blocked"] else EXIT_FAILED
 
 
+def link(args: argparse.Namespace) -> int:
+    """Print a fresh link to a job's final video (presigned on S3, valid ``--expires-s``)."""
+    from video_assets.config import check_url_expiry_s, url_expiry_s
+    from video_assets.resources import StoreResource
+    from video_assets.store import job_key
+
+    try:
+        expires_s = (url_expiry_s() if args.expires_s is None
+                     else check_url_expiry_s(args.expires_s, "--expires-s"))
+        key = job_key(args.job_id, "final.mp4")
+        media = StoreResource().get()
+        found = media.exists(key)
+    except ValueError as exc:
+        _err(f"link: {exc}")
+        return EXIT_BAD_INPUT
+    if not found:
+        _err(f"link: job {args.job_id!r} has no final video ({media.uri(key)}); fix: check the "
+             "job id, or render the job (again, if its video expired: `s3 setup --final-days`)")
+        return EXIT_BAD_INPUT
+    print(media.url(key, expires_s))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videogen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -347,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="days a job's final.mp4, thumbnail and quality.json are kept")
     setup.add_argument("--json", action="store_true")
     setup.set_defaults(func=s3_setup)
+    ln = sub.add_parser("link", help="print a fresh link to a job's final video (presigned on "
+                        "S3; links are never stored)")
+    ln.add_argument("job_id")
+    ln.add_argument("--expires-s", type=int, default=None,
+                    help="how long the link stays valid (default: VIDEO_ASSETS_URL_EXPIRY_S, "
+                    "an hour; at most 7 days)")
+    ln.set_defaults(func=link)
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)

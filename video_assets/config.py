@@ -23,19 +23,28 @@ def s3_bucket() -> str:
     return os.environ.get("VIDEO_ASSETS_BUCKET", "").strip()
 
 
+DEFAULT_URL_EXPIRY_S = 3600  # an hour: links are signed when someone asks, never stored
+MAX_URL_EXPIRY_S = 7 * 24 * 3600  # the most S3 signatures allow
+
+
+def check_url_expiry_s(value: int, source: str) -> int:
+    """``value`` if it is a valid presigned link lifetime, else a ValueError naming ``source``."""
+    if not 1 <= value <= MAX_URL_EXPIRY_S:
+        raise ValueError(f"{source}={value} is outside 1..{MAX_URL_EXPIRY_S} (S3 signs links for "
+                         "at most 7 days); fix: choose a value in that range, e.g. 3600")
+    return value
+
+
 def url_expiry_s() -> int:
-    """How long presigned links to videos stay valid (``VIDEO_ASSETS_URL_EXPIRY_S``, default 7 days,
-    the most S3 signatures allow)."""
+    """How long presigned links to videos stay valid (``VIDEO_ASSETS_URL_EXPIRY_S``, default an
+    hour, at most 7 days). Links are made on demand (``videogen link JOB_ID``), never stored."""
     raw = os.environ.get("VIDEO_ASSETS_URL_EXPIRY_S", "").strip()
     try:
-        value = int(raw) if raw else 7 * 24 * 3600
+        value = int(raw) if raw else DEFAULT_URL_EXPIRY_S
     except ValueError:
         raise ValueError(f"VIDEO_ASSETS_URL_EXPIRY_S={raw!r} is not a whole number of seconds; "
-                         "fix: e.g. 86400 for a day") from None
-    if not 1 <= value <= 7 * 24 * 3600:
-        raise ValueError(f"VIDEO_ASSETS_URL_EXPIRY_S={value} is outside 1..604800 (S3 signs links "
-                         "for at most 7 days); fix: choose a value in that range")
-    return value
+                         "fix: e.g. 3600 for an hour") from None
+    return check_url_expiry_s(value, "VIDEO_ASSETS_URL_EXPIRY_S")
 
 
 def warehouse_path() -> Path:

@@ -87,9 +87,13 @@ class MediaStore(abc.ABC):
     def uri(self, key: str) -> str:
         """Where the object lives (a local path, or ``s3://bucket/key``)."""
 
+    links_expire = False  # whether ``url`` makes links that expire (presigned, on S3)
+
     @abc.abstractmethod
-    def url(self, key: str) -> str:
-        """A link a person can open (``file://`` locally, a presigned URL on S3)."""
+    def url(self, key: str, expires_s: int | None = None) -> str:
+        """A link a person can open (``file://`` locally; on S3 a presigned URL, valid
+        ``expires_s`` seconds or the store's default): made when asked for, and where
+        ``links_expire`` never stored."""
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -168,7 +172,7 @@ class LocalStore(MediaStore):
     def uri(self, key: str) -> str:
         return str(self.path(key))
 
-    def url(self, key: str) -> str:
+    def url(self, key: str, expires_s: int | None = None) -> str:
         return self.path(key).as_uri()
 
     def exists(self, key: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
+from video_assets.config import DEFAULT_URL_EXPIRY_S, check_url_expiry_s
 from video_assets.store import MediaStore, ObjectInfo, _check_key, file_digest, is_cache_key
 
 KIND_TAG = "video_assets-kind"
@@ -49,8 +50,10 @@ def s3_client(endpoint_url: str | None = None) -> Any:
 class S3Store(MediaStore):
     """Objects under ``s3://bucket/<prefix><key>``."""
 
+    links_expire = True
+
     def __init__(self, bucket: str, client: Any = None, prefix: str = "",
-                 url_expiry_s: int = 7 * 24 * 3600) -> None:
+                 url_expiry_s: int = DEFAULT_URL_EXPIRY_S) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.bucket = bucket
@@ -66,11 +69,13 @@ class S3Store(MediaStore):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
-    def url(self, key: str) -> str:
-        """A presigned GET link, valid for ``url_expiry_s`` (``VIDEO_ASSETS_URL_EXPIRY_S``)."""
+    def url(self, key: str, expires_s: int | None = None) -> str:
+        """A presigned GET link, valid ``expires_s`` seconds, by default ``url_expiry_s``
+        (``VIDEO_ASSETS_URL_EXPIRY_S``, an hour). It carries the signer's credentials' session
+        token, if any: sign when someone asks (``videogen link``), never store it."""
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
-            ExpiresIn=self.url_expiry_s)
+            ExpiresIn=check_url_expiry_s(expires_s or self.url_expiry_s, "expires_s"))
 
     def _head(self, key: str) -> dict | None:
         from botocore.exceptions import ClientError

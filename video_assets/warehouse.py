@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     failed_stage VARCHAR,
     updated_at TIMESTAMPTZ
 );
-ALTER TABLE jobs ADD COLUMN IF NOT EXISTS final_url VARCHAR;  -- a link to open (presigned on S3)
+-- a link to open that does not expire (file:// locally); NULL on S3, where links expire and are
+-- signed on demand (videogen link JOB_ID)
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS final_url VARCHAR;
 CREATE TABLE IF NOT EXISTS provider_calls (
     job_id VARCHAR,
     asset VARCHAR,

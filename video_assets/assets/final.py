@@ -92,13 +92,16 @@ def final_video(
                      + (f"; failing: {', '.join(failed)}" if failed else ""))
     cost_usd = wh.job_cost_usd(job_id)
     blocked = any(not c.passed and c.severity == AssetCheckSeverity.ERROR for c in checks)
-    wh.upsert_job(job_id, final_uri=media.uri(final_key), final_url=media.url(final_key),
+    # a presigned link expires (and may carry a session token): stored only where links last
+    wh.upsert_job(job_id, final_uri=media.uri(final_key),
+                  final_url=None if media.links_expire else media.url(final_key),
                   cost_usd=cost_usd, status="checks_failed" if blocked else "done")
     transitions = [s.transition_in for s in segments[1:]]
     yield MaterializeResult(
         asset_key="final_video",
         metadata={
-            "video": MetadataValue.url(media.url(final_key)),
+            "video": MetadataValue.url(media.url(final_key)),  # short-lived on S3
+            **({"fresh_link": f"videogen link {job_id}"} if media.links_expire else {}),
             "path": media.uri(final_key),
             "thumbnail_path": media.uri(thumb_key),
             "size_bytes": media.size(final_key),
