@@ -1,0 +1,187 @@
+"""Dead runs leave nothing behind: a render killed with SIGKILL is marked failed and its slot in the
+``providers`` pool is freed; a step waiting for a pool slot sleeps and obeys SIGTERM.
+
+Every render here is a real ``videogen render`` process against its own DAGSTER_HOME (a pool limit
+must not leak into other tests' instance)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO, make_song
+from tests.fake_replicate import FakeReplicate
+
+POOL = "providers"
+VIDEO = "kwaivgi/kling-v2.1"
+TOKEN = "r8_dead_run_test_token"
+VIDEOGEN = str(Path(sys.executable).with_name("videogen"))
+
+
+@pytest.fixture()
+def own_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME of this test's own, with the committed instance config."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture()
+def stuck_replicate() -> Iterator[FakeReplicate]:
+    """A Replicate whose video predictions never finish: a render sits in its clip stage."""
+    server = FakeReplicate(token=TOKEN, stuck_models={VIDEO})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def instance_at(home: Path):
+    from dagster import DagsterInstance
+
+    return DagsterInstance.from_config(str(home))
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "REPLICATE_API_TOKEN", "VIDEO_ASSETS_BUCKET",
+                        "VIDEO_ASSETS_WAREHOUSE")}
+    return {**env, "DAGSTER_HOME": str(home), **extra}
+
+
+def start_render(home: Path, song: Path, *extra: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [VIDEOGEN, "render", "--audio", str(song), "--prompt", "lanterns drifting over a dark lake",
+         "--aspect", "1:1", "--json", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+
+
+def latest_run(instance):
+    runs = instance.get_runs(limit=1)
+    return runs[0] if runs else None
+
+
+def wait_for_event(instance, proc: subprocess.Popen, event_type, step_key: str,
+                   timeout_s: float) -> object:
+    """Poll the event log until the newest run has ``event_type`` for ``step_key``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-3000:]
+        run = latest_run(instance)
+        if run is not None:
+            records = instance.get_records_for_run(run.run_id, of_type=event_type).records
+            if any(r.event_log_entry.step_key == step_key for r in records):
+                return run
+        time.sleep(0.2)
+    raise AssertionError(f"no {event_type} for {step_key} within {timeout_s} s")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def job_row(home: Path, job_id: str) -> tuple:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = ?",
+                           [job_id]).fetchone()
+    finally:
+        con.close()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_a_render_killed_in_its_clip_stage_is_failed_and_frees_the_pool_for_the_next(
+        own_home: Path, stuck_replicate: FakeReplicate, tmp_path: Path):
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)  # dagster instance concurrency set
+    first = start_render(
+        own_home, make_song(tmp_path / "first.wav", 10.0, tempo_bpm=120.0),
+        "--images", "offline", "--video", f"replicate:{VIDEO}",
+        env=env_for(own_home, REPLICATE_API_TOKEN=TOKEN,
+                    REPLICATE_BASE_URL=stuck_replicate.base_url))
+    second = None
+    try:
+        killed = wait_for_event(instance, first, DagsterEventType.STEP_START, "clips", 120)
+        deadline = time.monotonic() + 60
+        while not stuck_replicate.created:  # a paid prediction is in flight
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.1)
+        os.killpg(first.pid, signal.SIGKILL)  # as a crash, the OOM killer or a lost machine would
+        first.wait()
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.STARTED
+        assert instance.event_log_storage.get_concurrency_info(POOL).claimed_slots  # jammed
+
+        second = start_render(own_home, make_song(tmp_path / "second.wav", 9.0, tempo_bpm=100.0),
+                              "--images", "offline", "--video", "offline", env=env_for(own_home))
+        try:
+            output, _ = second.communicate(timeout=150)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the next render hung: the killed run's slot in the providers pool was "
+                        "never freed")
+        assert second.returncode == 0, output.decode(errors="replace")[-3000:]
+
+        dead = instance.get_run_by_id(killed.run_id)
+        assert dead.status == DagsterRunStatus.FAILURE
+        assert job_row(own_home, dead.tags["dagster/partition"]) == ("failed", "clips")
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        assert not info.claimed_slots and not info.pending_steps
+    finally:
+        kill_group(first)
+        if second is not None:
+            kill_group(second)
+
+
+@pytest.mark.slow
+def test_a_step_blocked_on_the_pool_sleeps_and_stops_on_sigterm(own_home: Path, tmp_path: Path):
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    # the pool's one slot is held by a live run elsewhere (a claim the sweep must leave alone)
+    assert instance.event_log_storage.claim_concurrency_slot(POOL, "holder-run", "clips").is_claimed
+    proc = start_render(own_home, make_song(tmp_path / "blocked.wav", 9.0, tempo_bpm=110.0),
+                        "--images", "offline", "--video", "offline", env=env_for(own_home))
+    try:
+        run = wait_for_event(instance, proc, DagsterEventType.ENGINE_EVENT, "storyboard", 120)
+        assert instance.event_log_storage.get_concurrency_info(POOL).pending_run_ids == {run.run_id}
+        time.sleep(1.0)
+        before_s, t0 = cpu_s(proc.pid), time.monotonic()
+        time.sleep(4.0)
+        used_s, waited_s = cpu_s(proc.pid) - before_s, time.monotonic() - t0
+        assert used_s < 0.25 * waited_s, f"the wait burnt {used_s:.2f} CPU s in {waited_s:.1f} s"
+
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("SIGTERM did not stop a render waiting for a pool slot within 10 s")
+        assert proc.returncode != 0
+        assert instance.get_run_by_id(run.run_id).status in (DagsterRunStatus.FAILURE,
+                                                             DagsterRunStatus.CANCELED)
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        assert {s.run_id for s in info.claimed_slots} == {"holder-run"}
+        assert {s.run_id for s in info.pending_steps} == {"holder-run"}  # its wait was withdrawn
+    finally:
+        kill_group(proc)
