@@ -12,6 +12,7 @@ from video_assets.assets.request import job_request
 from video_assets.assets.script import script
 from video_assets.assets.storyboard import storyboard
 from video_assets.assets.voiceover import voiceover
+from video_assets.monitor import dead_run_sensor
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.sensors import RUN_JOB_NAME, inbox_sensor, job_failure_sensor
 
@@ -28,7 +29,7 @@ render_job = define_asset_job(
 defs = Definitions(
     assets=STAGES,
     jobs=[render_job],
-    sensors=[inbox_sensor, job_failure_sensor],
+    sensors=[inbox_sensor, job_failure_sensor, dead_run_sensor],
     resources={
         "store": StoreResource(),
         "warehouse": WarehouseResource(),
