@@ -34,22 +34,30 @@ def _instance():
 def execute_job(job_id: str, tags: dict[str, str] | None = None,
                 log_level: str = "INFO") -> dict[str, Any]:
     """Materialize every stage of one job in this process; return the summary dict."""
+    import uuid
+
     from dagster import DagsterEventType
 
     from video_assets.definitions import RUN_JOB_NAME, defs
+    from video_assets.monitor import heartbeat, sweep_dead_runs, worker_tags
     from video_assets.partitions import JOBS_PARTITION_NAME
     from video_assets.resources import WarehouseResource
     from video_assets.sensors import run_failure
 
     instance = _instance()
+    for dead in sweep_dead_runs(instance, WarehouseResource().get()):  # no daemon may be running
+        _err(dead.describe())
     if not instance.has_dynamic_partition(JOBS_PARTITION_NAME, job_id):
         instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [job_id])
     job = defs.resolve_job_def(RUN_JOB_NAME)
     started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance, partition_key=job_id, raise_on_error=False, tags=tags or {},
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    run_id = str(uuid.uuid4())
+    with heartbeat(instance, run_id):  # the run names its worker, so a dead one is found
+        result = job.execute_in_process(
+            instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
+            tags={**(tags or {}), **worker_tags()},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     summary: dict[str, Any] = {
         "job_id": job_id, "run_id": result.run_id, "status": "failed", "final_video": None,
