@@ -185,3 +185,89 @@ def test_a_step_blocked_on_the_pool_sleeps_and_stops_on_sigterm(own_home: Path, 
         assert {s.run_id for s in info.pending_steps} == {"holder-run"}  # its wait was withdrawn
     finally:
         kill_group(proc)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def started_run(instance, job_id: str, tags: dict[str, str], step_key: str = "clips"):
+    """A STARTED render run of ``job_id`` in a real instance, in ``step_key``, holding a slot."""
+    from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    run = create_run_for_test(instance, job_name="render_job", status=DagsterRunStatus.STARTED,
+                              tags={"dagster/partition": job_id, **tags})
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.STEP_START.value, "render_job",
+                                               step_key=step_key), run.run_id)
+    assert instance.event_log_storage.claim_concurrency_slot(POOL, run.run_id, step_key).is_claimed
+    return run
+
+
+def evaluate_sensor(home: Path, instance) -> None:
+    from dagster import build_sensor_context
+
+    from tests.conftest import scoped_env
+    from video_assets.monitor import dead_run_sensor
+    from video_assets.resources import WarehouseResource
+
+    with scoped_env({"DAGSTER_HOME": str(home), "VIDEO_ASSETS_WAREHOUSE": None}):
+        warehouse = WarehouseResource()
+        warehouse.get().upsert_job("a-job", status="running")
+        with build_sensor_context(instance=instance, resources={"warehouse": warehouse}) as ctx:
+            dead_run_sensor(ctx)
+
+
+def test_the_sensor_fails_a_run_whose_worker_is_gone_names_the_stage_and_frees_its_slot(
+        own_home: Path):
+    from dagster import DagsterRunStatus
+
+    from video_assets.monitor import worker_tags
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    run = started_run(instance, "a-job", {**worker_tags(), "video_assets/worker_pid": str(dead_pid())})
+    evaluate_sensor(own_home, instance)
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed.status == DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+    assert job_row(own_home, "a-job") == ("failed", "clips")
+
+
+def test_the_sensor_leaves_a_live_worker_and_a_beating_remote_one_alone(own_home: Path):
+    from dagster import DagsterRunStatus
+
+    from video_assets.monitor import worker_tags
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 2)
+    here = started_run(instance, "a-job", worker_tags())  # this very process: alive
+    remote = started_run(instance, "b-job", {**worker_tags(), "video_assets/worker_host": "other",
+                                             "video_assets/worker_pid": str(dead_pid())})
+    evaluate_sensor(own_home, instance)
+    for run in (here, remote):
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+    assert len(instance.event_log_storage.get_concurrency_info(POOL).claimed_slots) == 2
+    assert job_row(own_home, "a-job") == ("running", None)
+
+
+def test_a_remote_worker_silent_for_longer_than_the_heartbeat_limit_is_gone():
+    from video_assets.monitor import HEARTBEAT_STALE_S, Worker, worker_gone
+
+    now_s = time.time()
+    beating = Worker("other-host", 4242, now_s - HEARTBEAT_STALE_S + 5)
+    silent = Worker("other-host", 4242, now_s - HEARTBEAT_STALE_S - 5)
+    assert worker_gone(beating, now_s - 600, now_s, "this-host") is None
+    assert "no heartbeat" in worker_gone(silent, now_s - 600, now_s, "this-host")
+
+
+def test_a_pid_taken_by_a_process_started_after_the_run_is_not_its_worker():
+    from video_assets.monitor import Worker, worker_gone
+
+    now_s, host = time.time(), "this-host"
+    me = Worker(host, os.getpid(), None)
+    assert worker_gone(me, now_s, now_s, host) is None  # started before the run: the worker
+    assert "is gone" in worker_gone(me, now_s - 10 * 24 * 3600, now_s, host)  # a reused pid
