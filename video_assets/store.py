@@ -194,9 +194,9 @@ class LocalStore(MediaStore):
         bytes: what is then renamed onto ``dst``. Never copies into an existing file, which may
         be a hard link shared with another key."""
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out, 1 << 20)
+            shutil.copyfile(src, tmp)  # into the file just made, which no other name shares
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
