@@ -233,17 +233,22 @@ def test_audio_arriving_a_tick_late_is_waited_for(s3_env, client, clean_inbox, t
 
 def test_bad_requests_each_get_a_report_and_none_crash_the_sensor(s3_env, client, clean_inbox,
                                                                    tmp_path):
-    put(client, "songs/tune.wav", make_song(tmp_path / "tune.wav", 4.0))
+    put(client, "inbox/songs/tune.wav", make_song(tmp_path / "tune.wav", 4.0))
     put(client, "tune.wav", make_song(tmp_path / "other.wav", 4.0), bucket=OTHER_BUCKET)
+    put(client, "jobs/j9/audio.wav", make_song(tmp_path / "j9.wav", 4.0))
     cases = {  # request key -> (body, the field its report must name)
         "inbox/malformed.yaml": ("prompt: [unclosed\n", "file"),
         "inbox/malformed.json": ('{"prompt": ', "file"),
-        "inbox/no-prompt.yaml": (f"audio: s3://{BUCKET}/songs/tune.wav\n", "prompt"),
+        "inbox/no-prompt.yaml": (f"audio: s3://{BUCKET}/inbox/songs/tune.wav\n", "prompt"),
         "inbox/missing-audio.yaml": ("prompt: a ghost song\naudio: nowhere.wav\n", "audio"),
         "inbox/other-bucket.yaml": (f"prompt: a borrowed song\naudio: s3://{OTHER_BUCKET}/tune.wav\n",
                                     "audio"),
         "inbox/escape.yaml": ("prompt: climbing out\naudio: ../../../etc/passwd\n", "audio"),
-        "inbox/../traversal.yaml": (f"prompt: a sneaky key\naudio: s3://{BUCKET}/songs/tune.wav\n",
+        "inbox/other-job.yaml": (f"prompt: another job's song\naudio: s3://{BUCKET}/jobs/j9/audio.wav\n",
+                                 "audio"),
+        "inbox/other-job-rel.yaml": ("prompt: another job's song\naudio: ../jobs/j9/audio.wav\n",
+                                     "audio"),
+        "inbox/../traversal.yaml": (f"prompt: a sneaky key\naudio: s3://{BUCKET}/inbox/songs/tune.wav\n",
                                     "file"),
         "inbox/empty.yaml": ("", "file"),
         "inbox/huge.yaml": (b"#" * (150 * 2**20), "file"),
@@ -251,7 +256,7 @@ def test_bad_requests_each_get_a_report_and_none_crash_the_sensor(s3_env, client
     for key, (body, _) in cases.items():
         put(client, key, body)
     put(client, "inbox/fine.yaml", "prompt: a good one among them\n"
-        f"audio: s3://{BUCKET}/songs/tune.wav\n")
+        f"audio: s3://{BUCKET}/inbox/songs/tune.wav\n")
     inbox, media = media_and_inbox()
     tick = scan_inbox(inbox, media, {}, grace_s=0)
     assert [k for _, _, k in tick.admitted] == ["inbox/fine.yaml"]
@@ -277,10 +282,10 @@ def test_a_burst_of_200_requests_is_200_runs_in_bounded_ticks(s3_env, client, cl
     from video_assets.resources import PipelineSettings
     from video_assets.sensors import inbox_sensor
 
-    put(client, "songs/burst.wav", make_song(tmp_path / "burst.wav", 3.0))
+    put(client, "inbox/songs/burst.wav", make_song(tmp_path / "burst.wav", 3.0))
     for i in range(200):
         put(client, f"inbox/burst-{i:03d}.yaml",
-            f"prompt: burst number {i}\naudio: s3://{BUCKET}/songs/burst.wav\naspect: '1:1'\n")
+            f"prompt: burst number {i}\naudio: s3://{BUCKET}/inbox/songs/burst.wav\naspect: '1:1'\n")
     instance = DagsterInstance.get()
     cursor, run_keys, partitions, ticks = None, [], [], 0
     while True:

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import ValidationError
 
-from video_assets.media.audio import AudioError, decode_mono
+from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, decode_mono, probe_audio, short
 from video_assets.schemas import (
     ASPECT_SIZES,
     FLAVORS,
@@ -32,6 +32,8 @@ from video_assets.schemas import (
 from video_assets.store import MediaStore, sha256_file
 
 REQUEST_SUFFIXES = (".yaml", ".yml", ".json")
+INBOX = "inbox/"  # request files (and their songs) are dropped here
+REJECTED = "rejected/"  # one error report per rejected request, mirroring its inbox path
 
 FIXES = {
     "prompt": "write a prompt of 3 to 2000 characters",
@@ -42,7 +44,7 @@ FIXES = {
     "style": "use free text of at most 500 characters",
     "flavor": f"use one of {', '.join(FLAVORS)}",
     "transitions": "use auto, cut, crossfade or fade",
-    "budget_usd": "give a non-negative number of US dollars",
+    "budget_usd": "give a finite, non-negative number of US dollars within the operator's cap",
     "providers": "use offline, openai[:<model>] (planner, transcribe, voice) or "
                  "replicate[:<owner/model>] (images, video, music, lipsync); models are listed in "
                  "video_assets/providers/prices.json",
@@ -55,10 +57,10 @@ class RequestError(ValueError):
     """A bad request: ``field`` names what is wrong, the message says how to fix it."""
 
     def __init__(self, source: str, field: str, message: str) -> None:
-        self.source = source
-        self.field = field
-        self.message = message
-        super().__init__(f'request "{source}": {field}: {message}')
+        self.source = short(source, 120)
+        self.field = short(field, 80)
+        self.message = short(message, 1000)  # values in it are quoted short already
+        super().__init__(f'request "{self.source}": {self.field}: {self.message}')
 
     def to_report(self) -> dict[str, str]:
         return {"request": self.source, "field": self.field, "error": self.message}
@@ -68,9 +70,13 @@ class AudioNotFound(RequestError):
     """The request names audio that is not there (yet): the inbox retries for a grace period."""
 
 
+MAX_NESTING = 16  # a request is a flat mapping with a providers mapping in it
+JOB_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+
+
 def slug(name: str) -> str:
     stem = PurePosixPath(name).name
-    for suffix in (*REQUEST_SUFFIXES, ".mp3", ".wav", ".flac", ".ogg", ".m4a"):
+    for suffix in (*REQUEST_SUFFIXES, *AUDIO_SUFFIXES):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
@@ -83,6 +89,14 @@ def job_id_for(name: str, content: bytes) -> str:
     return f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
 
 
+def request_job_id(name: str, content: bytes, audio_sha256: str, request_key: str) -> str:
+    """The job id of an inbox request: its text, its song's content and where it lies in the
+    inbox, so the same request with another song, or in another folder, is another job."""
+    identity = json.dumps({"request_sha256": hashlib.sha256(content).hexdigest(),
+                           "audio_sha256": audio_sha256, "key": request_key}, sort_keys=True)
+    return job_id_for(name, identity.encode())
+
+
 def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
     """The job id of a ``videogen render`` of the song ``name``: the request (its providers
     resolved, see ``resolve_providers``) and the song's content hash, not where the song lies:
@@ -90,6 +104,54 @@ def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
     content = json.dumps({**request.model_dump(mode="json", exclude={"audio"}),
                           "audio_sha256": audio_sha256}, sort_keys=True).encode()
     return job_id_for(name, content)
+
+
+def check_job_id(value: str, field: str = "job-id") -> str:
+    """A job id chosen by hand follows the slug rule (it names a folder and a partition)."""
+    if not JOB_ID_RE.fullmatch(value):
+        raise RequestError("command line", field, f"{short(value, 80)!r} is not a job id: use 1 to "
+                           "64 lowercase letters, digits and inner hyphens; fix: e.g. "
+                           f"--job-id {slug(value) if slug(value) != 'job' else 'my-video'}")
+    return value
+
+
+def _check_nesting(text: str, source: str, is_json: bool) -> None:
+    """Refuse requests nested deeper than ``MAX_NESTING`` and YAML anchors and aliases (an alias
+    can multiply a small file into gigabytes), before any parser builds the document."""
+    too_deep = RequestError(source, "file", f"nested more than {MAX_NESTING} levels deep; fix: "
+                            "write a flat mapping of 'key: value' lines (providers is the one "
+                            "nested mapping)")
+    if is_json:
+        depth, in_string, escaped = 0, False, False
+        for char in text:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+                continue
+            if char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise too_deep
+            elif char in "]}":
+                depth -= 1
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):  # events: no recursion, no aliases
+        if isinstance(event, yaml.NodeEvent) and (isinstance(event, yaml.AliasEvent) or event.anchor):
+            raise RequestError(source, "file", "YAML anchors and aliases (&name, *name) are not "
+                               "allowed in a request; fix: write each value out")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise too_deep
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def parse_request(content: bytes, source: str) -> dict:
@@ -102,8 +164,10 @@ def parse_request(content: bytes, source: str) -> dict:
     except UnicodeDecodeError:
         raise RequestError(source, "file", "not UTF-8 text; fix: save the request as UTF-8 "
                            "YAML or JSON") from None
+    is_json = source.lower().endswith(".json")
     try:
-        data = json.loads(text) if source.lower().endswith(".json") else yaml.safe_load(text)
+        _check_nesting(text, source, is_json)
+        data = json.loads(text) if is_json else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else (
@@ -127,12 +191,13 @@ def validate_request(data: dict, source: str) -> Request:
         top = loc[0] if loc else ""
         if err["type"] == "extra_forbidden":
             known = ", ".join(Request.model_fields)
-            msg = f"unknown key {field!r}; fix: remove it or use one of: {known}"
+            msg = f"unknown key {short(field)!r}; fix: remove it or use one of: {known}"
         elif err["type"] == "missing":
             msg = f"missing; fix: {FIXES.get(top, 'add it')}"
         else:
             raw = err.get("input")
-            shown = f" (got {raw!r})" if raw is not None and not isinstance(raw, dict) else ""
+            shown = f" (got {short(repr(raw))})" if raw is not None and not isinstance(raw, dict) \
+                else ""
             text = err["msg"].removeprefix("Value error, ")
             msg = f"{text}{shown}; fix: {FIXES.get(top, 'correct the value')}"
         if not loc:  # model-level rule (mode needs audio or duration_s)
@@ -141,60 +206,78 @@ def validate_request(data: dict, source: str) -> Request:
         raise RequestError(source, field, msg) from None
 
 
-def check_audio(path: Path, source: str, field: str = "audio") -> float:
-    """Check size, decodability and length of the audio; returns its duration in seconds."""
+def check_audio(path: Path, source: str, field: str = "audio", shown: str | None = None) -> float:
+    """Check the size, the container format (audio containers only) and the length of the audio
+    from its container, without decoding it; returns its duration in seconds. ``shown`` is how
+    the request named the file (the default: its file name)."""
+    shown = short(shown if shown is not None else path.name)
     if not path.is_file():
-        raise AudioNotFound(source, field, f'file "{path.name}" not found beside the request; '
+        raise AudioNotFound(source, field, f'file "{shown}" not found beside the request; '
                            "fix: put the song next to the request file or fix the name")
     size = path.stat().st_size
     if size == 0:
-        raise RequestError(source, field, f'"{path.name}" is empty (0 bytes); fix: upload the '
+        raise RequestError(source, field, f'"{shown}" is empty (0 bytes); fix: upload the '
                            "song again")
     if size > MAX_AUDIO_BYTES:
-        raise RequestError(source, field, f'"{path.name}" is {size / 2**20:.0f} MB, over the '
+        raise RequestError(source, field, f'"{shown}" is {size / 2**20:.0f} MB, over the '
                            f"{MAX_AUDIO_BYTES // 2**20} MB limit; fix: use a compressed file "
                            "(e.g. mp3) or a shorter cut")
     try:
-        duration_s = decode_mono(path).duration_s
+        duration_s = probe_audio(path).duration_s
+        if duration_s is None:  # the container does not say: a bounded, low-rate decode does
+            duration_s = decode_mono(path, sample_rate=8000, max_s=MAX_AUDIO_S + 1).duration_s
     except AudioError as exc:
         raise RequestError(source, field, str(exc)) from None
     if duration_s < MIN_AUDIO_S:
-        raise RequestError(source, field, f'"{path.name}" lasts {duration_s:.2f} s, under the '
+        raise RequestError(source, field, f'"{shown}" lasts {duration_s:.2f} s, under the '
                            f"{MIN_AUDIO_S:g} s minimum; fix: use a longer song")
     if duration_s > MAX_AUDIO_S:
-        raise RequestError(source, field, f'"{path.name}" lasts {duration_s / 60:.1f} min, over '
+        raise RequestError(source, field, f'"{shown}" lasts {duration_s / 60:.1f} min, over '
                            f"the {MAX_AUDIO_S / 60:g} min limit; fix: cut the song to 10 minutes "
                            "or less")
     return duration_s
 
 
 def resolve_audio_path(request: Request, base_dir: Path, source: str) -> Path | None:
+    """The local file a request's ``audio`` names: a relative path that stays inside the
+    request's folder, also after following links. Anything else is refused with one message,
+    whether or not such a file exists."""
     if not request.audio:
         return None
-    if request.audio.startswith("s3://"):
+    ref = request.audio
+    if ref.startswith("s3://"):
         raise RequestError(source, "audio", "s3:// audio needs the S3 media store; fix: set "
                            "VIDEO_ASSETS_BUCKET (and AWS_ENDPOINT_URL for a non-AWS server) or "
                            "put the song beside the request")
-    rel = Path(request.audio)
-    path = rel if rel.is_absolute() else (base_dir / rel)
-    return path.resolve()
+    outside = RequestError(source, "audio", f"{short(ref)!r} is not a file inside the request's "
+                           "folder; fix: put the song beside the request (or in a folder below "
+                           "it) and name it relatively, e.g. audio: song.mp3")
+    rel = PurePosixPath(ref)
+    if rel.is_absolute() or ".." in rel.parts or "\\" in ref:
+        raise outside
+    base = base_dir.resolve()
+    path = (base / rel).resolve()  # follows links: where the bytes really are
+    if not path.is_relative_to(base):
+        raise outside
+    return path
 
 
 def audio_key(request: Request, request_key: str, bucket: str, source: str) -> str:
     """The store key of the request's audio in an S3 inbox: relative to the request's folder, or
-    ``s3://<bucket>/<key>`` in the same bucket. Nothing outside the bucket is reachable."""
+    ``s3://<bucket>/inbox/<key>``. Nothing outside the inbox (another job's files) is reachable."""
     ref = request.audio or ""
     if ref.startswith("s3://"):
         other, _, key = ref[len("s3://"):].partition("/")
         if other != bucket:
-            raise RequestError(source, "audio", f"{ref!r} is in bucket {other!r}, not in "
-                               f"{bucket!r}; fix: copy the song into s3://{bucket}/ (beside the "
-                               "request is simplest)")
+            raise RequestError(source, "audio", f"{short(ref)!r} is in bucket {short(other, 63)!r}, "
+                               f"not in {bucket!r}; fix: copy the song into s3://{bucket}/{INBOX} "
+                               "(beside the request is simplest)")
     else:
         key = posixpath.normpath(posixpath.join(posixpath.dirname(request_key), ref))
-    if not key or key in (".", "..") or key.startswith(("/", "../")) or ".." in key.split("/"):
-        raise RequestError(source, "audio", f"{ref!r} points outside the bucket; fix: name a song "
-                           "beside the request or give s3://" + bucket + "/<key>")
+    if (not key.startswith(INBOX) or key.startswith(("/", "../")) or ".." in key.split("/")
+            or key.endswith("/")):
+        raise RequestError(source, "audio", f"{short(ref)!r} points outside the inbox; fix: name "
+                           f"a song beside the request or give s3://{bucket}/{INBOX}<key>")
     return key
 
 

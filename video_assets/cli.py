@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from video_assets.job_lock import JobBusy
 from video_assets.schemas import PROVIDER_CAPABILITIES, PROVIDER_KEYS, REAL_PROVIDERS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -39,6 +40,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
     from dagster import DagsterEventType
 
     from video_assets.definitions import RUN_JOB_NAME, defs
+    from video_assets.job_lock import hold_job
     from video_assets.monitor import heartbeat, sweep_dead_runs, worker_tags
     from video_assets.partitions import JOBS_PARTITION_NAME
     from video_assets.resources import WarehouseResource
@@ -52,7 +54,8 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
     job = defs.resolve_job_def(RUN_JOB_NAME)
     started = time.perf_counter()
     run_id = str(uuid.uuid4())
-    with heartbeat(instance, run_id):  # the run names its worker, so a dead one is found
+    # one run per job at a time (JobBusy otherwise); the run names its worker, so a dead one is found
+    with hold_job(instance, job_id), heartbeat(instance, run_id):
         result = job.execute_in_process(
             instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
             tags={**(tags or {}), **worker_tags()},
@@ -96,6 +99,7 @@ def render(args: argparse.Namespace) -> int:
     from video_assets.admission import (
         RequestError,
         check_audio,
+        check_job_id,
         render_job_id,
         resolve_providers,
         stage,
@@ -120,6 +124,8 @@ def render(args: argparse.Namespace) -> int:
         data["providers"] = providers
     source = "command line"
     try:
+        if args.job_id is not None:
+            check_job_id(args.job_id)
         # providers resolved first: a render with real providers is another job than offline
         request = resolve_providers(validate_request(data, source), source)
         audio_path = Path(args.audio).resolve() if args.audio else None
@@ -140,7 +146,11 @@ def render(args: argparse.Namespace) -> int:
         print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
               f"({request.mode}, {request.aspect}, transitions {request.transitions})",
               file=sys.stderr)
-    summary = execute_job(job_id)
+    try:
+        summary = execute_job(job_id)
+    except JobBusy as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
     return _report(summary, args.json)
 
 
@@ -241,8 +251,14 @@ def run_jobs(jobs: list[tuple[str, str, str]], as_json: bool) -> int:
     """Run admitted jobs one after another (one in-process run each); worst exit code wins."""
     code = EXIT_OK
     for job_id, run_key, key in jobs:
-        summary = execute_job(job_id, tags={"dagster/run_key": run_key,
-                                            "video_assets/source": key})
+        try:
+            summary = execute_job(job_id, tags={"dagster/run_key": run_key,
+                                                "video_assets/source": key,
+                                                "video_assets/job_id": job_id})
+        except JobBusy as exc:
+            _err(str(exc))
+            code = max(code, EXIT_FAILED)
+            continue
         code = max(code, _report(summary, as_json))
     return code
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -45,6 +46,33 @@ def url_expiry_s() -> int:
         raise ValueError(f"VIDEO_ASSETS_URL_EXPIRY_S={raw!r} is not a whole number of seconds; "
                          "fix: e.g. 3600 for an hour") from None
     return check_url_expiry_s(value, "VIDEO_ASSETS_URL_EXPIRY_S")
+
+
+DEFAULT_MAX_BUDGET_USD = 20.0
+
+
+def max_budget_usd() -> float:
+    """The most one job may spend on paid calls, across all its runs (``VIDEO_ASSETS_MAX_BUDGET_USD``,
+    an operator setting, default $20): a request's ``budget_usd`` above it is refused."""
+    raw = os.environ.get("VIDEO_ASSETS_MAX_BUDGET_USD", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_MAX_BUDGET_USD
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"VIDEO_ASSETS_MAX_BUDGET_USD={raw!r} is not a finite number of US dollars "
+                         ">= 0; fix: e.g. 20")
+    return value
+
+
+def allowed_models() -> frozenset[str] | None:
+    """Registry models a request may name besides each capability's default
+    (``VIDEO_ASSETS_ALLOWED_MODELS``: comma-separated ``owner/model`` names; ``*`` allows every
+    model in the registry, returned as ``None``). Unset: only the defaults."""
+    raw = os.environ.get("VIDEO_ASSETS_ALLOWED_MODELS", "").strip()
+    if raw == "*":
+        return None
+    return frozenset(m.strip() for m in raw.split(",") if m.strip())
 
 
 def warehouse_path() -> Path:

@@ -2,6 +2,7 @@
 run-failure hook that keeps the ``jobs`` table honest."""
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -20,24 +21,25 @@ from dagster import (
 )
 
 from video_assets.admission import (
+    INBOX,
+    REJECTED,
     REQUEST_SUFFIXES,
     AudioNotFound,
     RequestError,
     audio_key,
     check_audio,
-    job_id_for,
     parse_request,
+    request_job_id,
     resolve_audio_path,
     stage,
     validate_request,
 )
+from video_assets.media.audio import short
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
-from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key
+from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key, sha256_file
 
-INBOX = "inbox/"
-REJECTED = "rejected/"
 RUN_JOB_NAME = "render_job"
 
 
@@ -52,8 +54,20 @@ class TickResult:
     more: bool = False  # the batch limit was reached: another tick has work
 
 
+REPORT_SUFFIX = ".error.json"
+MAX_NAME_BYTES = 255  # the longest file name local file systems (and a key's part) allow
+
+
 def error_report_key(request_key: str) -> str:
-    return f"{REJECTED}{PurePosixPath(request_key).name}.error.json"
+    """``rejected/<the request's path under inbox/>.error.json``: two folders' ``req.yaml`` get
+    two reports. A name too long for its suffix is shortened, keeping a hash of the whole."""
+    rel = PurePosixPath(*[p for p in PurePosixPath(request_key.removeprefix(INBOX)).parts
+                          if p not in ("/", ".", "..")] or ["request"])
+    name = rel.name + REPORT_SUFFIX
+    if len(name.encode()) > MAX_NAME_BYTES:
+        digest = hashlib.sha256(rel.name.encode()).hexdigest()[:12]
+        name = f"{rel.name.encode()[:200].decode('utf-8', 'ignore')}-{digest}{REPORT_SUFFIX}"
+    return f"{REJECTED}{(rel.parent / name).as_posix().removeprefix('./')}"
 
 
 def _new_cursor(cursor: dict) -> dict:
@@ -75,10 +89,10 @@ def _audio(request, inbox: MediaStore, request_key: str, name: str) -> Iterator[
         key = audio_key(request, request_key, inbox.bucket, name)
         info = inbox.info(key)
         if info is None:
-            raise AudioNotFound(name, "audio", f'"{request.audio}" not found at '
+            raise AudioNotFound(name, "audio", f'"{short(request.audio)}" not found at '
                                 f"{inbox.uri(key)}; fix: upload the song there or fix the name")
         if info.size_bytes > MAX_AUDIO_BYTES:
-            raise RequestError(name, "audio", f'"{request.audio}" is '
+            raise RequestError(name, "audio", f'"{short(request.audio)}" is '
                                f"{info.size_bytes / 2**20:.0f} MB, over the "
                                f"{MAX_AUDIO_BYTES // 2**20} MB limit; fix: use a compressed file "
                                "(e.g. mp3) or a shorter cut")
@@ -104,9 +118,10 @@ def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float
     request = validate_request(parse_request(content, name), name)
     try:
         with _audio(request, inbox, obj.key, name) as audio_path:
-            duration_s = check_audio(audio_path, name) if audio_path else None
-            job_id = job_id_for(name, content)
-            stage(media, job_id, request, name, audio_path, duration_s)
+            duration_s = check_audio(audio_path, name, shown=request.audio) if audio_path else None
+            audio_sha256 = sha256_file(audio_path) if audio_path else ""
+            job_id = request_job_id(name, content, audio_sha256, obj.key)
+            stage(media, job_id, request, name, audio_path, duration_s, audio_sha256 or None)
     except AudioNotFound:
         if now_s - obj.modified_ns / 1e9 < grace_s:
             return None
@@ -151,11 +166,12 @@ def scan_inbox(
             break
         try:
             job_id = _admit(inbox, media, obj, grace_s, now_s)
-        except RequestError as exc:
-            report = {**exc.to_report(), "key": obj.key,
-                      "rejected_at": datetime.now(UTC).isoformat()}
-            inbox.put_bytes(error_report_key(obj.key), json.dumps(report, indent=2).encode())
-            result.rejected.append((obj.key, str(exc)))
+        except Exception as exc:  # any failure rejects this file alone; the tick goes on
+            if not isinstance(exc, RequestError):
+                exc = RequestError(PurePosixPath(obj.key).name, "file", "could not be admitted "
+                                   f"({type(exc).__name__}: {short(str(exc))}); fix: check the "
+                                   "request and its song, then upload it again")
+            result.rejected.append((obj.key, _write_report(inbox, obj.key, exc)))
             state["waiting"].pop(obj.key, None)
         else:
             if job_id is None:
@@ -171,6 +187,18 @@ def scan_inbox(
             state["at"][obj.key] = obj.etag
     result.cursor = state
     return result
+
+
+def _write_report(inbox: MediaStore, request_key: str, exc: RequestError) -> str:
+    """Write ``rejected/...error.json`` for a rejected request; returns what to log. A report
+    that cannot be written is said in the log (the request is rejected all the same)."""
+    report = {**exc.to_report(), "key": short(request_key, 1100),
+              "rejected_at": datetime.now(UTC).isoformat()}
+    try:
+        inbox.put_bytes(error_report_key(request_key), json.dumps(report, indent=2).encode())
+    except Exception as err:  # noqa: BLE001 - the store failing must not stop the tick
+        return f"{exc} (its report could not be written: {type(err).__name__}: {short(str(err))})"
+    return str(exc)
 
 
 def inbox_store() -> MediaStore:

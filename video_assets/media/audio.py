@@ -28,25 +28,121 @@ class DecodedAudio:
         return len(self.samples) / self.sample_rate
 
 
-def decode_mono(path: str | Path, sample_rate: int = ANALYSIS_SR) -> DecodedAudio:
-    """Decode any audio ffmpeg reads to mono float32 at ``sample_rate`` Hz.
+# The container formats a song may come in (ffmpeg demuxer names). Anything else is refused
+# before a byte is decoded: playlists (HLS, ffconcat) and image/video formats can make ffmpeg open
+# other files than the one it was given.
+AUDIO_FORMATS = ("mp3", "wav", "w64", "flac", "ogg", "mov", "mp4", "m4a", "aac", "aiff",
+                 "matroska", "webm", "caf")
+AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".mp4", ".aac", ".aif",
+                  ".aiff", ".webm", ".mka", ".caf")
+FORMAT_FIX = "fix: use an mp3, wav, flac, ogg, m4a, aac, aiff or webm audio file"
 
-    Raises ``AudioError`` naming the file when it has no decodable audio stream.
-    """
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True)
+
+def _whitelist() -> str:
+    return ",".join(AUDIO_FORMATS)
+
+
+@dataclass(frozen=True)
+class AudioProbe:
+    """What an audio file's container says about it, read without decoding its samples."""
+
+    format_name: str  # ffmpeg's demuxer name, e.g. "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
+    codec: str
+    duration_s: float | None  # None when the container does not say (decode to learn it)
+    sample_rate: int
+    channels: int
+
+
+def probe_audio(path: str | Path) -> AudioProbe:
+    """Open the file with the audio demuxers only (PyAV) and read its first audio stream's facts
+    and the container's duration; no samples are decoded. Raises ``AudioError`` naming the file
+    when it is not an audio container or has no audio stream."""
+    import av
+
     name = Path(path).name
+    try:
+        container = av.open(str(path), options={"format_whitelist": _whitelist(),
+                                                "protocol_whitelist": "file"})
+    except (av.error.FFmpegError, OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, av.error.FFmpegError | OSError) else ""
+        raise AudioError(f'audio "{short(name)}": cannot decode: not an audio file '
+                         f"({short(reason or type(exc).__name__, 120)}); {FORMAT_FIX}") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f'audio "{short(name)}": the file has no audio stream; {FORMAT_FIX}')
+        stream = container.streams.audio[0]
+        duration_s = None
+        if container.duration is not None and container.duration > 0:
+            duration_s = container.duration / 1_000_000  # AV_TIME_BASE
+        elif stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        return AudioProbe(format_name=container.format.name, codec=stream.codec_context.name,
+                          duration_s=duration_s, sample_rate=int(stream.rate or 0),
+                          channels=int(stream.channels or 0))
+
+
+def short(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis and the full length say it was cut):
+    error messages quote short values only."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def ffmpeg_timeout_s(media_s: float) -> float:
+    """How long an ffmpeg job over ``media_s`` seconds of audio may take before it is killed."""
+    return 60.0 + 2.0 * max(0.0, media_s)
+
+
+def _input_args(path: str | Path, max_s: float | None) -> list[str]:
+    """ffmpeg input options: audio demuxers and plain files only, at most ``max_s`` seconds."""
+    bound = ["-t", f"{max_s:.3f}"] if max_s is not None else []
+    return ["-format_whitelist", _whitelist(), "-protocol_whitelist", "file", *bound,
+            "-i", str(path)]
+
+
+def transcode_clean(src: str | Path, dst: str | Path, max_s: float) -> None:
+    """Re-encode the first audio stream of ``src`` into a new FLAC file ``dst`` (the source's
+    rate and channels, at most ``max_s`` seconds; no other streams, metadata or pictures), within
+    a timeout proportional to ``max_s``. The job works on this copy, never the upload itself."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *_input_args(src, max_s),
+           "-map", "0:a:0", "-map_metadata", "-1", "-vn", "-sn", "-dn", "-c:a", "flac",
+           "-f", "flac", "-y", str(dst)]
+    _run(cmd, src, max_s)
+
+
+def _run(cmd: list[str], path: str | Path, max_s: float) -> bytes:
+    name = short(Path(path).name)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=ffmpeg_timeout_s(max_s))
+    except subprocess.TimeoutExpired:
+        raise AudioError(f'audio "{name}": decoding took longer than '
+                         f"{ffmpeg_timeout_s(max_s):.0f} s; {FORMAT_FIX}") from None
     if proc.returncode != 0:
         detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = detail[-1] if detail else f"ffmpeg exit {proc.returncode}"
+        reason = short(detail[-1] if detail else f"ffmpeg exit {proc.returncode}", 160)
         if "matches no streams" in reason or "Stream map" in reason:
             reason = "the file has no audio stream"
-        raise AudioError(f'audio "{name}": cannot decode ({reason}); fix: use an mp3, wav, '
-                         "flac, ogg or m4a file")
-    samples = np.frombuffer(proc.stdout, dtype="<f4").copy()
+        raise AudioError(f'audio "{name}": cannot decode ({reason}); {FORMAT_FIX}')
+    return proc.stdout
+
+
+def decode_mono(path: str | Path, sample_rate: int = ANALYSIS_SR,
+                max_s: float | None = None) -> DecodedAudio:
+    """Decode an audio file (audio containers only) to mono float32 at ``sample_rate`` Hz, at
+    most ``max_s`` seconds of it (default: the longest song a job accepts, plus a second).
+
+    Raises ``AudioError`` naming the file when it has no decodable audio stream or the decode
+    does not finish within a timeout proportional to ``max_s``.
+    """
+    from video_assets.schemas import MAX_AUDIO_S
+
+    max_s = MAX_AUDIO_S + 1.0 if max_s is None else max_s
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *_input_args(path, max_s),
+        "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
+    ]  # fmt: skip
+    stdout = _run(cmd, path, max_s)
+    samples = np.frombuffer(stdout, dtype="<f4").copy()
+    name = short(Path(path).name)
     if samples.size == 0:
         raise AudioError(f'audio "{name}": decodes to 0 samples (empty or not audio); '
                          "fix: use a song file with sound in it")
