@@ -244,6 +244,9 @@ def sweep_dead_runs(instance: DagsterInstance, warehouse=None,
         reason = worker_gone(worker, record.create_timestamp.timestamp(), now_s, host)
         if reason is None:
             continue
+        run = instance.get_run_by_id(run.run_id)  # another sweep (daemon, CLI) may have been first
+        if run is None or run.is_finished:
+            continue
         stage = fail_dead_run(instance, run, reason)
         job_id = run.tags.get("dagster/partition")
         dead.append(DeadRun(run.run_id, job_id, stage, reason))
