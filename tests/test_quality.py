@@ -246,3 +246,68 @@ def test_the_encoders_copy_of_the_frames_measures_like_the_file(edit):
     for wrong in (np.roll(copy, 2, axis=0), 255 - copy):
         report = measure(out, edit["song"], 10.5, edit["beats"], segments, FPS, SIZE, frames=wrong)
         assert report.frames_source == "file" and report.cut_frames == from_file.cut_frames
+
+
+@pytest.fixture(scope="module")
+def one_clip_twice(tmp_path_factory) -> dict:
+    """Three scenes cut on beats, the first two from one clip file (a still shot pulsing on the
+    beats, as a provider returning the same clip twice gives), the third from another card."""
+    from video_assets.media.animatic import render_animatic
+    from video_assets.media.art import render_card
+
+    folder = tmp_path_factory.mktemp("one_clip_twice")
+    beats = [0.5 * k for k in range(1, 21)]
+    clips = []
+    for seed, caption in ((7, "a fox in the clearing"), (9, "dawn over the ridge")):
+        card = folder / f"card{seed}.png"
+        render_card((270, 480), ["#1b1f3b", "#f25f5c", "#ffe066"], seed, caption).save(card)
+        clips.append(folder / f"clip{seed}.mp4")
+        render_animatic(card, clips[-1], 5.0, SIZE, "static", beats)
+    song = make_song(folder / "song.wav", 10.5, tempo_bpm=120.0)
+    segments = plan_segments([(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)], ["cut", "cut"], FPS, 8)
+    out = folder / "one_clip_twice.mp4"
+    compose([clips[0], clips[0], clips[1]], [5.0] * 3, segments, song, out, SETTINGS)
+    return {"out": out, "song": song, "beats": beats, "segments": segments, "clips": clips,
+            "folder": folder}
+
+
+def test_a_cut_between_two_shots_of_one_clip_is_unmeasurable_not_missed(one_clip_twice):
+    """The same clip before and after a planned cut: nothing changes on screen there, so the cut
+    cannot be seen; it is counted as unmeasurable and `cuts_on_beats` passes (a render whose
+    provider returned one clip for several scenes failed it with the cuts 'missed')."""
+    e = one_clip_twice
+    report = measure(e["out"], e["song"], 10.5, e["beats"], e["segments"], FPS, SIZE)
+    metrics = by_name(report)
+    assert report.cut_frames == [210]  # the cut between different cards is seen, on its frame
+    assert metrics["missed_cuts"].value == 0 and metrics["cuts_unmeasurable"].value == 1
+    cuts_check = next(r for r in check_results(report) if r.check_name == "cuts_on_beats")
+    assert cuts_check.passed, cuts_check.description
+    assert cuts_check.metadata["cuts_unmeasurable"].value == 1
+
+
+def test_a_cut_off_its_plan_next_to_alike_shots_is_still_missed(one_clip_twice):
+    """Planned 15 frames after where the render cut between different cards: the picture at the
+    planned frame does not change (the same shot goes on), but the cut found in the scenes
+    around it shows the cut was misplaced, not invisible."""
+    e = one_clip_twice
+    late = plan_segments([(0.0, 3.5), (3.5, 7.5), (7.5, 10.5)], ["cut", "cut"], FPS, 8)
+    metrics = by_name(measure(e["out"], e["song"], 10.5, e["beats"], late, FPS, SIZE))
+    assert metrics["missed_cuts"].value == 1 and not metrics["missed_cuts"].passed
+    assert metrics["extra_cuts"].value == 1
+    assert metrics["cuts_unmeasurable"].value == 1  # the cut between the clip's two uses
+
+
+def test_a_missed_cut_between_different_shots_still_fails(one_clip_twice):
+    """The plan asks for a hard cut between two different cards and the render crossfaded
+    there: the picture changes across the planned frame, so the cut is missed, not
+    unmeasurable."""
+    e = one_clip_twice
+    rendered = plan_segments([(0.0, 3.5), (3.5, 7.0), (7.0, 10.5)], ["crossfade", "cut"], FPS, 8)
+    out = e["folder"] / "crossfaded_instead.mp4"
+    compose([e["clips"][0], e["clips"][1], e["clips"][0]], [5.0] * 3, rendered, e["song"], out,
+            SETTINGS)
+    report = measure(out, e["song"], 10.5, e["beats"], e["segments"], FPS, SIZE)
+    metrics = by_name(report)
+    assert report.cut_frames == [210]
+    assert metrics["missed_cuts"].value == 1 and metrics["cuts_unmeasurable"].value == 0
+    assert not next(r for r in check_results(report) if r.check_name == "cuts_on_beats").passed

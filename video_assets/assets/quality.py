@@ -4,7 +4,8 @@ quality bars; ``quality.json``, one ``quality_metrics`` row per metric, and the 
 
 Frames are the ones the encoder encoded, downscaled as it encodes them (``compose.FramesTap``:
 every frame, in order; their count is checked against the file's), or decoded from the file by
-decord when there is no such copy; container facts come from the file itself (ffmpeg's probe), audio
+decord when there is no such copy, and measured in one pass a chunk at a time (memory does not
+grow with the video's length); container facts come from the file itself (ffmpeg's probe), audio
 from ffmpeg, in worker threads while the frames are measured.
 The plan is used only to say *where to look* (which cuts were intended); every time is measured.
 """
@@ -79,6 +80,8 @@ def check_results(report: QualityReport) -> list[AssetCheckResult]:
             metadata.update({k: str(v) for k, v in report.container.items()})
         if bar.name == "cuts_on_beats":
             metadata["crossfades_unmeasurable"] = report.crossfades_unmeasurable
+            unseen = by_name.get("cuts_unmeasurable")
+            metadata["cuts_unmeasurable"] = unseen.value if unseen else 0.0
         metadata["failed"] = ", ".join(failed) or "none"
         measured = "; ".join(f"{m.metric} = {m.value:g} (limit {m.threshold:g})"
                              for m in metrics if not m.passed)
@@ -116,7 +119,7 @@ def encoded_frames_fit(video: Path, frames: np.ndarray, file_frames: int) -> boo
     if len(frames) != file_frames:
         return False
     head = quality.decode_first_frames(video, CHECKED_FRAMES)
-    return quality.frames_match(head, frames[: len(head)])
+    return quality.frames_match(head, next(quality.frame_chunks(frames, len(head) or 1), head))
 
 
 def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
@@ -127,6 +130,10 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
     (``probe``: the file's container facts if already read).
     ``continued``: each clip starts from the previous one's last frame, so a planned cut may
     not be visible; it is not counted as missed (the cuts that are seen are still measured).
+    A planned cut that shows the same picture on both sides (``quality.same_picture_across``:
+    one clip used for two scenes) cannot be seen either: it is counted in the
+    ``cuts_unmeasurable`` metric instead of as missed, unless a cut no plan asked for was
+    detected nearer to it than to any other planned cut (then it was misplaced, not invisible).
     ``frames``: the frames the encoder encoded, at 108x192 (``compose.FramesTap``); used only if
     they fit the file (``encoded_frames_fit``), else the file is decoded.
     ffmpeg decodes and measures the audio (four processes, 1.3 s for 30 s) in worker threads
@@ -142,43 +149,59 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
              audio_work: ThreadPoolExecutor) -> QualityReport:
     frame_ms = 1000.0 / fps
     offset_s = audio_work.submit(quality.audio_offset_of, video, source)
-    loudness_lufs = [audio_work.submit(quality.loudness_lufs, p) for p in (video, source)]
+    loudness_lufs = [audio_work.submit(quality.loudness_lufs, p, audio_duration_s)
+                     for p in (video, source)]
     probe = probe or probe_video(video)
     width, height, video_fps = probe.width, probe.height, probe.fps
     frames_source = "encoder"
-    if frames is None or not encoded_frames_fit(video, frames, probe.n_frames):
-        frames, frames_source = quality.decode_frames(video), "file"
-    n = len(frames)
+    if frames is not None and encoded_frames_fit(video, frames, probe.n_frames):
+        n, chunks = len(frames), quality.frame_chunks(frames)
+    else:
+        (n, chunks), frames_source = quality.decoded_chunks(video), "file"
     inner = segments[1:]
     soft_spans = [(s.cut_in_frame, h) for s in inner
                   for h in [max(s.half_in_frames, s.fade_in_frames)] if h]
     outside = ~quality.transition_mask(n, [(c - h, c + h) for c, h in soft_spans])
+    planned = [s.cut_in_frame for s in inner if s.transition_in == "cut"]
+    # one pass over the frames: cuts, soft transitions, black and frozen frames, each clip's look
+    measured = quality.measure_frames(
+        chunks, n,
+        crossfades=[(s.cut_in_frame, s.half_in_frames) for s in inner
+                    if s.transition_in == "crossfade"],
+        fades=[(s.cut_in_frame, 2 * s.fade_in_frames + 2) for s in inner
+               if s.transition_in == "fade"],
+        cuts_at=planned,
+        sharpness_at=[min(n - 1, (s.cut_in_frame + s.cut_out_frame) // 2) for s in segments],
+        spans=[(s.cut_in_frame, s.cut_out_frame) for s in segments])
 
     # a crossfade between very different shots can look like a cut, and a fade through black
     # changes the picture abruptly on any of its frames near black (which ones depends on the
     # shots): soft transitions are measured by their centre or black frame, not as cuts
     soft = quality.transition_mask(n, [(c - h - 1, c + h + 1) for c, h in soft_spans])
-    cuts = [c for c in quality.detect_cuts(frames) if not soft[c]]
-    planned = [s.cut_in_frame for s in inner if s.transition_in == "cut"]
+    cuts = [c for c in measured.cuts if not soft[c]]
     cut_beat_ms = [abs(d) * 1000 for d in quality.nearest_distance_s([c / fps for c in cuts], beats_s)]
     cut_plan_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(
         [c / fps for c in cuts], [p / fps for p in planned])] if planned else []
-    missed = 0 if continued else sum(1 for p in planned if not any(abs(c - p) <= 1 for c in cuts))
-    extra = sum(1 for c in cuts if not any(abs(c - p) <= 1 for p in planned))
+    extras = [c for c in cuts if not any(abs(c - p) <= 1 for p in planned)]
+    # a planned cut not seen: invisible if both sides show the same picture (one clip used for
+    # two scenes), unless an unplanned cut is nearer to it than to any other planned cut (then
+    # that is this cut, misplaced)
+    misplaced = {min(planned, key=lambda p, c=c: abs(c - p)) for c in extras} if planned else set()
+    unseen = [(p, same) for p, same in zip(planned, measured.same_picture, strict=True)
+              if not any(abs(c - p) <= 1 for c in cuts)]
+    invisible = sum(1 for p, same in unseen if same and p not in misplaced)
+    missed = 0 if continued else len(unseen) - invisible
+    extra = len(extras)
     # soft transitions: where the picture is measured to be half-way / black, against the beats
-    xfades = [quality.crossfade_centre(frames, s.cut_in_frame, s.half_in_frames)
-              for s in inner if s.transition_in == "crossfade"]
+    xfades = measured.crossfade_centres
     xfade_at = [c / fps for c in xfades if c is not None]
-    black_at = [quality.darkest_frame(frames, s.cut_in_frame, 2 * s.fade_in_frames + 2) / fps
-                for s in inner if s.transition_in == "fade"]
+    black_at = [f / fps for f in measured.darkest]
     xfade_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(xfade_at, beats_s)]
     fade_ms = [abs(d) * 1000 for d in quality.nearest_distance_s(black_at, beats_s)]
 
-    black = float(quality.black_frames(frames)[outside].mean()) if outside.any() else 0.0
-    frozen = float(quality.frozen_frames(frames)[outside].mean()) if outside.any() else 0.0
-    clip_sharpness = [quality.sharpness(frames[min(n - 1, (s.cut_in_frame + s.cut_out_frame) // 2)])
-                      for s in segments]
-    clip_brightness = [float(frames[s.cut_in_frame : s.cut_out_frame].mean()) for s in segments]
+    black = float(measured.black[outside].mean()) if outside.any() else 0.0
+    frozen = float(measured.frozen[outside].mean()) if outside.any() else 0.0
+    clip_sharpness, clip_brightness = measured.sharpness, measured.brightness
     offset_ms = offset_s.result() * 1000
     loudness, source_loudness = (max(SILENCE_LUFS, f.result()) for f in loudness_lufs)
     duration_ms = abs(n / fps - audio_duration_s) * 1000
@@ -206,6 +229,8 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
         at_most("cut_to_beat_max_ms", max(cut_beat_ms, default=0.0), lim),
         at_most("cut_to_boundary_max_ms", max(cut_plan_ms, default=0.0), lim),
         at_most("missed_cuts", missed, 0.0),
+        # planned cuts between two shots of the same picture: no change to see, not a failure
+        metric("cuts_unmeasurable", invisible, None, True),
         at_most("extra_cuts", extra, 0.0),
         # a crossfade's centre is found to the frame, 4 of 204 tested a frame off: 1 frame more
         at_most("crossfade_centre_max_ms", max(xfade_ms, default=0.0), round(2 * frame_ms, 3)),

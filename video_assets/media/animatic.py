@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from PIL import Image
 
-from video_assets.media.ffmpeg_bin import FfmpegError, ffmpeg_exe
+from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe, remove_outputs
 
 ZOOM_RANGE = 0.14  # how far a push-in travels (14 % magnification)
 PULSE_ZOOM = 0.025  # the zoom kick on a beat
@@ -206,7 +206,8 @@ def render_animatic(
 
     The clip is an intermediate that composition re-encodes: x264 ``ultrafast`` at CRF 21 took
     about 30 % less CPU for rendering 45 s of clips than ``superfast`` (files twice as large, the
-    same look), and composing them cost the same."""
+    same look), and composing them cost the same. The encoder has a deadline proportional to
+    ``duration_s`` (``ffmpeg_bin.Deadline``); if it fails or overruns it, no file is left."""
     out_w, out_h = size
     if out_w % 2 or out_h % 2:
         raise ValueError(f"animatic size {out_w}x{out_h}: width and height must be even (yuv420p)")
@@ -221,22 +222,35 @@ def render_animatic(
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", str(out_path),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    frame = np.empty(out_w * out_h * 3 // 2, np.uint8)
-    try:
-        for i in range(n_frames):
-            zoom, dx, dy = camera_at(move, i / max(1, n_frames - 1), ZOOM_RANGE)
-            pulse = beat_pulse(i / fps, beats_s)
-            level = round(pulse * 10)
-            if level not in planes:
-                planes[level] = yuv420_planes(rgb, level)
-            render_frame(planes[level], size, zoom * (1.0 + PULSE_ZOOM * pulse), dx, dy, frame)
-            proc.stdin.write(memoryview(frame))
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-    if proc.wait() != 0:
-        raise FfmpegError(f"ffmpeg failed while encoding animatic {Path(out_path).name}: {err[-800:]}")
+    what = f"encoding animatic {Path(out_path).name}"
+    with Deadline(what, duration_s) as deadline:
+        proc = deadline.watch(subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE))
+        assert proc.stdin is not None
+        frame = np.empty(out_w * out_h * 3 // 2, np.uint8)
+        try:
+            for i in range(n_frames):
+                if deadline.expired:
+                    break
+                zoom, dx, dy = camera_at(move, i / max(1, n_frames - 1), ZOOM_RANGE)
+                pulse = beat_pulse(i / fps, beats_s)
+                level = round(pulse * 10)
+                if level not in planes:
+                    planes[level] = yuv420_planes(rgb, level)
+                render_frame(planes[level], size, zoom * (1.0 + PULSE_ZOOM * pulse), dx, dy, frame)
+                proc.stdin.write(memoryview(frame))
+            proc.stdin.close()
+        except BrokenPipeError:  # ffmpeg ended early: its exit status says why
+            pass
+        except BaseException:  # an interrupt: no encoder left running, no partial file
+            proc.kill()
+            proc.wait()
+            remove_outputs([out_path])
+            raise
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        returncode = proc.wait()
+    if returncode != 0:
+        remove_outputs([out_path])
+        if deadline.expired:
+            raise deadline.error()
+        raise FfmpegError(f"ffmpeg failed while {what}: {err[-800:]}")
     return n_frames

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from video_assets.media.ffmpeg_bin import FfmpegError, ffmpeg_exe, run_ffmpeg
+from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe, remove_outputs, run_ffmpeg
 from video_assets.media.probe import mp4_video_size
 
 
@@ -377,7 +377,11 @@ def compose(
     graph writing raw frames into the one encoder's input, so memory stays flat however many
     clips there are (the encoder's arguments come first in the returned list). ``frames``: the
     encoder also writes the frames it encodes there, downscaled (``FramesTap``).
+    Every ffmpeg process has a deadline proportional to the edit's length (``ffmpeg_bin``); one
+    that fails or overruns it leaves neither ``out_path`` nor the frames' copy behind.
     """
+    media_s = segments[-1].cut_out_frame / settings.fps
+    outputs = [out_path, *([frames.path] if frames is not None else [])]
     join_size = work_size((settings.width, settings.height),
                           [mp4_video_size(p) for p in clip_paths])
     windows = plan_windows(segments, max_clips_per_window)
@@ -386,7 +390,8 @@ def compose(
         graph = build_graph(clip_paths, clip_durations_s, segments, audio_path, out_path,
                             settings, join_size, frames=frames)
         args = graph.overwrite_output().get_args()
-        run_ffmpeg(args, what=f"composing {len(segments)} clips into {name}")
+        run_ffmpeg(args, what=f"composing {len(segments)} clips into {name}", media_s=media_s,
+                   outputs=outputs)
         return args
     w, h = join_size
     raw = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="yuv420p", s=f"{w}x{h}",
@@ -400,22 +405,32 @@ def compose(
                     skip_frames=[p.skip_frames for p in win.parts], raw_out=True).get_args()
         for win in windows]
     run_windows(enc_args, window_args, [win.n_frames * w * h * 3 // 2 for win in windows],
-                what=f"composing {len(segments)} clips into {name} in {len(windows)} windows")
+                what=f"composing {len(segments)} clips into {name} in {len(windows)} windows",
+                media_s=media_s, outputs=outputs)
     return [*enc_args, *(a for args in window_args for a in args)]
 
 
 def run_windows(enc_args: list[str], window_args: list[list[str]], window_bytes: list[int],
-                what: str) -> None:
+                what: str, media_s: float | None = None,
+                outputs: Sequence[str | Path] = ()) -> None:
     """Start the encoder, then the windows in order, each piping exactly its frames into the
-    encoder's input (the next window is started while one runs, so the encoder never waits)."""
-    with contextlib.ExitStack() as logs:
+    encoder's input (the next window is started while one runs, so the encoder never waits).
+    All of them share one deadline for ``media_s`` seconds (``ffmpeg_bin.Deadline``); on failure
+    or timeout every process is killed and reaped and ``outputs`` are deleted."""
+    with contextlib.ExitStack() as logs, Deadline(what, media_s) as deadline:
         def start(args: list[str], **kw) -> tuple[subprocess.Popen, object]:
             log = logs.enter_context(tempfile.TemporaryFile())
-            proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-                                    stderr=log, **kw)
+            proc = deadline.watch(subprocess.Popen(
+                [ffmpeg_exe(), "-hide_banner", "-nostdin", *args], stderr=log, **kw))
             return proc, log
 
-        _run_windows(start, enc_args, window_args, window_bytes, what)
+        try:
+            _run_windows(start, enc_args, window_args, window_bytes, what)
+        except (FfmpegError, OSError) as exc:  # a killed process: a short window, a broken pipe
+            remove_outputs(outputs)
+            if deadline.expired:
+                raise deadline.error() from exc
+            raise
 
 
 def _run_windows(start, enc_args: list[str], window_args: list[list[str]],
@@ -488,7 +503,8 @@ def extract_thumbnail(video_path: str | Path, out_path: str | Path, at_s: float,
               str(out_path)]
     seek = ["-y", "-ss", f"{max(0.0, at_s):.3f}"]
     what = f"extracting a thumbnail from {Path(video_path).name}"
+    kw = {"what": what, "media_s": max(0.0, at_s), "outputs": [out_path]}  # reads up to at_s
     with contextlib.suppress(FfmpegError):
-        run_ffmpeg(["-skip_frame", "nokey", *seek, *common], what=what)
+        run_ffmpeg(["-skip_frame", "nokey", *seek, *common], **kw)
     if not out_path.exists() or out_path.stat().st_size == 0:
-        run_ffmpeg([*seek, *common], what=what)
+        run_ffmpeg([*seek, *common], **kw)

@@ -71,28 +71,49 @@ def _boxes(data: bytes, start: int, end: int):
         pos += size
 
 
+def _moov(path: str | Path) -> bytes | None:
+    """The MP4 file's ``moov`` box payload (its header), or None."""
+    with open(path, "rb") as handle:
+        moov = None
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            skip = size - 8
+            if size == 1:
+                skip = struct.unpack(">Q", handle.read(8))[0] - 16
+            elif size == 0:
+                skip = -1
+            if kind == b"moov":
+                moov = handle.read(skip) if skip >= 0 else handle.read()
+                break
+            if skip < 0:
+                break
+            handle.seek(skip, 1)
+    return moov
+
+
+def mp4_duration_s(path: str | Path) -> float | None:
+    """The movie's duration from the MP4 header alone (``mvhd``), or None if it cannot be read
+    (not an MP4, or damaged): what an ffmpeg job over the file is given time for."""
+    try:
+        moov = _moov(path) or b""
+        for kind, a, _ in _boxes(moov, 0, len(moov)):
+            if kind == "mvhd":  # version 1: 64-bit times; timescale, then duration
+                scale, duration = (struct.unpack(">IQ", moov[a + 20 : a + 32]) if moov[a] == 1
+                                   else struct.unpack(">II", moov[a + 12 : a + 20]))
+                return duration / scale if scale else None
+    except (OSError, struct.error, IndexError):
+        return None
+    return None
+
+
 def mp4_video_size(path: str | Path) -> tuple[int, int] | None:
     """Display width and height of the first video track, read from the MP4 header alone (the
     ``tkhd`` box, a 90/270 degree rotation matrix swaps them); ``None`` if it cannot be read."""
     try:
-        with open(path, "rb") as handle:
-            moov = None
-            while True:
-                header = handle.read(8)
-                if len(header) < 8:
-                    break
-                size, kind = struct.unpack(">I4s", header)
-                skip = size - 8
-                if size == 1:
-                    skip = struct.unpack(">Q", handle.read(8))[0] - 16
-                elif size == 0:
-                    skip = -1
-                if kind == b"moov":
-                    moov = handle.read(skip) if skip >= 0 else handle.read()
-                    break
-                if skip < 0:
-                    break
-                handle.seek(skip, 1)
+        moov = _moov(path)
         if moov is None:
             return None
         for kind, a, b in _boxes(moov, 0, len(moov)):
@@ -123,8 +144,9 @@ def probe_video(path: str | Path) -> VideoProbe:
     progressive H.264 we write; copying them is ~30x faster than decoding a 1080x1920 video,
     and the quality measurement decodes every frame anyway), audio length measured by decoding."""
     name = Path(path).name
+    media_s = mp4_duration_s(path)  # the deadline's length (ffmpeg_bin); unknown: the longest
     log = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
-                     what=f"counting frames of {name}")
+                     what=f"counting frames of {name}", media_s=media_s)
     m = _VIDEO_RE.search(log)
     if not m:
         raise ValueError(f"{name}: no video stream found")
@@ -135,7 +157,7 @@ def probe_video(path: str | Path) -> VideoProbe:
     audio_s = None
     if a:
         alog = run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-f", "null", "-"],
-                          what=f"measuring the audio of {name}")
+                          what=f"measuring the audio of {name}", media_s=media_s)
         times = _TIME_RE.findall(alog)
         if times:
             h, mi, s = times[-1]

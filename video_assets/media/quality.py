@@ -3,17 +3,29 @@
 Frames are decoded downscaled with decord, or read from the copy the encoder wrote of the frames
 it encoded (``compose.FramesTap``); audio is decoded with ffmpeg and compared with the source by
 cross-correlation. Times are seconds, frame indices are ints at the video's frame rate.
+
+A whole video is measured in one pass over its frames, ``CHUNK_FRAMES`` at a time, each chunk
+seen with the frames around it that its measurements look at (``overlapping_windows``,
+``measure_frames``): memory stays flat in the video's length (all frames of a 10-minute video
+at 108x192 are 1.1 GB, and their float copies four times that), and every result is the one the
+functions below give on the whole array.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from video_assets.media.audio import decode_mono
+from video_assets.media.ffmpeg_bin import ffmpeg_output
+
+CHUNK_FRAMES = 128  # frames measured at a time: 8 MB at 108x192, 32 MB as floats
 
 
 def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
@@ -26,14 +38,29 @@ def decode_first_frames(path: str | Path, n_frames: int, width: int = 108,
                         height: int = 192) -> np.ndarray:
     """The first ``n_frames`` frames (or all, if fewer), downscaled, as uint8
     ``(n, height, width, 3)``."""
+    n, chunks = decoded_chunks(path, width, height, chunk_frames=max(1, n_frames), limit=n_frames)
+    return next(chunks, np.empty((0, height, width, 3), np.uint8))
+
+
+def decoded_chunks(path: str | Path, width: int = 108, height: int = 192,
+                   chunk_frames: int = CHUNK_FRAMES,
+                   limit: int = sys.maxsize) -> tuple[int, Iterator[np.ndarray]]:
+    """How many frames the video has (up to ``limit``), and its frames decoded in order, downscaled,
+    ``chunk_frames`` at a time as uint8 ``(k, height, width, 3)`` (decord, read in order: a
+    quarter faster than ``get_batch`` of every index, the same frames)."""
     import decord
 
     reader = decord.VideoReader(str(path), width=width, height=height)
-    n = min(n_frames, len(reader))
-    frames = np.empty((n, height, width, 3), np.uint8)
-    for i in range(n):
-        frames[i] = reader.next().asnumpy()
-    return frames
+    n = min(limit, len(reader))
+
+    def chunks() -> Iterator[np.ndarray]:
+        for start in range(0, n, chunk_frames):
+            out = np.empty((min(chunk_frames, n - start), height, width, 3), np.uint8)
+            for i in range(len(out)):
+                out[i] = reader.next().asnumpy()
+            yield out
+
+    return n, chunks()
 
 
 def frames_match(copy: np.ndarray, decoded: np.ndarray, max_mean_diff: float = 8.0,
@@ -58,13 +85,65 @@ def frames_match(copy: np.ndarray, decoded: np.ndarray, max_mean_diff: float = 8
 
 def read_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
     """Raw rgb24 frames of ``width`` x ``height`` from a file (``compose.FramesTap``), as uint8
-    ``(n, height, width, 3)``; an incomplete last frame is an error."""
-    raw = np.fromfile(path, dtype=np.uint8)
+    ``(n, height, width, 3)``, mapped read-only (``np.memmap``), not loaded: ``frame_chunks``
+    reads them from the file a chunk at a time. An incomplete last frame is an error."""
+    size_bytes = os.path.getsize(path)
     frame_bytes = width * height * 3
-    if raw.size % frame_bytes:
-        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {width}x{height} "
+    if size_bytes % frame_bytes:
+        raise ValueError(f"{path}: {size_bytes} bytes is not a whole number of {width}x{height} "
                          f"rgb24 frames")
-    return raw.reshape(-1, height, width, 3)
+    if not size_bytes:
+        return np.empty((0, height, width, 3), np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="r",
+                     shape=(size_bytes // frame_bytes, height, width, 3))
+
+
+def frame_chunks(frames: np.ndarray, chunk_frames: int = CHUNK_FRAMES) -> Iterator[np.ndarray]:
+    """``frames`` in order, ``chunk_frames`` at a time. A file mapped by ``read_frames`` is read
+    from the file instead of through its mapping, whose pages would stay resident (and count in
+    the process's memory) once touched."""
+    if isinstance(frames, np.memmap) and isinstance(frames.base, mmap.mmap):
+        shape = frames.shape[1:]
+        frame_bytes = int(np.prod(shape))
+        with open(frames.filename, "rb") as handle:  # type: ignore[arg-type]
+            handle.seek(frames.offset)
+            for start in range(0, len(frames), chunk_frames):
+                k = min(chunk_frames, len(frames) - start)
+                yield np.fromfile(handle, np.uint8, k * frame_bytes).reshape(k, *shape)
+        return
+    for start in range(0, len(frames), chunk_frames):
+        yield frames[start : start + chunk_frames]
+
+
+def overlapping_windows(chunks: Iterable[np.ndarray],
+                        margin: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """For each chunk of a stream of frames, ``(start, end, window_start, window)``: the chunk
+    is frames ``[start, end)`` and ``window`` holds frames ``window_start = max(0, start -
+    margin)`` up to ``end + margin`` (or the stream's end), so that anything measured on a frame
+    of the chunk sees every frame within ``margin`` of it. Only about one chunk and two margins
+    of frames are held at a time."""
+    buf: np.ndarray | None = None
+    buf_start, total = 0, 0
+    pending: deque[tuple[int, int]] = deque()
+
+    def ready(final: bool) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        nonlocal buf, buf_start
+        while pending and (final or pending[0][1] + margin <= total):
+            start, end = pending.popleft()
+            lo, hi = max(0, start - margin), min(total, end + margin)
+            assert buf is not None
+            yield start, end, lo, buf[lo - buf_start : hi - buf_start]
+            keep_from = max(0, (pending[0][0] if pending else end) - margin)
+            buf, buf_start = buf[keep_from - buf_start :], keep_from
+
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        buf = chunk if buf is None else np.concatenate([buf, chunk])
+        pending.append((total, total + len(chunk)))
+        total += len(chunk)
+        yield from ready(final=False)
+    yield from ready(final=True)
 
 
 def _normalised(frames: np.ndarray, chunk: int = 32) -> np.ndarray:
@@ -90,22 +169,119 @@ def detect_cuts(frames: np.ndarray, threshold: float = 0.15, settle_frames: int 
     back, a cut stays. (Only the last of them was compared once: a beat pulse 12 frames before a
     crossfade, at 150 BPM, then counted as a cut, the crossfade having begun by that frame.)
     """
-    x = _normalised(frames)
-    n = len(x)
+    return measure_frames(frame_chunks(frames), len(frames), cut_threshold=threshold,
+                          settle_frames=settle_frames).cuts
 
+
+def _cuts_in(x: np.ndarray, x_start: int, start: int, end: int, n: int, cuts: list[int],
+             threshold: float, settle_frames: int) -> None:
+    """``detect_cuts`` for frames ``[start, end)`` of ``n``, appended to ``cuts`` (the cuts
+    before ``start``); ``x``: the normalised frames from ``x_start``, at least 2 before ``start``
+    and ``settle_frames`` after ``end``."""
     def d(i: int, j: int) -> float:
-        return float(np.abs(x[i] - x[j]).mean())
+        return float(np.abs(x[i - x_start] - x[j - x_start]).mean())
 
-    cuts: list[int] = []
     # within the last ``settle_frames`` a flash cannot be told from a cut: no cut is reported
     # there (a scene is at least 3 s, so no planned cut falls in them)
-    for t in range(1, n - settle_frames):
+    for t in range(max(1, start), min(end, n - settle_frames)):
         if cuts and t - cuts[-1] <= 2:  # one cut, not its neighbour frames too
             continue
         if d(t - 1, t) > threshold and all(d(max(0, t - 2), min(n - 1, t + s)) > threshold
                                            for s in range(1, settle_frames + 1)):
             cuts.append(t)
-    return cuts
+
+
+def same_picture_across(frames: np.ndarray, at: int, threshold: float = 0.15,
+                        settle_frames: int = 8) -> bool:
+    """Whether frame ``at`` starts no new picture: every frame from ``settle_frames + 1``
+    before it to ``settle_frames`` after it is within ``threshold`` of the frame just before it
+    (``detect_cuts``' measure). A cut between two shots of the same picture (one clip used for
+    two scenes) cannot be seen there; a cut between different shots that is missing, a few
+    frames off, or a crossfade instead changes the picture within that span."""
+    if not 1 <= at < len(frames):
+        return False
+    lo, hi = max(0, at - settle_frames - 1), min(len(frames), at + settle_frames + 1)
+    x = _normalised(frames[lo:hi])
+    before = x[at - 1 - lo]
+    return all(float(np.abs(f - before).mean()) <= threshold for f in x)
+
+
+@dataclass
+class FrameMeasures:
+    """What ``measure_frames`` found, in the order things were asked for."""
+
+    n_frames: int
+    cuts: list[int] = field(default_factory=list)  # ``detect_cuts``
+    crossfade_centres: list[int | None] = field(default_factory=list)  # ``crossfade_centre``
+    darkest: list[float] = field(default_factory=list)  # ``darkest_frame``
+    same_picture: list[bool] = field(default_factory=list)  # ``same_picture_across``
+    black: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # ``black_frames``
+    frozen: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # ``frozen_frames``
+    sharpness: list[float] = field(default_factory=list)  # ``sharpness`` of the frames asked
+    brightness: list[float] = field(default_factory=list)  # mean level of each span asked
+
+
+def measure_frames(chunks: Iterable[np.ndarray], n_frames: int, *,
+                   crossfades: Sequence[tuple[int, int]] = (),
+                   fades: Sequence[tuple[int, int]] = (), cuts_at: Sequence[int] = (),
+                   sharpness_at: Sequence[int] = (), spans: Sequence[tuple[int, int]] = (),
+                   cut_threshold: float = 0.15, settle_frames: int = 8,
+                   frozen_span: int = 15) -> FrameMeasures:
+    """Everything the quality report measures on frames, in one pass over ``chunks`` (the
+    video's ``n_frames`` frames in order, any chunking), holding a chunk and the frames around
+    it at a time: the hard cuts (``detect_cuts``), each crossfade's centre for ``crossfades``
+    ``(around, half_frames)`` (``crossfade_centre``), each fade's black frame for ``fades``
+    ``(around, reach)`` (``darkest_frame``), whether each of ``cuts_at`` shows the same
+    picture on both sides (``same_picture_across``), black and frozen frames, the
+    ``sharpness`` of the frames ``sharpness_at`` and the mean level of each ``[start, end)`` of
+    ``spans``. The results are those of the functions named, on the whole array."""
+    n = n_frames
+    margin = max([frozen_span, settle_frames + 2]
+                 + [3 * h + 4 for _, h in crossfades] + [r + 1 for _, r in fades])
+    out = FrameMeasures(n, crossfade_centres=[None] * len(crossfades),
+                        darkest=[float("nan")] * len(fades), same_picture=[False] * len(cuts_at),
+                        black=np.zeros(n, bool), frozen=np.zeros(n, bool),
+                        sharpness=[float("nan")] * len(sharpness_at))
+    level_sums, level_counts = [0] * len(spans), [0] * len(spans)
+
+    def home(frame: int) -> int:  # the chunk that measures a request: the one holding its frame
+        return min(max(frame, 0), n - 1)
+
+    seen = 0
+    for start, end, lo, window in overlapping_windows(chunks, margin):
+        seen = end
+        own = window[start - lo : end - lo]
+        _cuts_in(_normalised(window), lo, start, end, n, out.cuts, cut_threshold, settle_frames)
+        for k, (around, h) in enumerate(crossfades):
+            if start <= home(around) < end:
+                c = crossfade_centre(window, around - lo, h)
+                out.crossfade_centres[k] = None if c is None else c + lo
+        for k, (around, reach) in enumerate(fades):
+            if start <= home(around) < end:
+                out.darkest[k] = darkest_frame(window, around - lo, reach) + lo
+        for k, at in enumerate(cuts_at):
+            if start <= home(at) < end:
+                out.same_picture[k] = same_picture_across(window, at - lo, cut_threshold,
+                                                          settle_frames)
+        out.black[start:end] = black_frames(own)
+        first = max(start, frozen_span)
+        if first < end:
+            out.frozen[first:end] = _unchanged(window[first - lo : end - lo],
+                                               window[first - frozen_span - lo : end - frozen_span - lo])
+        for k, i in enumerate(sharpness_at):
+            if start <= i < end:
+                out.sharpness[k] = sharpness(own[i - start])
+        for k, (a, b) in enumerate(spans):
+            a, b = max(a, start), min(b, end)
+            if a < b:
+                level_sums[k] += int(own[a - start : b - start].sum(dtype=np.uint64))
+                level_counts[k] += own[a - start : b - start].size
+    if seen != n:
+        raise ValueError(f"the video's frames: {seen} read, {n} expected; fix: the file or the "
+                         "frames' copy is damaged, render again")
+    out.brightness = [s / c if c else float("nan") for s, c in zip(level_sums, level_counts,
+                                                                       strict=True)]
+    return out
 
 
 def audio_offset_s(source: np.ndarray, result: np.ndarray, sample_rate: int,
@@ -155,9 +331,13 @@ def frozen_frames(frames: np.ndarray, span: int = 15, diff_max: float = 0.5) -> 
     in half a second; a stalled or still picture does not."""
     out = np.zeros(len(frames), dtype=bool)
     if len(frames) > span:
-        diff = np.abs(frames[span:].astype(np.int16) - frames[:-span]).mean(axis=(1, 2, 3))
-        out[span:] = diff <= diff_max
+        out[span:] = _unchanged(frames[span:], frames[:-span], diff_max)
     return out
+
+
+def _unchanged(frames: np.ndarray, earlier: np.ndarray, diff_max: float = 0.5) -> np.ndarray:
+    """True where a frame differs from its ``earlier`` one by at most ``diff_max`` on average."""
+    return np.abs(frames.astype(np.int16) - earlier).mean(axis=(1, 2, 3)) <= diff_max
 
 
 def sharpness(frame: np.ndarray) -> float:
@@ -175,11 +355,22 @@ def nearest_distance_s(times_s: Sequence[float], targets_s: Sequence[float]) -> 
     return [float(t - arr[np.argmin(np.abs(arr - t))]) for t in times_s]
 
 
-def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate: int = 48000) -> float:
-    """Audio offset of the video's track against the source file, seconds (positive = late)."""
-    src = decode_mono(source_path, sample_rate).samples
-    out = decode_mono(video_path, sample_rate).samples
-    return audio_offset_s(src, out, sample_rate)
+def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate: int = 48000,
+                    max_lag_s: float = 0.25, window_s: float = 20.0) -> float:
+    """Audio offset of the video's track against the source file, seconds (positive = late),
+    from the first ``window_s`` seconds of each (``audio_offset_s``; only those are decoded)."""
+    head_s = window_s + 2 * max_lag_s
+    src, out = (_decode_head(p, head_s, sample_rate) for p in (source_path, video_path))
+    return audio_offset_s(src, out, sample_rate, max_lag_s, window_s)
+
+
+def _decode_head(path: str | Path, seconds: float, sample_rate: int) -> np.ndarray:
+    """The first ``seconds`` of the file's first audio stream, mono float32 at ``sample_rate``
+    (what ``audio.decode_mono`` gives, cut: a whole 10-minute song at 48 kHz is 115 MB)."""
+    raw = ffmpeg_output(["-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+                         "-ar", str(sample_rate), "-t", f"{seconds:.3f}", "-f", "f32le", "-"],
+                        what=f"decoding the audio of {Path(path).name}", media_s=seconds)
+    return np.frombuffer(raw, dtype="<f4")
 
 
 def _mixes(x: np.ndarray, a_frame: np.ndarray, b_frame: np.ndarray) -> np.ndarray | None:
@@ -262,14 +453,15 @@ def darkest_frame(frames: np.ndarray, around: int, reach: int) -> float:
     return float(lo + darkest.mean())
 
 
-def loudness_lufs(path: str | Path) -> float:
-    """Integrated loudness (EBU R128, LUFS) of the file's first audio stream (ffmpeg ``ebur128``)."""
+def loudness_lufs(path: str | Path, media_s: float | None = None) -> float:
+    """Integrated loudness (EBU R128, LUFS) of the file's first audio stream (ffmpeg ``ebur128``;
+    ``media_s``: the file's length, for ffmpeg's deadline)."""
     import re
 
     from video_assets.media.ffmpeg_bin import run_ffmpeg
 
     log = run_ffmpeg(["-nostats", "-i", str(path), "-map", "0:a:0", "-filter:a", "ebur128",
-                      "-f", "null", "-"], what=f"measuring the loudness of {path}")
+                      "-f", "null", "-"], what=f"measuring the loudness of {path}", media_s=media_s)
     found = re.findall(r"I:\s+(-?[\d.]+|-inf)\s+LUFS", log)
     if not found:
         raise ValueError(f"ffmpeg's ebur128 summary has no integrated loudness for {path}")
