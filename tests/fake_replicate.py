@@ -9,7 +9,10 @@
 Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``next_statuses`` (forced answers, in order),
 ``failing_models`` (predictions end ``failed``),
 ``malformed_models`` (succeed without an output URL), ``echo_auth_errors`` (a 500's detail quotes
-the request's Authorization header, as some proxies do). Every request is logged with its headers.
+the request's Authorization header, as some proxies do). Output files: ``file_redirect`` (answer
+with a redirect there instead), ``file_bytes`` (send that many bytes instead, ``file_hide_length``:
+without a Content-Length), ``file_trickle_s`` (one byte per that many seconds). Every request is
+logged with its headers.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import random
 import re
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +49,10 @@ class FakeReplicate:
     next_statuses: list[int] = field(default_factory=list)  # forced answers to the next creates
     fail_first_image: bool = False  # every video prediction from the first image seen fails
     echo_auth_errors: bool = False  # a 500 quotes the Authorization header it was sent
+    file_redirect: str = ""  # output files answer 302 to this URL
+    file_bytes: int = 0  # output files are this many bytes of zeros instead
+    file_hide_length: bool = False  # ... sent without a Content-Length (read until closed)
+    file_trickle_s: float = 0.0  # output files are sent one byte per this many seconds
     seed: int = 7
     predictions: dict[str, dict] = field(default_factory=dict)
     created: list[tuple[str, str]] = field(default_factory=list)  # (model, prediction id)
@@ -81,10 +89,33 @@ class FakeReplicate:
                 if m:
                     return self._prediction_get(m.group(1))
                 m = re.fullmatch(r"/files/([\w.-]+)", self.path)
+                if m and m.group(1) in fake.files and fake.file_redirect:
+                    return self._send(302, None, {"Location": fake.file_redirect}, raw=b"")
+                if m and m.group(1) in fake.files and (fake.file_bytes or fake.file_trickle_s):
+                    return self._odd_file(fake.files[m.group(1)])
                 if m and m.group(1) in fake.files:
                     ctype = "image/png" if m.group(1).endswith(".png") else "video/mp4"
                     return self._send(200, None, raw=fake.files[m.group(1)], ctype=ctype)
                 self._send(404, {"detail": "not found", "status": 404})
+
+            def _odd_file(self, data: bytes) -> None:
+                size = fake.file_bytes or len(data)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if not fake.file_hide_length:
+                    self.send_header("Content-Length", str(size))
+                self.end_headers()
+                try:
+                    if fake.file_trickle_s:
+                        for i in range(size):
+                            self.wfile.write(data[i:i + 1] or b"\0")
+                            self.wfile.flush()
+                            time.sleep(fake.file_trickle_s)
+                    else:
+                        for start in range(0, size, 1 << 16):
+                            self.wfile.write(bytes(min(1 << 16, size - start)))
+                except OSError:  # the client hung up, as it should
+                    pass
 
             def _prediction_get(self, pid: str) -> None:
                 with fake.lock:

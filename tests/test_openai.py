@@ -45,7 +45,8 @@ def both(openai_fake: FakeOpenAI) -> Iterator[tuple[FakeOpenAI, FakeReplicate]]:
     server = FakeReplicate(token=REPLICATE_CANARY)
     base = server.start()
     try:
-        with scoped_env({"REPLICATE_API_TOKEN": REPLICATE_CANARY, "REPLICATE_BASE_URL": base}):
+        with scoped_env({"REPLICATE_API_TOKEN": REPLICATE_CANARY, "REPLICATE_BASE_URL": base,
+                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1"}):  # its files are plain http
             yield openai_fake, server
     finally:
         server.stop()

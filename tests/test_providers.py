@@ -34,7 +34,8 @@ def fake(home: Path) -> Iterator[FakeReplicate]:
     server = FakeReplicate(token=CANARY)
     base = server.start()
     try:
-        with scoped_env({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base}):
+        with scoped_env({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base,
+                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1"}):  # its files are plain http
             yield server
     finally:
         server.stop()

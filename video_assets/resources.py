@@ -56,13 +56,19 @@ class PipelineSettings(ConfigurableResource):
     provider_backoff_s: float = 0.5  # first retry pause (doubles, with jitter; Retry-After wins)
     provider_deadline_s: float = 900.0  # per call, all attempts included
     provider_poll_s: float = 1.0
+    # each provider output file: at most this many bytes, fetched within this time (https only,
+    # public addresses only; VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1 lets tests use a loopback server)
+    provider_download_max_bytes: int = 500 * 2**20
+    provider_download_deadline_s: float = 300.0
 
     def retry_policy(self):
         from video_assets.providers.replicate_api import RetryPolicy
 
         return RetryPolicy(max_attempts=self.provider_attempts,
                            backoff_base_s=self.provider_backoff_s,
-                           deadline_s=self.provider_deadline_s, poll_s=self.provider_poll_s)
+                           deadline_s=self.provider_deadline_s, poll_s=self.provider_poll_s,
+                           download_max_bytes=self.provider_download_max_bytes,
+                           download_deadline_s=self.provider_download_deadline_s)
 
     def limits(self) -> BoundaryLimits:
         return BoundaryLimits(min_len_s=self.min_clip_s, max_len_s=self.max_clip_s,

@@ -7,7 +7,15 @@
 - A prediction still running is polled (``GET /v1/predictions/{id}``; the client retries GETs)
   until ``succeeded``/``failed``/``canceled`` or the per-call deadline, when it is cancelled. A
   prediction abandoned by an error or an interrupt is cancelled too.
-- Outputs are downloaded at once (Replicate deletes them after an hour), streamed to disk.
+- Outputs are downloaded at once (Replicate deletes them after an hour), streamed to disk, bounded
+  (``download``): https only; every host, the first and each redirect's (followed by hand, at
+  most 5), is resolved and must be a public address (no private, loopback, link-local - cloud
+  metadata at 169.254.169.254 among them - multicast or reserved ones), and the connection goes
+  to the address that was checked; at most ``RetryPolicy.download_max_bytes`` (500 MB) per file
+  and one deadline for the whole download (``download_deadline_s``, 300 s). A refused address or
+  an oversized file fails the attempt for good; a slow or broken transfer is retried. Nothing
+  partial is left behind. ``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1`` also allows plain http to, and
+  only to, loopback addresses: for the loopback test servers, never in production.
 - Every attempt is one ledger row (``new_row``): failures cost 0, a success costs units x price.
 """
 
@@ -15,6 +23,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
+import os
+import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -124,22 +136,131 @@ class ReplicateRunner:
         if url is None:
             raise _PredictionFailed(f"prediction {prediction.id} succeeded without a file URL in "
                                     f"its output ({str(prediction.output)[:100]!r})", retryable=True)
-        self._download(url, out_path)
+        try:
+            download(url, out_path, self.policy.download_max_bytes,
+                     self.policy.download_deadline_s)
+        except DownloadRefused as exc:
+            raise _PredictionFailed(f"prediction {prediction.id}: {exc}", exc.retryable) from None
 
-    def _download(self, url: str, out_path: Path) -> None:
-        tmp = out_path.with_name(out_path.name + ".part")
-        # no Authorization header: output URLs are pre-signed, and the token stays with the API
-        with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as resp:
-            if resp.status_code != 200:
-                raise _PredictionFailed(f"output download got HTTP {resp.status_code}",
-                                        retryable=True)
-            with open(tmp, "wb") as handle:
-                for chunk in resp.iter_bytes(1 << 20):
-                    handle.write(chunk)
+
+ALLOW_LOOPBACK_ENV = "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP"
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class DownloadRefused(Exception):
+    """A provider's output that is not fetched (or not kept): where it points, its size, its time."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def download(url: str, out_path: Path, max_bytes: int, deadline_s: float) -> None:
+    """Fetch a provider's output ``url`` to ``out_path``, bounded (see the module docstring);
+    raises ``DownloadRefused`` and leaves nothing at (or beside) ``out_path`` when it fails."""
+    allow_loopback = os.environ.get(ALLOW_LOOPBACK_ENV, "").strip() == "1"
+    ends = time.monotonic() + deadline_s
+    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.",
+                                    suffix=".part")  # unique: never written through a link
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _fetch(httpx.URL(url), handle, max_bytes, deadline_s, ends, allow_loopback)
         if tmp.stat().st_size == 0:
-            tmp.unlink()
-            raise _PredictionFailed("the output file is empty", retryable=True)
+            raise DownloadRefused("the output file is empty", retryable=True)
         tmp.replace(out_path)
+    except httpx.TimeoutException as exc:
+        raise DownloadRefused(f"output download timed out ({type(exc).__name__}) within its "
+                              f"deadline of {deadline_s:g} s", retryable=True) from None
+    except httpx.HTTPError as exc:
+        raise DownloadRefused(f"output download failed: {type(exc).__name__}: {exc}",
+                              retryable=True) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fetch(url: httpx.URL, handle, max_bytes: int, deadline_s: float, ends: float,
+           allow_loopback: bool) -> None:
+    # no Authorization header: output URLs are pre-signed, and the token stays with the API
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            address = checked_address(url, allow_loopback)
+            left_s = ends - time.monotonic()
+            if left_s <= 0:
+                raise DownloadRefused(f"output download passed its deadline of {deadline_s:g} s",
+                                      retryable=True)
+            # connect to the address that was checked (a second lookup could answer otherwise);
+            # TLS still verifies the certificate for the host's name
+            request = client.build_request(
+                "GET", url.copy_with(host=address), headers={"Host": _host_header(url)},
+                extensions={"sni_hostname": url.host},
+                timeout=httpx.Timeout(min(30.0, left_s)))
+            resp = client.send(request, stream=True)
+            try:
+                if resp.status_code in REDIRECTS and resp.headers.get("location"):
+                    url = url.join(resp.headers["location"])
+                    continue
+                if resp.status_code != 200:
+                    raise DownloadRefused(f"output download got HTTP {resp.status_code}",
+                                          retryable=True)
+                length = resp.headers.get("content-length", "")
+                if length.isdigit() and int(length) > max_bytes:
+                    raise DownloadRefused(f"output file is {int(length)} bytes, over the cap of "
+                                          f"{max_bytes} bytes (download_max_bytes)")
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadRefused(f"output file passed the cap of {max_bytes} bytes "
+                                              "(download_max_bytes)")
+                    if time.monotonic() > ends:
+                        raise DownloadRefused(f"output download passed its deadline of "
+                                              f"{deadline_s:g} s after {size} bytes",
+                                              retryable=True)
+                    handle.write(chunk)
+                return
+            finally:
+                resp.close()
+    raise DownloadRefused(f"output download was redirected more than {MAX_REDIRECTS} times")
+
+
+def _host_header(url: httpx.URL) -> str:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
+def checked_address(url: httpx.URL, allow_loopback: bool) -> str:
+    """The address to connect to for ``url``: its scheme must be https (http only to loopback,
+    when allowed), and every address its host resolves to must be public (loopback only when
+    allowed). Raises ``DownloadRefused`` (not retryable) naming the host and the address."""
+    if url.scheme not in ("https", "http"):
+        raise DownloadRefused(f"output URL scheme {url.scheme!r} is not https")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DownloadRefused(f"output host {url.host!r} does not resolve ({exc})",
+                              retryable=True) from None
+    addresses = [info[4][0] for info in infos]
+    for text in addresses:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # ::ffff:a.b.c.d
+            ip = ip.ipv4_mapped
+        if ip.is_loopback and allow_loopback:
+            continue
+        if not ip.is_global or ip.is_multicast:
+            kind = ("a link-local (metadata)" if ip.is_link_local else
+                    "a loopback" if ip.is_loopback else "a private" if ip.is_private else
+                    "a non-public")
+            raise DownloadRefused(f"output host {url.host!r} resolves to {ip}, {kind} address; "
+                                  "provider outputs are only fetched from public addresses")
+    if url.scheme == "http" and not (allow_loopback and all(
+            ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)):
+        raise DownloadRefused(f"output URL {url.scheme}://{url.host} is not https; provider "
+                              "outputs are only fetched over https")
+    return addresses[0].split("%", 1)[0]
 
 
 class _PredictionFailed(Exception):

@@ -39,6 +39,8 @@ class RetryPolicy:
     deadline_s: float = 900.0  # per call, all attempts included
     wait_s: int = 60  # Replicate: Prefer: wait=N on create
     poll_s: float = 1.0
+    download_max_bytes: int = 500 * 2**20  # per output file (a video); more is refused
+    download_deadline_s: float = 300.0  # per output file, redirects included
 
     def backoff_s(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
