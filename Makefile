@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test lint ui notebooks clean bench
+.PHONY: install demo test test-fast lint ui notebooks clean bench
 
 $(UV):
 	$(PY) -m venv .tools
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest
+
+# The fast loop: every test not marked slow (renders and servers are slow)
+test-fast: install
+	$(VENV)/bin/python -m pytest -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

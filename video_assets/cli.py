@@ -33,12 +33,13 @@ def _instance():
 
 
 def execute_job(job_id: str, tags: dict[str, str] | None = None,
-                log_level: str = "INFO") -> dict[str, Any]:
+                log_level: str = "INFO", verbose: bool = False) -> dict[str, Any]:
     """Materialize every stage of one job in this process; return the summary dict."""
     import uuid
 
     from dagster import DagsterEventType
 
+    from video_assets.cli_log import LOGGER_NAME
     from video_assets.definitions import RUN_JOB_NAME, defs
     from video_assets.job_lock import hold_job
     from video_assets.monitor import heartbeat, sweep_dead_runs, worker_tags
@@ -59,7 +60,8 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         result = job.execute_in_process(
             instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
             tags={**(tags or {}), **worker_tags()},
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={"loggers": {"console" if verbose else LOGGER_NAME:
+                                    {"config": {"log_level": log_level}}}},
         )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     summary: dict[str, Any] = {
@@ -147,7 +149,7 @@ def render(args: argparse.Namespace) -> int:
               f"({request.mode}, {request.aspect}, transitions {request.transitions})",
               file=sys.stderr)
     try:
-        summary = execute_job(job_id)
+        summary = execute_job(job_id, verbose=args.verbose)
     except JobBusy as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
@@ -155,9 +157,11 @@ def render(args: argparse.Namespace) -> int:
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> int:
-    if summary["status"] == "failed":
-        _err(f"job {summary['job_id']}: stage {summary['failed_stage']} failed: "
-             f"{summary.get('error', '')}")
+    if summary["status"] == "failed":  # one line: the stage, the problem and its fix
+        problem = "; ".join(line.strip() for line in summary.get("error", "").splitlines()
+                            if line.strip())
+        _err(f"job {summary['job_id']}: stage {summary['failed_stage']} failed: {problem} "
+             "(the traceback is in the Dagster UI's run log, or add --verbose)")
     elif not as_json:
         print(f"video:     {summary['final_video']}\n"
               f"thumbnail: {summary['thumbnail']}\n"
@@ -280,8 +284,10 @@ def launch_background(jobs: list[tuple[str, str, str]]) -> Path:
     return log
 
 
-def _run_jobs_cmd(args: argparse.Namespace) -> int:
-    return run_jobs([tuple(j) for j in json.loads(args.spec)], as_json=False)
+def worker_main(argv: list[str]) -> int:
+    """The worker behind ``ingest`` (``python -m video_assets.cli run-jobs SPEC``), not a
+    ``videogen`` command: SPEC is a JSON list of ``[job_id, run_key, source key]``."""
+    return run_jobs([tuple(j) for j in json.loads(argv[0])], as_json=False)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -293,10 +299,11 @@ def demo(args: argparse.Namespace) -> int:
     song = folder / "demo_song.wav"
     write_wav(song, synthesize_track(args.duration_s, tempo_bpm=118.0), 44100)
     print(f"synthesized {args.duration_s:g} s demo track at 118 BPM: {song}", file=sys.stderr)
+    offline = {f"{cap}_provider": "offline" for cap in PROVIDER_CAPABILITIES}  # keys or not
     ns = argparse.Namespace(audio=str(song), prompt=args.prompt, mode="music_video",
                             aspect=args.aspect, transitions="auto", flavor="default", style=None,
                             duration_s=None, budget_usd=None, job_id=None, json=args.json,
-                            images=None, video=None)
+                            verbose=args.verbose, **offline)
     return render(ns)
 
 
@@ -370,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start each scene from the previous clip's last frame")
     r.add_argument("--job-id")
     r.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
+    r.add_argument("--verbose", action="store_true",
+                   help="print Dagster's own log, tracebacks included")
     r.set_defaults(func=render)
     s = sub.add_parser("submit", help="validate a request and put it into the inbox")
     s.add_argument("request")
@@ -382,9 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "setting inbox_grace_s, 120 s)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=ingest)
-    w = sub.add_parser("run-jobs", help=argparse.SUPPRESS)  # the worker behind ingest
-    w.add_argument("spec", help="JSON list of [job_id, run_key, source key]")
-    w.set_defaults(func=_run_jobs_cmd)
     s3 = sub.add_parser("s3", help="S3 bucket administration").add_subparsers(
         dest="s3_command", required=True)
     setup = s3.add_parser("setup", help="lifecycle policy (intermediates 1 day, finals N days) "
@@ -406,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--prompt", default=DEMO_PROMPT)
     d.add_argument("--aspect", default="9:16")
     d.add_argument("--json", action="store_true")
+    d.add_argument("--verbose", action="store_true",
+                   help="print Dagster's own log, tracebacks included")
     d.set_defaults(func=demo)
     return parser
 
@@ -416,4 +424,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(worker_main(sys.argv[2:]) if sys.argv[1:2] == ["run-jobs"] else main())

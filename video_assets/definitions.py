@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    Definitions,
+    colored_console_logger,
+    define_asset_job,
+    in_process_executor,
+)
 
 from video_assets.assets.beats import beat_grid
 from video_assets.assets.clips import clips
@@ -12,6 +18,7 @@ from video_assets.assets.request import job_request
 from video_assets.assets.script import script
 from video_assets.assets.storyboard import storyboard
 from video_assets.assets.voiceover import voiceover
+from video_assets.cli_log import LOGGER_NAME, videogen_console
 from video_assets.monitor import dead_run_sensor
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.sensors import RUN_JOB_NAME, inbox_sensor, job_failure_sensor
@@ -27,6 +34,7 @@ render_job = define_asset_job(
 )
 
 defs = Definitions(
+    loggers={"console": colored_console_logger, LOGGER_NAME: videogen_console},
     assets=STAGES,
     jobs=[render_job],
     sensors=[inbox_sensor, job_failure_sensor, dead_run_sensor],

@@ -4,6 +4,7 @@ run-failure hook that keeps the ``jobs`` table honest."""
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -252,7 +253,11 @@ def run_failure(step_failures: list) -> tuple[str, str, str]:
         status = "checks_failed"
     while err is not None and err.cause is not None:  # Dagster wraps the stage's own exception
         err = err.cause
-    return status, event.step_key, err.message.strip() if err is not None else ""
+    if err is None:
+        return status, event.step_key, ""
+    # the message starts with the exception's dotted class name: the problem is what follows
+    return status, event.step_key, re.sub(rf"^[\w.]*\b{re.escape(err.cls_name or '')}: ", "",
+                                          err.message.strip())
 
 
 @run_failure_sensor(monitored_jobs=None, default_status=DefaultSensorStatus.RUNNING)

@@ -114,11 +114,15 @@ class Warehouse:
                 f"INSERT INTO provider_calls ({', '.join(CALL_COLUMNS)}) VALUES ({placeholders})",
                 rows,
             )
+            for job_id in {c.job_id for c in calls}:
+                _sync_job_cost(con, job_id)
         return len(rows)
 
     def upsert_job(self, job_id: str, **fields: object) -> None:
-        """Create or update the job's row; only the given columns change."""
+        """Create or update the job's row; only the given columns change. ``cost_usd`` is not
+        a field: it is always the sum of the job's ledger rows, whatever the job's status."""
         fields = {**fields, "updated_at": datetime.now(UTC)}
+        fields.pop("cost_usd", None)
         with self.connect() as con:
             con.execute(
                 "INSERT INTO jobs (job_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -126,6 +130,7 @@ class Warehouse:
             )
             sets = ", ".join(f"{k} = ?" for k in fields)
             con.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*fields.values(), job_id])
+            _sync_job_cost(con, job_id)
 
     def job_cost_usd(self, job_id: str) -> float:
         with self.connect() as con:
@@ -152,3 +157,9 @@ class Warehouse:
                 [(job_id, m.metric, m.value, m.threshold, m.passed, measured_at) for m in metrics],
             )
             con.execute("COMMIT")
+
+
+def _sync_job_cost(con: duckdb.DuckDBPyConnection, job_id: str) -> None:
+    """``jobs.cost_usd`` = the sum of the job's ``provider_calls`` (failed jobs included)."""
+    con.execute("UPDATE jobs SET cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM provider_calls "
+                "WHERE job_id = ?) WHERE job_id = ?", [job_id, job_id])

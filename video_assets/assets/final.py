@@ -95,7 +95,7 @@ def final_video(
     # a presigned link expires (and may carry a session token): stored only where links last
     wh.upsert_job(job_id, final_uri=media.uri(final_key),
                   final_url=None if media.links_expire else media.url(final_key),
-                  cost_usd=cost_usd, status="checks_failed" if blocked else "done")
+                  status="checks_failed" if blocked else "done")  # cost: the ledger's sum
     transitions = [s.transition_in for s in segments[1:]]
     yield MaterializeResult(
         asset_key="final_video",
