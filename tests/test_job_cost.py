@@ -33,3 +33,16 @@ def test_a_ledger_row_written_after_the_job_failed_is_counted(tmp_path: Path):
     wh.upsert_job("j2", status="failed", failed_stage="clips")
     wh.record_calls([paid_row("j2", 0.4)])
     assert cost(wh, "j2") == 0.4
+
+
+def test_the_operators_cap_bounds_a_job_admitted_before_it_was_lowered(monkeypatch):
+    from video_assets.assets.budget import cap_usd
+    from video_assets.resources import PipelineSettings
+    from video_assets.schemas import Request, StoredRequest
+
+    stored = StoredRequest(job_id="j", request=Request(prompt="a red kite", audio="a.wav",
+                                                       budget_usd=15), source_name="r.yaml",
+                           audio_key="staged/j/audio.wav", audio_duration_s=10, audio_sha256="")
+    assert cap_usd(stored, PipelineSettings()) == 15
+    monkeypatch.setenv("VIDEO_ASSETS_MAX_BUDGET_USD", "3")
+    assert cap_usd(stored, PipelineSettings()) == 3

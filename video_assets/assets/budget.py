@@ -20,6 +20,7 @@ from video_assets.assets.common import (
     lipsync_cache_key,
     voice_line,
 )
+from video_assets.config import max_budget_usd
 from video_assets.media.compose import Segment, plan_segments
 from video_assets.providers import select
 from video_assets.providers.base import choose_duration
@@ -34,8 +35,11 @@ MIN_SCENE_S = 3.0  # boundaries are 3-7 s
 
 
 def cap_usd(stored: StoredRequest, settings: PipelineSettings) -> float:
+    """What the job may spend in all its runs together: its ``budget_usd`` (else the default),
+    never more than the operator's cap (``VIDEO_ASSETS_MAX_BUDGET_USD``), which may have been
+    lowered since the job was admitted."""
     budget = stored.request.budget_usd
-    return budget if budget is not None else settings.default_budget_usd
+    return min(budget if budget is not None else settings.default_budget_usd, max_budget_usd())
 
 
 def segments_for(plan: Script, fps: int, half_frames: int) -> list[Segment]:
