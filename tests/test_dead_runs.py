@@ -271,3 +271,24 @@ def test_a_pid_taken_by_a_process_started_after_the_run_is_not_its_worker():
     me = Worker(host, os.getpid(), None)
     assert worker_gone(me, now_s, now_s, host) is None  # started before the run: the worker
     assert "is gone" in worker_gone(me, now_s - 10 * 24 * 3600, now_s, host)  # a reused pid
+
+
+def test_the_sensor_fails_a_daemon_launched_run_whose_worker_is_gone(own_home: Path):
+    """Runs the daemon launches (default launcher, a local code server) carry no worker tags; the
+    pid their worker logged when it started is checked instead."""
+    import json
+
+    from dagster import DagsterRunStatus
+    from dagster._core.events import EngineEventData
+    from dagster._core.storage.tags import GRPC_INFO_TAG
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    pid = dead_pid()
+    run = started_run(instance, "a-job", {GRPC_INFO_TAG: json.dumps({"host": "localhost",
+                                                                     "port": 4266})})
+    instance.report_engine_event(f"Started process for run (pid: {pid}).", run,
+                                 EngineEventData.in_process(pid))
+    evaluate_sensor(own_home, instance)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
