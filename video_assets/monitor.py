@@ -152,20 +152,24 @@ class DeadRun:
     job_id: str | None
     stage: str
     reason: str
+    outcome: str = "failed"  # or "cancelled": a run being cancelled when its worker died
 
     def describe(self) -> str:
         return (f"run {self.run_id} (job {self.job_id or '?'}) was still marked running but "
-                f"{self.reason}; marked failed at {self.stage} and its pool slots freed")
+                f"{self.reason}; marked {self.outcome} at {self.stage} and its pool slots freed")
 
 
 def _worker_of(instance: DagsterInstance, run) -> Worker | None:
     tags = run.tags
-    if TAG_PID in tags:
-        beat = tags.get(TAG_HEARTBEAT)
-        return Worker(tags.get(TAG_HOST, ""), int(tags[TAG_PID]), float(beat) if beat else None)
-    if GRPC_INFO_TAG not in tags:  # not launched by the default run launcher: cannot judge
+    try:
+        if TAG_PID in tags:
+            beat = tags.get(TAG_HEARTBEAT)
+            return Worker(tags.get(TAG_HOST, ""), int(tags[TAG_PID]), float(beat) if beat else None)
+        info = json.loads(tags[GRPC_INFO_TAG]) if GRPC_INFO_TAG in tags else None
+    except ValueError:  # tags edited by hand: such a run cannot be judged
         return None
-    info = json.loads(tags[GRPC_INFO_TAG])
+    if not isinstance(info, dict):  # not launched by the default run launcher: cannot judge
+        return None
     if not (info.get("socket") or info.get("host") in LOCAL_NAMES | {this_host()}):
         return None  # a code server elsewhere: its workers are not ours to look at
     for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT,
@@ -249,7 +253,8 @@ def sweep_dead_runs(instance: DagsterInstance, warehouse=None,
             continue
         stage = fail_dead_run(instance, run, reason)
         job_id = run.tags.get("dagster/partition")
-        dead.append(DeadRun(run.run_id, job_id, stage, reason))
+        dead.append(DeadRun(run.run_id, job_id, stage, reason, "cancelled"
+                            if run.status == DagsterRunStatus.CANCELING else "failed"))
         if warehouse is None or not job_id:
             continue
         others = instance.get_run_records(
