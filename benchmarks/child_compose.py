@@ -13,45 +13,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
-
+from benchmarks.common import TreeRssPoller
 from video_assets.media.compose import ComposeSettings, FramesTap, Segment, compose
-
-
-class TreeRssPoller:
-    """Polls the summed RSS of this process's children; keeps the peak."""
-
-    def __init__(self, interval_s: float = 0.1) -> None:
-        self.interval_s = interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for child in me.children():
-                with contextlib.suppress(psutil.Error):  # it may have just exited
-                    total += child.memory_info().rss
-            self.peak_bytes = max(self.peak_bytes, total)
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> TreeRssPoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def main(spec_path: str) -> None:

@@ -3,16 +3,19 @@
 Every figure the suite reports is a ratio or a paired comparison taken in the same run, because
 the machine is shared and absolute seconds drift with its load. Peak memory is the peak resident
 set size of one child process, read from the kernel when that child is reaped (``os.wait4``), or
-``RUSAGE_CHILDREN`` inside a fresh Python subprocess whose only child is the ffmpeg being measured.
+``RUSAGE_CHILDREN`` inside a fresh Python subprocess whose only child is the ffmpeg being measured,
+or the peak of the summed resident set sizes of a process tree, polled (``TreeRssPoller``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +30,46 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+class TreeRssPoller:
+    """Polls the summed resident set size of a process tree every ``interval_s`` and keeps the
+    peak: the process ``pid`` itself (``include_root``) and its children (all descendants with
+    ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core."""
+
+    def __init__(self, pid: int | None = None, include_root: bool = False,
+                 recursive: bool = False, interval_s: float = 0.1) -> None:
+        self.pid, self.include_root, self.recursive = pid, include_root, recursive
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:  # already gone
+            return
+        while not self._stop.is_set():
+            total = 0
+            with contextlib.suppress(psutil.Error):  # the root may have just exited
+                procs = root.children(recursive=self.recursive)
+                total += root.memory_info().rss if self.include_root else 0
+                for proc in procs:
+                    with contextlib.suppress(psutil.Error):  # it may have just exited
+                        total += proc.memory_info().rss
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> TreeRssPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class ChildRun:
     wall_s: float
@@ -35,20 +78,26 @@ class ChildRun:
     returncode: int
     stdout: str
     stderr: str
+    tree_peak_rss_mb: float | None = None  # with poll_tree: the peak of the tree's summed RSS
 
 
 def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
-              cwd: str | Path | None = None, check: bool = True) -> ChildRun:
-    """Run ``cmd``; wall time from start to reaping, and its peak RSS from ``wait4``'s rusage."""
+              cwd: str | Path | None = None, check: bool = True,
+              poll_tree: bool = False) -> ChildRun:
+    """Run ``cmd``; wall time from start to reaping, and its peak RSS from ``wait4``'s rusage;
+    with ``poll_tree``, also the peak of the RSS summed over it and all its descendants."""
     started = time.perf_counter()
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             cwd=cwd, stdin=subprocess.DEVNULL)
-    out, err = _drain(proc)
+    with (TreeRssPoller(proc.pid, include_root=True, recursive=True) if poll_tree
+          else contextlib.nullcontext()) as poller:
+        out, err = _drain(proc)
     _, status, usage = os.wait4(proc.pid, 0)
     wall_s = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     run = ChildRun(wall_s, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-                   proc.returncode, out, err)
+                   proc.returncode, out, err,
+                   poller.peak_bytes / 2**20 if poller is not None else None)
     if check and run.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {run.returncode}:\n"
                            f"{err[-2000:]}")

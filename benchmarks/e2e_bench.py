@@ -1,5 +1,6 @@
 """End to end: ``videogen render`` of a song, offline, vs a bare encode of its own output; the first
-render on a cold machine (empty numba cache) reported separately; beat analysis of a long song.
+render on a cold machine (empty numba cache) reported separately; beat analysis of a long song;
+the memory of renders of a short and a long song (peak RSS summed over every process).
 
 A render is a fresh process, as a user runs it: Python start-up, imports, the Dagster run of every
 stage (request, beats, script, storyboard, clips, final video and its quality measurement).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import (
@@ -184,3 +186,58 @@ def beat_analysis(work: Path, song_s: float) -> Result:
                                      why_missed="a fresh process pays Python start-up, numpy's "
                                                 "import and the analysis itself (first_s)")]
     return result
+
+
+def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
+    """Peak memory of offline renders of songs of each length in ``songs_s``: the peak of the
+    resident set sizes summed over the render process and every process under it (ffmpeg),
+    polled every 100 ms, and how it grows from the shortest song to the longest."""
+    folder = work / "memory"
+    home = folder / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = bench_env(home, folder / "numba_cache")
+    peak_mb, own_mb, wall_s, stages = {}, {}, {}, {}
+    for k, song_s in enumerate(sorted(songs_s)):
+        song = make_song(folder / f"song_{song_s:g}s.wav", song_s)
+        log(f"memory: rendering a {song_s / 60:g}-minute song, polling the RSS of every process")
+        run = run_child([VIDEOGEN, "render", "--audio", str(song), "--prompt",
+                         f"{PROMPTS[k % len(PROMPTS)]} (memory {song_s:g} s)", "--json"],
+                        env=env, cwd=folder, poll_tree=True)
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        if summary["status"] != "done":
+            raise RuntimeError(f"render of {song_s:g} s ended {summary['status']}: {summary}")
+        peak_mb[song_s], own_mb[song_s], wall_s[song_s] = (run.tree_peak_rss_mb, run.peak_rss_mb,
+                                                           run.wall_s)
+        stages[song_s] = stage_seconds(home, summary["run_id"])
+        log(f"memory: {song_s:g} s song: peak {peak_mb[song_s]:.0f} MB summed over processes "
+            f"(render process alone {own_mb[song_s]:.0f} MB), {run.wall_s:.0f} s")
+    short, long = min(songs_s), max(songs_s)
+    growth = peak_mb[long] - peak_mb[short]
+    result = Result("render_memory", figures={
+        "songs_s": sorted(songs_s),
+        "peak_rss_summed_mb": {f"{s:g}": round(v, 1) for s, v in peak_mb.items()},
+        "render_process_peak_rss_mb": {f"{s:g}": round(v, 1) for s, v in own_mb.items()},
+        "growth_mb": round(growth, 1),
+        "growth_mb_per_minute": round(growth / ((long - short) / 60), 2),
+        "render_s": {f"{s:g}": round(v, 1) for s, v in wall_s.items()},
+        "stage_s": {f"{s:g}": v for s, v in stages.items()},
+    }, method=(
+        "`videogen render --audio song.wav --prompt ... --json` (offline providers, a fresh "
+        "process, a new job) of synthesized 120 BPM songs; peak of the RSS summed over the "
+        "render process and all its descendants alive at once (psutil, polled every 100 ms; "
+        "shared pages such as the ffmpeg binary's count once per process), and the render "
+        "process's own ru_maxrss; growth = peak(longest) - peak(shortest)"))
+    result.targets = [
+        Target.at_most(f"render_{long / 60:g}_min_peak_rss_mb", 1024, peak_mb[long], unit=" MB",
+                       why_missed=WHY_MEMORY),
+        Target.at_most(f"rss_growth_{short / 60:g}_to_{long / 60:g}_min_mb", 100, growth,
+                       unit=" MB", why_missed=WHY_MEMORY),
+    ]
+    return result
+
+
+WHY_MEMORY = ("see render_process_peak_rss_mb and stage_s: the composition's ffmpeg processes "
+              "(x264 at 1080x1920 ~300 MB, decoding windows ~120 MB each) run beside the render "
+              "process, whose own peak is the larger of Dagster and the libraries (~250 MB) plus "
+              "the stage at work")

@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print the table, write ``benchmarks/results.json``.
 
 ``BENCH_QUICK=1`` runs a smaller version (shorter edits, one pair each) in a few minutes;
-``BENCH_ONLY=compose,moviepy,e2e,beats,fanout,dagster`` picks benchmarks (the default: all).
+``BENCH_ONLY=compose,moviepy,e2e,beats,memory,fanout,dagster`` picks benchmarks (the default: all).
 Each benchmark that fails is reported as an error row and the others still run.
 """
 
@@ -22,9 +22,11 @@ from benchmarks.common import REPO, Result, Target, load_average, log, machine_i
 RESULTS = REPO / "benchmarks" / "results.json"
 
 FULL = {"compose_6": (6, 30.0, 2), "compose_24": (24, 120.0, 2), "moviepy": (6, 30.0),
-        "e2e": (30.0, 3), "beats_s": 180.0, "fanout_latency_s": 2.0, "dagster_repeats": 3}
+        "e2e": (30.0, 3), "beats_s": 180.0, "memory_songs_s": (60.0, 600.0),
+        "fanout_latency_s": 2.0, "dagster_repeats": 3}
 QUICK = {"compose_6": (6, 12.0, 1), "compose_24": (24, 48.0, 1), "moviepy": (6, 12.0),
-         "e2e": (15.0, 1), "beats_s": 180.0, "fanout_latency_s": 1.0, "dagster_repeats": 3}
+         "e2e": (15.0, 1), "beats_s": 180.0, "memory_songs_s": (30.0, 90.0),
+         "fanout_latency_s": 1.0, "dagster_repeats": 3}
 
 
 def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
@@ -37,6 +39,7 @@ def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
         ("moviepy", lambda: compose_bench.vs_moviepy(work, *cfg["moviepy"])),
         ("e2e", lambda: e2e_bench.end_to_end(work, *cfg["e2e"])),
         ("beats", lambda: e2e_bench.beat_analysis(work, cfg["beats_s"])),
+        ("memory", lambda: e2e_bench.render_memory(work, cfg["memory_songs_s"])),
         ("fanout", lambda: orchestration_bench.fanout(cfg["fanout_latency_s"])),
         ("dagster", lambda: orchestration_bench.dagster_overhead(cfg["dagster_repeats"])),
     ]

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_song
 from tests.media_helpers import pattern_clip
 from video_assets.media import ffmpeg_bin
-from video_assets.media.ffmpeg_bin import FfmpegTimeout, ffmpeg_timeout_s, run_ffmpeg
+from video_assets.media.ffmpeg_bin import FfmpegTimeout, ffmpeg_output, ffmpeg_timeout_s, run_ffmpeg
 
 
 @pytest.fixture
@@ -50,6 +50,16 @@ def test_a_job_past_its_deadline_is_killed_and_its_output_deleted(tmp_path, tiny
     assert "timed out while encoding a 10-minute test pattern" in message
     assert "0.9 s" in message and "media of 600 s" in message and "fix:" in message
     assert not out.exists() and no_ffmpeg_left()
+
+
+def test_a_job_read_from_its_output_pipe_has_a_deadline_too(tiny_deadline):
+    """``ffmpeg_output`` (a decode read from stdout): its bytes when in time, killed past it."""
+    args = ["-v", "error", "-f", "lavfi", "-i", "sine=d=1:r=8000", "-f", "s16le", "-"]
+    assert len(ffmpeg_output(args, what="decoding a tone", media_s=1)) == 2 * 8000
+    tiny_deadline(base_s=0.0, per_media_s=1e-5)
+    with pytest.raises(FfmpegTimeout, match="timed out while decoding a tone"):
+        ffmpeg_output(args, what="decoding a tone", media_s=1)
+    assert no_ffmpeg_left()
 
 
 def test_a_windowed_composition_past_its_deadline_stops_every_process(tmp_path, tiny_deadline):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_assets.media.ffmpeg_bin import ffmpeg_output
+from video_assets.media.audio import decode_mono
 
 CHUNK_FRAMES = 128  # frames measured at a time: 8 MB at 108x192, 32 MB as floats
 
@@ -358,19 +358,11 @@ def nearest_distance_s(times_s: Sequence[float], targets_s: Sequence[float]) -> 
 def audio_offset_of(video_path: str | Path, source_path: str | Path, sample_rate: int = 48000,
                     max_lag_s: float = 0.25, window_s: float = 20.0) -> float:
     """Audio offset of the video's track against the source file, seconds (positive = late),
-    from the first ``window_s`` seconds of each (``audio_offset_s``; only those are decoded)."""
+    from the first ``window_s`` seconds of each (``audio_offset_s``; only those are decoded: a
+    whole 10-minute song at 48 kHz is 115 MB, twice over while it is read)."""
     head_s = window_s + 2 * max_lag_s
-    src, out = (_decode_head(p, head_s, sample_rate) for p in (source_path, video_path))
+    src, out = (decode_mono(p, sample_rate, max_s=head_s).samples for p in (source_path, video_path))
     return audio_offset_s(src, out, sample_rate, max_lag_s, window_s)
-
-
-def _decode_head(path: str | Path, seconds: float, sample_rate: int) -> np.ndarray:
-    """The first ``seconds`` of the file's first audio stream, mono float32 at ``sample_rate``
-    (what ``audio.decode_mono`` gives, cut: a whole 10-minute song at 48 kHz is 115 MB)."""
-    raw = ffmpeg_output(["-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
-                         "-ar", str(sample_rate), "-t", f"{seconds:.3f}", "-f", "f32le", "-"],
-                        what=f"decoding the audio of {Path(path).name}", media_s=seconds)
-    return np.frombuffer(raw, dtype="<f4")
 
 
 def _mixes(x: np.ndarray, a_frame: np.ndarray, b_frame: np.ndarray) -> np.ndarray | None:
