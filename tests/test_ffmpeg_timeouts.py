@@ -17,7 +17,7 @@ from video_assets.media.ffmpeg_bin import FfmpegTimeout, ffmpeg_output, ffmpeg_t
 @pytest.fixture
 def tiny_deadline(monkeypatch):
     """Call to give ffmpeg jobs from then on 0.3 s plus 1 ms per second of media (the
-    product's deadline: 60 s + 5 s per second)."""
+    product's deadline: 60 s + 10 s per second)."""
     def tighten(base_s: float = 0.3, per_media_s: float = 0.001) -> None:
         monkeypatch.setattr(ffmpeg_bin, "BASE_TIMEOUT_S", base_s)
         monkeypatch.setattr(ffmpeg_bin, "TIMEOUT_S_PER_MEDIA_S", per_media_s)
@@ -32,8 +32,8 @@ def no_ffmpeg_left() -> bool:
 
 def test_the_deadline_grows_with_the_media_length():
     assert ffmpeg_timeout_s(0) == 60
-    assert ffmpeg_timeout_s(30) == 60 + 5 * 30
-    assert ffmpeg_timeout_s(600) == 60 + 5 * 600
+    assert ffmpeg_timeout_s(30) == 60 + 10 * 30
+    assert ffmpeg_timeout_s(600) == 60 + 10 * 600
     assert ffmpeg_timeout_s(None) == ffmpeg_timeout_s(600)  # unknown: the longest song
 
 
