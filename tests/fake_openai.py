@@ -7,8 +7,12 @@ official ``openai`` client (``OPENAI_BASE_URL``); the client's httpx2 transport 
 - ``POST /v1/audio/transcriptions`` (multipart, ``verbose_json``, word timestamps): ``words``.
 - ``POST /v1/audio/speech``: a WAV of a tone, 55 ms per character.
 
-Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``bad_plans`` (the next N plans have one
-scene too few). Every request is logged.
+The plan's ``palette`` and ``caption_chars`` (captions padded with words to that length) are settable; a
+response format whose schema strict mode would refuse (an object without
+``additionalProperties: false`` or with a property not ``required``) is answered 400, as the real
+API does. Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``bad_plans`` (the next N plans have
+one scene too few), ``bad_cameras`` (the next N plans have a camera move that does not exist).
+Every request is logged.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class FakeOpenAI:
     p_500: float = 0.0
     retry_after_s: float = 0.05
     bad_plans: int = 0
+    bad_cameras: int = 0
+    palette: list[str] = field(default_factory=lambda: ["#101820", "#f2aa4c", "#e8e8e8"])
+    caption_chars: int = 0  # pad every caption to this many characters
     seed: int = 11
     requests: list[dict] = field(default_factory=list)
     usage: list[dict] = field(default_factory=list)  # per successful chat completion
@@ -79,7 +86,11 @@ class FakeOpenAI:
                 if roll < fake.p_429 + fake.p_500:
                     return self._error(500, "internal error")
                 if self.path == "/v1/chat/completions":
-                    return self._send(200, fake.chat(json.loads(raw)))
+                    body = json.loads(raw)
+                    problem = strict_schema_problem(body["response_format"]["json_schema"]["schema"])
+                    if problem:
+                        return self._error(400, f"Invalid schema for response_format: {problem}")
+                    return self._send(200, fake.chat(body))
                 if self.path == "/v1/audio/transcriptions":
                     return self._send(200, fake.transcription(raw))
                 if self.path == "/v1/audio/speech":
@@ -102,17 +113,21 @@ class FakeOpenAI:
         brief = json.loads(next(m["content"] for m in body["messages"] if m["role"] == "user"))
         segments = brief["segments"]
         with self.lock:
-            bad = self.bad_plans > 0
+            bad, bad_camera = self.bad_plans > 0, self.bad_cameras > 0
             self.bad_plans -= bad
+            self.bad_cameras -= bad_camera
         if bad:
             segments = segments[:-1]
         scenes = [{"prompt": f"shot {s['index'] + 1} of {brief['prompt']}",
-                   "caption": s.get("words") or f"line {s['index'] + 1}",
+                   "caption": pad_words(s.get("words") or f"line {s['index'] + 1}",
+                                        self.caption_chars),
                    "camera": CAMERAS[s["index"] % len(CAMERAS)],
                    "motion": "energetic" if s["energy"] > 0.5 else "slow drift",
                    "transition": "cut"} for s in segments]
+        if bad_camera:
+            scenes[0]["camera"] = "barrel_roll"
         plan = {"summary": f"{len(scenes)} scenes: {brief['prompt']}", "archetype": "journey",
-                "style": {"palette_hex": ["#101820", "#f2aa4c", "#e8e8e8"],
+                "style": {"palette_hex": list(self.palette),
                           "lighting": "lantern glow", "mood": "calm"},
                 "characters": [{"name": "the boatman", "description": "a figure in a hood"}],
                 "scenes": scenes}
@@ -153,3 +168,35 @@ class FakeOpenAI:
     def paths(self) -> list[str]:
         with self.lock:
             return [r["path"] for r in self.requests]
+
+
+def pad_words(text: str, chars: int) -> str:
+    """``text`` followed by " la" until it is at least ``chars`` characters long."""
+    while len(text) < chars:
+        text += " la"
+    return text
+
+
+def strict_schema_problem(schema: dict, where: str = "schema") -> str:
+    """What strict structured outputs would refuse in ``schema`` ("" when nothing): every object
+    must forbid additional properties and require all of its properties."""
+    if isinstance(schema, list):
+        return next((p for i, item in enumerate(schema)
+                     if (p := strict_schema_problem(item, f"{where}[{i}]"))), "")
+    if not isinstance(schema, dict):
+        return ""
+    if schema.get("type") == "object":
+        if schema.get("additionalProperties") is not False:
+            return f"{where}: 'additionalProperties' is required to be supplied and to be false"
+        missing = set(schema.get("properties", {})) - set(schema.get("required", []))
+        if missing:
+            return f"{where}: 'required' is missing {sorted(missing)}"
+    for key, value in schema.items():
+        if key in ("properties", "$defs"):
+            for name, sub in value.items():
+                if problem := strict_schema_problem(sub, f"{where}.{key}.{name}"):
+                    return problem
+        elif key in ("items", "anyOf", "allOf") and (
+                problem := strict_schema_problem(value, f"{where}.{key}")):
+            return problem
+    return ""

@@ -2,8 +2,13 @@
 
 - Planner: chat completions with a strict JSON-schema response format (structured outputs) into
   ``PlanDraft``, assembled with the beat grid into the same ``Script`` the offline planner
-  fills, and validated; an invalid plan gets one repair round (the model is told what is wrong),
-  then a clear error.
+  fills, and validated. The schema says what the instructions ask (3 to 6 ``#rrggbb`` colours,
+  exactly one scene per segment). Cosmetic details are coerced, never paid for twice: the first
+  6 valid colours (``#fff`` and ``ff8800`` written out, names dropped, fewer than 3 padded from
+  the defaults), captions clipped at a word to ``CAPTION_MAX_CHARS``, other free text clipped to
+  ``TEXT_MAX_CHARS``. A structural problem (the scene count, a camera move or transition that
+  does not exist, an empty prompt) gets one repair round (the model is told what is wrong), then
+  a clear error.
 - Transcription: ``whisper-1``, ``verbose_json`` with word timestamps -> ``Lyrics``.
 - Voice: text-to-speech (``tts-1``) to WAV.
 
@@ -15,13 +20,13 @@ client's own retries are off: ours make one ledger row per attempt and share the
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from openai.lib._pydantic import to_strict_json_schema  # the schema .parse() itself sends
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 from video_assets.providers.keys import api_key
@@ -100,11 +105,70 @@ def _charge(row: CallRecord, spec: ModelSpec, units: float, output_units: float 
 # planner
 
 
+PALETTE_MIN, PALETTE_MAX = 3, 6  # what the instructions ask and schemas.Style allows
+HEX_PATTERN = "^#[0-9a-fA-F]{6}$"
+DEFAULT_PALETTE = ("#1b1f3b", "#f2aa4c", "#e8e8e8")  # pads a palette with too few colours
+CAPTION_MAX_CHARS = 120  # an on-screen line: the card wraps 4 lines, the voiceover speaks 120
+TEXT_MAX_CHARS = 400  # summary, archetype, lighting, mood, motion, characters
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` stripped and, when longer than ``limit``, cut at the last word that fits (+ "…")."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0] if " " in text[:limit - 1] else text[:limit - 1]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def coerce_palette(value: object) -> list[str]:
+    """The model's colours as ``#rrggbb``: the first ``PALETTE_MAX`` valid ones (``#abc`` and
+    ``aabbcc`` written out, anything else dropped), padded from ``DEFAULT_PALETTE`` to
+    ``PALETTE_MIN``. Cosmetic: never a reason to ask (and pay) again."""
+    colours: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        raw = str(item).strip().lstrip("#")
+        if re.fullmatch(r"[0-9a-fA-F]{3}", raw):
+            raw = "".join(c * 2 for c in raw)
+        if re.fullmatch(r"[0-9a-fA-F]{6}", raw) and f"#{raw}" not in colours:
+            colours.append(f"#{raw}")
+    colours = colours[:PALETTE_MAX]
+    for pad in DEFAULT_PALETTE:
+        if len(colours) >= PALETTE_MIN:
+            break
+        if pad not in colours:
+            colours.append(pad)
+    return colours
+
+
 class DraftStyle(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    palette_hex: list[str]
+    palette_hex: list[str] = Field(json_schema_extra={
+        "minItems": PALETTE_MIN, "maxItems": PALETTE_MAX,
+        "items": {"type": "string", "pattern": HEX_PATTERN}})
     lighting: str
     mood: str
+
+    @field_validator("palette_hex", mode="before")
+    @classmethod
+    def _palette(cls, value: object) -> list[str]:
+        return coerce_palette(value)
+
+    @field_validator("lighting", "mood", mode="before")
+    @classmethod
+    def _free_text(cls, value: object) -> object:
+        return clip_text(value, TEXT_MAX_CHARS) if isinstance(value, str) else value
+
+
+class DraftCharacter(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="Character")
+    name: str
+    description: str
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _free_text(cls, value: object) -> object:
+        return clip_text(value, TEXT_MAX_CHARS) if isinstance(value, str) else value
 
 
 class DraftScene(BaseModel):
@@ -115,6 +179,16 @@ class DraftScene(BaseModel):
     motion: str
     transition: Literal["cut", "crossfade", "fade"]
 
+    @field_validator("caption", mode="before")
+    @classmethod
+    def _caption(cls, value: object) -> object:
+        return clip_text(value, CAPTION_MAX_CHARS) if isinstance(value, str) else value
+
+    @field_validator("motion", mode="before")
+    @classmethod
+    def _free_text(cls, value: object) -> object:
+        return clip_text(value, TEXT_MAX_CHARS) if isinstance(value, str) else value
+
 
 class PlanDraft(BaseModel):
     """What the model writes; timings, seeds and energies come from the beat grid."""
@@ -123,15 +197,31 @@ class PlanDraft(BaseModel):
     summary: str
     archetype: str
     style: DraftStyle
-    characters: list[Character]
+    characters: list[DraftCharacter]
     scenes: list[DraftScene]
+
+    @field_validator("summary", "archetype", mode="before")
+    @classmethod
+    def _free_text(cls, value: object) -> object:
+        return clip_text(value, TEXT_MAX_CHARS) if isinstance(value, str) else value
+
+
+def plan_schema(n_scenes: int) -> dict:
+    """The response format sent: ``PlanDraft``'s JSON schema, strict (every object closed, every
+    property required: ``extra="forbid"`` and no defaults give that), with exactly ``n_scenes``
+    scenes."""
+    schema = PlanDraft.model_json_schema()
+    schema["properties"]["scenes"].update(minItems=n_scenes, maxItems=n_scenes)
+    return {"type": "json_schema", "json_schema": {"name": "plan", "strict": True,
+                                                   "schema": schema}}
 
 
 INSTRUCTIONS = """You plan short music videos and ads as a sequence of scenes, one per segment.
 Return JSON only, following the schema. For each segment, in order, write one scene:
 - prompt: a concrete visual description for an image/video model (subject, setting, framing,
   light); keep characters and style consistent across scenes; no text overlays.
-- caption: a short on-screen line (music videos: the words sung in the segment if any).
+- caption: a short on-screen line, at most 120 characters (music videos: the words sung in the
+  segment if any).
 - camera: one of push_in, pull_out, pan_left, pan_right, tilt_up, tilt_down, static.
 - motion: what moves, matching the segment's energy (0 calm .. 1 intense).
 - transition: into the next scene: cut on loud boundaries, crossfade on middling ones, fade on
@@ -175,7 +265,8 @@ def assemble(draft: PlanDraft, request: Request, grid: BeatGrid, job_seed: int) 
         if not scenes[-1].prompt:
             raise ValueError(f"scenes[{i}].prompt: empty; describe the scene")
     return Script(summary=draft.summary, archetype=draft.archetype,
-                  style=Style(**draft.style.model_dump()), characters=draft.characters,
+                  style=Style(**draft.style.model_dump()),
+                  characters=[Character(**c.model_dump()) for c in draft.characters],
                   scenes=scenes)
 
 
@@ -195,8 +286,6 @@ class OpenAIPlanner:
     def __init__(self, model: str, runner: OpenAIRunner) -> None:
         self.spec = registry().get(model, "plan")
         self.model, self.version, self.runner = model, "1", runner
-        self.schema = {"type": "json_schema", "json_schema": {
-            "name": "plan", "strict": True, "schema": to_strict_json_schema(PlanDraft)}}
 
     def max_output_tokens(self, n_scenes: int) -> int:
         return 600 + 350 * n_scenes
@@ -236,7 +325,7 @@ class OpenAIPlanner:
                   new_row: Callable[[], CallRecord]) -> str:
         def attempt(row: CallRecord, _started: float) -> str:
             resp = self.runner.client.chat.completions.create(
-                model=self.model, messages=messages, response_format=self.schema,
+                model=self.model, messages=messages, response_format=plan_schema(n),
                 max_completion_tokens=self.max_output_tokens(n), seed=seed % 2**31)
             usage = resp.usage
             _charge(row, self.spec, float(usage.prompt_tokens if usage else 0),
