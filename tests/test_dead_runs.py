@@ -292,3 +292,35 @@ def test_the_sensor_fails_a_daemon_launched_run_whose_worker_is_gone(own_home: P
     evaluate_sensor(own_home, instance)
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+
+
+def test_the_sweep_frees_slots_still_held_by_finished_runs(own_home: Path):
+    from dagster import DagsterRunStatus
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    run = started_run(instance, "a-job", {})  # no worker to judge: left running
+    evaluate_sensor(own_home, instance)
+    assert instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+    instance.report_run_failed(run, "failed from the UI")  # finished, but its slot is still taken
+    record = instance.get_run_record_by_id(run.run_id)
+    assert record.dagster_run.status == DagsterRunStatus.FAILURE
+    from video_assets.monitor import free_slots_of_finished_runs
+
+    assert free_slots_of_finished_runs(instance, record.end_time + 60) == 1
+    assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+
+
+def test_a_running_worker_rewrites_its_heartbeat(own_home: Path):
+    from dagster._core.test_utils import create_run_for_test
+
+    from video_assets.monitor import TAG_HEARTBEAT, heartbeat, worker_tags
+
+    instance = instance_at(own_home)
+    run = create_run_for_test(instance, job_name="render_job", tags=worker_tags(now_s=1000.0))
+    with heartbeat(instance, run.run_id, every_s=0.1):
+        deadline = time.monotonic() + 10
+        while instance.get_run_by_id(run.run_id).tags[TAG_HEARTBEAT] == "1000":
+            assert time.monotonic() < deadline, "no heartbeat in 10 s"
+            time.sleep(0.1)
+    assert float(instance.get_run_by_id(run.run_id).tags[TAG_HEARTBEAT]) > time.time() - 60

@@ -214,7 +214,8 @@ def fail_dead_run(instance: DagsterInstance, run, reason: str) -> str:
 
 def free_slots_of_finished_runs(instance: DagsterInstance, now_s: float) -> int:
     """Free slots still held by finished runs (the daemon does this too, when run monitoring's
-    ``free_slots_after_run_end_seconds`` is set; its grace is honoured here)."""
+    ``free_slots_after_run_end_seconds`` is set; its grace is honoured here); returns how many
+    runs' slots were freed."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return 0
@@ -226,7 +227,8 @@ def free_slots_of_finished_runs(instance: DagsterInstance, now_s: float) -> int:
     for record in instance.get_run_records(RunsFilter(run_ids=run_ids)):
         end_s = record.end_time or record.update_timestamp.timestamp()
         if record.dagster_run.is_finished and now_s - end_s >= grace_s:
-            freed += storage.free_concurrency_slots_for_run(record.dagster_run.run_id) or 0
+            storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+            freed += 1
     return freed
 
 
