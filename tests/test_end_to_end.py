@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import make_song
 from tests.media_helpers import audio_lag_ms, decode_audio, decode_frames
 from video_assets.cli import main
+from video_assets.media.audio import decode_mono, probe_audio
 from video_assets.media.probe import probe_video
 
 JSON_KEYS = {"job_id", "status", "final_video", "duration_s", "audio_duration_s", "width",
@@ -67,11 +68,15 @@ def test_render_end_to_end(home: Path, song_10s: Path, capsys):
     assert summary["clips"] >= 3
     job = home / "media" / "jobs" / summary["job_id"]
     n = summary["clips"]
-    for rel in ["request.json", "audio.wav", "beat_grid.json", "beat_grid.png", "script.json",
+    for rel in ["request.json", "audio.flac", "beat_grid.json", "beat_grid.png", "script.json",
                 "storyboard/contact_sheet.jpg", "final.mp4", "thumbnail.jpg",
                 *[f"storyboard/{i:02d}.png" for i in range(1, n + 1)],
                 *[f"clips/{i:02d}.mp4" for i in range(1, n + 1)]]:
         assert (job / rel).is_file(), rel
+    # the job's song is a clean FLAC re-encoding of the upload: the same samples
+    assert probe_audio(job / "audio.flac").format_name == "flac"
+    np.testing.assert_allclose(decode_mono(job / "audio.flac").samples,
+                               decode_mono(song_10s).samples, atol=1e-4)
     grid = json.loads((job / "beat_grid.json").read_text())
     assert {"tempo_bpm", "beats_s", "downbeats_s", "method", "confidence", "boundaries"} <= \
         grid.keys()

@@ -115,7 +115,7 @@ def test_ingest_without_wait_launches_a_background_run(home, inbox, tmp_path, ca
     finals = []
     while time.monotonic() < deadline:
         finals = list((home / "media" / "jobs").glob("bg-*/final.mp4"))
-        if finals and "video:" in log.read_text():
+        if finals and "\nvideo:" in log.read_text():  # the summary, not a stage's line
             break
         time.sleep(2)
     assert finals, log.read_text()[-3000:]
