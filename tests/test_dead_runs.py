@@ -141,6 +141,7 @@ def test_a_render_killed_in_its_clip_stage_is_failed_and_frees_the_pool_for_the_
             pytest.fail("the next render hung: the killed run's slot in the providers pool was "
                         "never freed")
         assert second.returncode == 0, output.decode(errors="replace")[-3000:]
+        assert f"run {killed.run_id} (job " in output.decode()  # the sweep before it said so
 
         dead = instance.get_run_by_id(killed.run_id)
         assert dead.status == DagsterRunStatus.FAILURE
