@@ -1,12 +1,14 @@
 """``videogen``: render, submit, ingest and demo, all through the same Dagster asset graph.
 
-Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the stage is named).
+Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the stage is named),
+130 / 143 a render stopped by SIGINT / SIGTERM (or ``videogen cancel``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -148,12 +150,70 @@ def render(args: argparse.Namespace) -> int:
         print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
               f"({request.mode}, {request.aspect}, transitions {request.transitions})",
               file=sys.stderr)
-    try:
-        summary = execute_job(job_id, verbose=args.verbose)
-    except JobBusy as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
+    from video_assets.providers.retry import stop_on_signals
+
+    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / `videogen cancel`: provider calls stop
+        try:
+            summary = execute_job(job_id, verbose=args.verbose)
+        except JobBusy as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+            summary = None
+    if stop.signum is not None:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+        _err(f"job {job_id}: stopped by {signal.Signals(stop.signum).name}; provider calls in "
+             "flight were cancelled (the ledger says cancelled); render again to resume")
+        if summary is not None and args.json:
+            print(json.dumps({**summary, "status": "cancelled"}, sort_keys=True))
+        return 128 + stop.signum
     return _report(summary, args.json)
+
+
+def cancel(args: argparse.Namespace) -> int:
+    """Stop a job's run in progress, wherever it runs, as SIGTERM would: a run whose worker is a
+    process on this host (its worker tags) is sent SIGTERM (its provider calls stop and cancel
+    their predictions, the ledger says cancelled); any other run is cancelled through Dagster's
+    run coordinator (a queued run never starts; a launched one is terminated by its launcher).
+    Waits up to ``--wait-s`` for the run to end."""
+    import os
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from video_assets.monitor import TAG_HOST, TAG_PID, process_alive, this_host
+
+    active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    instance = _instance()
+    runs = [r.dagster_run for r in instance.get_run_records(
+        RunsFilter(tags={"dagster/partition": args.job_id}, statuses=active))]
+    if not runs:
+        _err(f"cancel: job {args.job_id!r} has no run in progress; fix: check the job id "
+             "(`dagster run list`, the UI's Runs page); a finished job needs no cancel")
+        return EXIT_BAD_INPUT
+    for run in runs:
+        pid = int(run.tags[TAG_PID]) if run.tags.get(TAG_PID, "").isdigit() else None
+        created_s = instance.get_run_record_by_id(run.run_id).create_timestamp.timestamp()
+        if pid is not None and run.tags.get(TAG_HOST) == this_host() \
+                and process_alive(pid, created_s):
+            os.kill(pid, signal.SIGTERM)
+            how = f"sent SIGTERM to its worker (pid {pid})"
+        else:
+            instance.run_coordinator.cancel_run(run.run_id)
+            how = "asked Dagster's run coordinator to cancel it"
+        print(f"job {args.job_id}: run {run.run_id}: {how}")
+    deadline = time.monotonic() + args.wait_s
+    while time.monotonic() < deadline:
+        left = [r for r in runs if instance.get_run_by_id(r.run_id).status in active]
+        if not left:
+            print(f"job {args.job_id}: stopped")
+            return EXIT_OK
+        time.sleep(0.2)
+    _err(f"cancel: job {args.job_id}: {len(left)} run(s) still in progress after {args.wait_s:g} s "
+         f"({', '.join(r.run_id for r in left)}); fix: wait, or stop the worker where it runs "
+         "(Ctrl-C, kill -TERM)")
+    return EXIT_FAILED
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> int:
@@ -407,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long the link stays valid (default: VIDEO_ASSETS_URL_EXPIRY_S, "
                     "an hour; at most 7 days)")
     ln.set_defaults(func=link)
+    c = sub.add_parser("cancel", help="stop a job's run in progress (as Ctrl-C would): provider "
+                       "calls in flight are cancelled")
+    c.add_argument("job_id")
+    c.add_argument("--wait-s", type=float, default=30.0,
+                   help="how long to wait for the run to end (default 30)")
+    c.set_defaults(func=cancel)
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)

@@ -4,7 +4,9 @@ The clip covers the scene's segment on the timeline (including transition overla
 is asked for its allowed length closest to that, and composition trims or loops, never stretches.
 Paid calls reserve their price against the budget first; a real clip that still fails after its
 retries is replaced by the offline animatic for that scene (flagged), and a job left with fewer
-than 2 real clips fails.
+than 2 real clips fails. An interrupt (Ctrl-C, SIGTERM, ``videogen cancel``) stops every call in
+flight (``retry.cancel_calls``): their predictions are cancelled, their rows say ``cancelled``,
+and the workers are free within seconds, so the stage ends at once.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,7 @@ from video_assets.partitions import PROVIDERS_POOL, jobs_partitions
 from video_assets.providers.base import choose_duration, ledger_call
 from video_assets.providers.budget import Spend
 from video_assets.providers.offline import OfflineVideo
-from video_assets.providers.retry import ProviderError
+from video_assets.providers.retry import Cancelled, ProviderError, cancel_calls
 from video_assets.providers.select import lipsync as lipsync_provider
 from video_assets.providers.select import video_provider
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
@@ -123,7 +125,7 @@ def clips(
             spend.reserve(label, price)
             try:
                 return work()
-            except ProviderError:
+            except (ProviderError, Cancelled):
                 spend.release(price)
                 raise
 
@@ -198,7 +200,9 @@ def clips(
                 for done, fut in enumerate(futures, start=1):
                     try:
                         spec, hit = fut.result()
-                    except Exception:
+                    except BaseException as exc:
+                        if not isinstance(exc, Exception):  # an interrupt (Ctrl-C, SIGTERM):
+                            cancel_calls()  # the workers' calls stop and cancel their predictions
                         for other in futures:
                             other.cancel()
                         raise

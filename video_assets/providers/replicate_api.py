@@ -6,7 +6,8 @@
   client's error object does not carry headers). Other 4xx fail at once.
 - A prediction still running is polled (``GET /v1/predictions/{id}``; the client retries GETs)
   until ``succeeded``/``failed``/``canceled`` or the per-call deadline, when it is cancelled. A
-  prediction abandoned by an error or an interrupt is cancelled too.
+  prediction abandoned by an error, an interrupt or a cancelled run (``retry.cancel_calls``:
+  polling waits on it) is cancelled too.
 - Outputs are downloaded at once (Replicate deletes them after an hour), streamed to disk, bounded
   (``download``): https only; every host, the first and each redirect's (followed by hand, at
   most 5), is resolved and must be a public address (no private, loopback, link-local - cloud
@@ -44,6 +45,7 @@ from video_assets.providers.retry import (  # noqa: F401  (re-exported for calle
     ProviderKeyMissing,
     RetryPolicy,
     call_with_retries,
+    pause,
 )
 from video_assets.schemas import CallRecord
 
@@ -118,11 +120,12 @@ class ReplicateRunner:
             model=spec.name, input=inputs, wait=self.policy.wait_s)
         finished = False
         try:
+            pause(0.0)  # cancelled while it was being created: cancel it now
             while prediction.status not in TERMINAL:
                 if time.monotonic() - started > self.policy.deadline_s:
                     raise _PredictionFailed(f"prediction {prediction.id} still {prediction.status} "
                                             f"after {self.policy.deadline_s:g} s", retryable=False)
-                time.sleep(self.policy.poll_s)
+                pause(self.policy.poll_s)  # raises Cancelled when the run is stopped
                 prediction.reload()
             finished = True
         finally:
@@ -214,6 +217,7 @@ def _fetch(url: httpx.URL, handle, max_bytes: int, deadline_s: float, ends: floa
                     if size > max_bytes:
                         raise DownloadRefused(f"output file passed the cap of {max_bytes} bytes "
                                               "(download_max_bytes)")
+                    pause(0.0)  # raises Cancelled when the run is being stopped
                     if time.monotonic() > ends:
                         raise DownloadRefused(f"output download passed its deadline of "
                                               f"{deadline_s:g} s after {size} bytes",
