@@ -80,6 +80,7 @@ def assert_all_cancelled(fake: FakeReplicate, home: Path, job_id: str) -> None:
     assert all(r["cost_usd"] == 0 for r in clip_rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
 def test_a_signal_in_the_clip_stage_cancels_every_prediction_and_exits(
@@ -100,6 +101,7 @@ def test_a_signal_in_the_clip_stage_cancels_every_prediction_and_exits(
     assert "stopped by" in err and signal.Signals(signum).name in err
 
 
+@pytest.mark.slow
 def test_videogen_cancel_stops_the_jobs_run_like_sigterm(stuck: FakeReplicate, home: Path,
                                                          tmp_path: Path):
     job_id = f"cancel-cmd-{uuid.uuid4().hex[:6]}"

@@ -53,6 +53,7 @@ def plan(calls: list[CallRecord]) -> Script:
                         GRID, 7, None, new_row)
 
 
+@pytest.mark.slow
 def test_a_job_whose_plan_has_seven_colours_succeeds_after_one_paid_call(
         planner_fake: FakeOpenAI, home: Path, tmp_path: Path, capsys):
     planner_fake.palette = SEVEN

@@ -42,6 +42,7 @@ def assert_nowhere(canary: str, home: Path, printed: str, job_id: str | None) ->
             assert canary not in str(row["error"] or ""), row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["\n", "\r"])
 def test_a_replicate_token_with_a_trailing_newline_works_and_never_leaks(
         ending: str, home: Path, tmp_path: Path, capfd):
