@@ -35,7 +35,8 @@ def test_paid_stages_share_the_providers_pool():
 def test_render_job_runs_in_process():
     job = defs.resolve_job_def("render_job")
     assert job.executor_def.name == "in_process"
-    assert {s.name for s in defs.sensors} == {"inbox_sensor", "job_failure_sensor"}
+    assert {s.name for s in defs.sensors} == {"inbox_sensor", "job_failure_sensor",
+                                              "dead_run_sensor"}
 
 
 def test_final_video_checks_block_when_the_video_is_wrong():

@@ -266,8 +266,7 @@ def sweep_dead_runs(instance: DagsterInstance, warehouse=None,
         failures = [r.event_log_entry.dagster_event for r in instance.get_records_for_run(
             run.run_id, of_type=DagsterEventType.STEP_FAILURE).records]
         status, failed_stage, _ = run_failure(failures)
-        warehouse.upsert_job(job_id, status=status, failed_stage=failed_stage,
-                             cost_usd=warehouse.job_cost_usd(job_id))
+        warehouse.upsert_job(job_id, status=status, failed_stage=failed_stage)
     free_slots_of_finished_runs(instance, now_s)
     return dead
 
