@@ -69,6 +69,10 @@ def stopped_within(proc: subprocess.Popen, limit_s: float) -> tuple[int, str, fl
 
 
 def assert_all_cancelled(fake: FakeReplicate, home: Path, job_id: str) -> None:
+    """Every prediction was cancelled at the provider, every clip row says so, and the job's
+    Dagster run has ended (not left in progress)."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
     with fake.lock:
         states = {pid: p["status"] for pid, p in fake.predictions.items()}
     assert states and set(states.values()) == {"canceled"}, states
@@ -78,6 +82,8 @@ def assert_all_cancelled(fake: FakeReplicate, home: Path, job_id: str) -> None:
     assert len(clip_rows) == len(states), clip_rows
     assert {r["status"] for r in clip_rows} == {"cancelled"}, clip_rows
     assert all(r["cost_usd"] == 0 for r in clip_rows)
+    [run] = DagsterInstance.get().get_runs(RunsFilter(tags={"dagster/partition": job_id}))
+    assert run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), run.status
 
 
 @pytest.mark.slow
