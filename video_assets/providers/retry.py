@@ -86,8 +86,12 @@ def stop_on_signals() -> Iterator[SignalWatch]:
     """For a command running a job in this process (call it from the main thread): SIGINT and
     SIGTERM cancel every provider call at once and raise ``KeyboardInterrupt`` (Dagster's own
     handlers, while it executes, raise its interrupt instead); the watch says which signal came.
-    The C-level handler writes each signal's number to a wakeup socket, read by a thread here."""
+    The C-level handler writes each signal's number to a wakeup socket, read by a thread here.
+    Off the main thread (where signals cannot be handled) it watches nothing."""
     watch = SignalWatch()
+    if threading.current_thread() is not threading.main_thread():
+        yield watch
+        return
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     reader.setblocking(False)
