@@ -22,6 +22,7 @@ from video_assets.schemas import CallRecord
 
 TOKEN = f"r8_downloads_{uuid.uuid4().hex}"
 IMAGE = "black-forest-labs/flux-schnell"
+PRICE = registry().get(IMAGE, "image").cost_usd(1)
 
 
 @pytest.fixture()
@@ -36,9 +37,10 @@ def fake() -> Iterator[FakeReplicate]:
         server.stop()
 
 
-def predict(tmp_path: Path, **policy: object) -> list[CallRecord]:
-    """One image prediction into ``tmp_path/out/image.png``; the ledger rows of its attempts."""
-    calls: list[CallRecord] = []
+def predict(tmp_path: Path, calls: list[CallRecord] | None = None, **policy: object) -> list:
+    """One image prediction into ``tmp_path/out/image.png``; the ledger rows of its attempts
+    (appended to ``calls``)."""
+    calls = [] if calls is None else calls
     runner = ReplicateRunner(RetryPolicy(**{"backoff_base_s": 0.001, **policy}))
     new_row = row_factory(calls, job_id="unit", asset="storyboard", provider="replicate",
                           model=IMAGE)
@@ -46,6 +48,11 @@ def predict(tmp_path: Path, **policy: object) -> list[CallRecord]:
     out.mkdir(exist_ok=True)
     runner.run(registry().get(IMAGE, "image"), {"prompt": "a lake"}, 1, out / "image.png", new_row)
     return calls
+
+
+def downloads(fake: FakeReplicate) -> list[dict]:
+    with fake.lock:
+        return [r for r in fake.requests if r["path"].startswith("/files/")]
 
 
 def left_behind(tmp_path: Path) -> list[str]:
@@ -92,19 +99,26 @@ def test_an_endless_redirect_chain_is_refused(fake: FakeReplicate, tmp_path: Pat
 def test_an_output_over_the_byte_cap_is_refused_without_a_partial_file(
         fake: FakeReplicate, tmp_path: Path, hide_length: bool):
     fake.file_bytes, fake.file_hide_length = 3 * 2**20, hide_length
+    calls: list[CallRecord] = []
     with pytest.raises(ProviderError, match=r"cap of 1048576 bytes"):
-        predict(tmp_path, max_attempts=3, download_max_bytes=2**20)
+        predict(tmp_path, calls, max_attempts=3, download_max_bytes=2**20)
     assert len(fake.succeeded("image")) == 1  # a bigger file is not a transient problem
+    assert len(downloads(fake)) == 1
+    # the prediction was made, so it was paid: the ledger says so
+    assert [(c.status, c.cost_usd) for c in calls] == [("error", PRICE)]
     assert left_behind(tmp_path) == []
 
 
 def test_a_trickling_output_fails_at_the_whole_download_deadline(fake: FakeReplicate,
                                                                  tmp_path: Path):
     fake.file_bytes, fake.file_trickle_s = 40, 0.2  # 8 s in all, each byte well inside any read
-    t0 = time.monotonic()                           # timeout
-    with pytest.raises(ProviderError, match="deadline of 1 s"):
-        predict(tmp_path, max_attempts=2, download_deadline_s=1.0)
+    calls: list[CallRecord] = []                    # timeout
+    t0 = time.monotonic()
+    with pytest.raises(ProviderError, match="deadline of 1 s.*3 tries"):
+        predict(tmp_path, calls, max_attempts=2, download_deadline_s=1.0)
     elapsed_s = time.monotonic() - t0
-    assert elapsed_s < 5, elapsed_s  # two attempts, each stopped at its 1 s deadline
-    assert len(fake.succeeded("image")) == 2  # a slow transfer is retried
+    assert elapsed_s < 6, elapsed_s  # three downloads, each stopped at its 1 s deadline
+    # the download is tried again, the (paid) prediction is not made again
+    assert len(fake.succeeded("image")) == 1 and len(downloads(fake)) == 3
+    assert [(c.status, c.cost_usd) for c in calls] == [("error", PRICE)]
     assert left_behind(tmp_path) == []

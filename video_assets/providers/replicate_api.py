@@ -14,10 +14,12 @@
   metadata at 169.254.169.254 among them - multicast or reserved ones), and the connection goes
   to the address that was checked; at most ``RetryPolicy.download_max_bytes`` (500 MB) per file
   and one deadline for the whole download (``download_deadline_s``, 300 s). A refused address or
-  an oversized file fails the attempt for good; a slow or broken transfer is retried. Nothing
-  partial is left behind. ``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1`` also allows plain http to, and
+  an oversized file fails the call for good; a slow or broken transfer is downloaded again (3
+  tries), never predicted again. Nothing partial is left behind.
+- Every attempt is one ledger row (``new_row``): an attempt costs units x price once its
+  prediction succeeded with an output (whether or not the output could then be fetched: the
+  provider was paid), else 0. ``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1`` also allows plain http to, and
   only to, loopback addresses: for the loopback test servers, never in production.
-- Every attempt is one ledger row (``new_row``): failures cost 0, a success costs units x price.
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ class ReplicateRunner:
 
         def attempt(row: CallRecord, started: float) -> None:
             row.units, row.unit, row.unit_price_usd = units, spec.unit, spec.unit_price_usd
-            self._attempt(spec, inputs, out_path, started)
-            row.cost_usd = spec.cost_usd(units)
+            prediction_id, url = self._predict(spec, inputs, started)
+            row.cost_usd = spec.cost_usd(units)  # the work is done, so it is paid, fetched or not
+            self._fetch_output(prediction_id, url, out_path)
 
         with self.slots:
             call_with_retries(spec.name, self.policy, new_row, attempt, self._classify, self.token)
@@ -114,8 +117,9 @@ class ReplicateRunner:
             return Failure(str(exc), exc.retryable)
         return None
 
-    def _attempt(self, spec: ModelSpec, inputs: dict[str, Any], out_path: Path,
-                 started: float) -> None:
+    def _predict(self, spec: ModelSpec, inputs: dict[str, Any],
+                 started: float) -> tuple[str, str]:
+        """One prediction, polled to its end; ``(its id, its output's URL)`` once it succeeded."""
         prediction = self.client.models.predictions.create(
             model=spec.name, input=inputs, wait=self.policy.wait_s)
         finished = False
@@ -139,14 +143,27 @@ class ReplicateRunner:
         if url is None:
             raise _PredictionFailed(f"prediction {prediction.id} succeeded without a file URL in "
                                     f"its output ({str(prediction.output)[:100]!r})", retryable=True)
-        try:
-            download(url, out_path, self.policy.download_max_bytes,
-                     self.policy.download_deadline_s)
-        except DownloadRefused as exc:
-            raise _PredictionFailed(f"prediction {prediction.id}: {exc}", exc.retryable) from None
+        return prediction.id, url
+
+    def _fetch_output(self, prediction_id: str, url: str, out_path: Path) -> None:
+        """Download a finished prediction's output; a slow or broken transfer is tried again
+        (``DOWNLOAD_TRIES`` in all, the same URL: a new prediction would be paid again), and a
+        download that still fails fails the call for good."""
+        for number in range(1, DOWNLOAD_TRIES + 1):
+            try:
+                download(url, out_path, self.policy.download_max_bytes,
+                         self.policy.download_deadline_s)
+                return
+            except DownloadRefused as exc:
+                if not exc.retryable or number == DOWNLOAD_TRIES:
+                    tries = f" ({number} tries)" if number > 1 else ""
+                    raise _PredictionFailed(f"prediction {prediction_id}: {exc}{tries}",
+                                            retryable=False) from None
+            pause(self.policy.backoff_s(number, None))
 
 
 ALLOW_LOOPBACK_ENV = "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP"
+DOWNLOAD_TRIES = 3
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 

@@ -2,7 +2,8 @@
 
 429, 5xx and transport timeouts are retried with exponential backoff and "equal jitter",
 honouring ``Retry-After``; other errors fail at once. All attempts of one call share a deadline.
-A failed attempt costs 0; the attempt that succeeds is charged by the caller (units x price).
+An attempt is charged by the caller (units x price) once the provider did the work; a failed
+attempt keeps that charge (0 when the provider did nothing billable).
 Every error text goes through ``keys.redact`` before it reaches a row or an exception; an
 exception that is not a provider failure but quotes a key is replaced by a redacted
 ``ProviderError``.
@@ -188,7 +189,7 @@ def call_with_retries(
             raise
         except Exception as exc:
             failure = classify(exc)
-            row.status, row.cost_usd = "error", 0.0
+            row.status = "error"  # its cost stays what the attempt charged (0 unless it was paid)
             row.latency_s = round(time.perf_counter() - t0, 4)
             if failure is None:
                 text = f"{type(exc).__name__}: {exc}"
@@ -222,6 +223,6 @@ def call_with_retries(
 
 
 def _cancelled(row: CallRecord, t0: float, why: str, finish: Callable[[CallRecord], None]) -> None:
-    row.status, row.cost_usd, row.error = "cancelled", 0.0, why[:500]
+    row.status, row.error = "cancelled", why[:500]  # the cost: what the attempt charged
     row.latency_s = round(time.perf_counter() - t0, 4)
     finish(row)
