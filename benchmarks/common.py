@@ -33,13 +33,15 @@ def log(message: str) -> None:
 class TreeRssPoller:
     """Polls the summed resident set size of a process tree every ``interval_s`` and keeps the
     peak: the process ``pid`` itself (``include_root``) and its children (all descendants with
-    ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core."""
+    ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core.
+    ``samples``: (time.time(), summed bytes, the root's own bytes) of every poll."""
 
     def __init__(self, pid: int | None = None, include_root: bool = False,
                  recursive: bool = False, interval_s: float = 0.1) -> None:
         self.pid, self.include_root, self.recursive = pid, include_root, recursive
         self.interval_s = interval_s
         self.peak_bytes = 0
+        self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -51,14 +53,16 @@ class TreeRssPoller:
         except psutil.Error:  # already gone
             return
         while not self._stop.is_set():
-            total = 0
+            total = own = 0
             with contextlib.suppress(psutil.Error):  # the root may have just exited
                 procs = root.children(recursive=self.recursive)
-                total += root.memory_info().rss if self.include_root else 0
+                own = root.memory_info().rss
+                total += own if self.include_root else 0
                 for proc in procs:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
                         total += proc.memory_info().rss
             self.peak_bytes = max(self.peak_bytes, total)
+            self.samples.append((time.time(), total, own))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> TreeRssPoller:
@@ -79,6 +83,7 @@ class ChildRun:
     stdout: str
     stderr: str
     tree_peak_rss_mb: float | None = None  # with poll_tree: the peak of the tree's summed RSS
+    tree_samples: list[tuple[float, int, int]] | None = None  # with poll_tree: TreeRssPoller's
 
 
 def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
@@ -97,7 +102,8 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
     proc.returncode = os.waitstatus_to_exitcode(status)
     run = ChildRun(wall_s, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
                    proc.returncode, out, err,
-                   poller.peak_bytes / 2**20 if poller is not None else None)
+                   poller.peak_bytes / 2**20 if poller is not None else None,
+                   poller.samples if poller is not None else None)
     if check and run.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {run.returncode}:\n"
                            f"{err[-2000:]}")

@@ -60,6 +60,11 @@ def render(song: Path, prompt: str, env: dict[str, str]) -> tuple[float, dict]:
 
 def stage_seconds(home: Path, run_id: str) -> dict[str, float]:
     """Each step's wall time from the run's event log (STEP_START to STEP_SUCCESS)."""
+    return {k: round(b - a, 2) for k, (a, b) in stage_spans(home, run_id).items()}
+
+
+def stage_spans(home: Path, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step's start and end (``time.time()`` seconds) from the run's event log."""
     code = (
         "import json,sys\n"
         "from dagster import DagsterInstance, DagsterEventType as T\n"
@@ -69,11 +74,23 @@ def stage_seconds(home: Path, run_id: str) -> dict[str, float]:
         "    e = r.dagster_event\n"
         "    if e is None: continue\n"
         "    if e.event_type == T.STEP_START: start[e.step_key] = r.timestamp\n"
-        "    if e.event_type == T.STEP_SUCCESS: out[e.step_key] = round(r.timestamp - start[e.step_key], 2)\n"
+        "    if e.event_type == T.STEP_SUCCESS: out[e.step_key] = (start[e.step_key], r.timestamp)\n"
         "print(json.dumps(out))\n")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     run = run_child([PYTHON, "-c", code, run_id], env=env)
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return {k: tuple(v) for k, v in json.loads(run.stdout.strip().splitlines()[-1]).items()}
+
+
+def peak_by_stage(samples: list[tuple[float, int, int]],
+                  spans: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """The peak summed RSS and the render process's own peak (MB) within each stage."""
+    out = {}
+    for step, (a, b) in spans.items():
+        inside = [(total, own) for t, total, own in samples if a <= t <= b]
+        if inside:
+            out[step] = {"summed_mb": round(max(x for x, _ in inside) / 2**20, 1),
+                         "render_process_mb": round(max(y for _, y in inside) / 2**20, 1)}
+    return out
 
 
 def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
@@ -188,6 +205,17 @@ def beat_analysis(work: Path, song_s: float) -> Result:
     return result
 
 
+def flac_song(path: Path, duration_s: float) -> Path:
+    """A synthesized song as FLAC: 10 minutes of WAV (106 MB) is over the 100 MB upload limit."""
+    from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+    wav = make_song(path.with_suffix(".wav"), duration_s)
+    run_ffmpeg(["-y", "-i", str(wav), "-c:a", "flac", str(path)], what=f"encoding {path.name}",
+               media_s=duration_s, outputs=[path])
+    wav.unlink()
+    return path
+
+
 def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
     """Peak memory of offline renders of songs of each length in ``songs_s``: the peak of the
     resident set sizes summed over the render process and every process under it (ffmpeg),
@@ -197,9 +225,9 @@ def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = bench_env(home, folder / "numba_cache")
-    peak_mb, own_mb, wall_s, stages = {}, {}, {}, {}
+    peak_mb, own_mb, wall_s, stages, by_stage = {}, {}, {}, {}, {}
     for k, song_s in enumerate(sorted(songs_s)):
-        song = make_song(folder / f"song_{song_s:g}s.wav", song_s)
+        song = flac_song(folder / f"song_{song_s:g}s.flac", song_s)
         log(f"memory: rendering a {song_s / 60:g}-minute song, polling the RSS of every process")
         run = run_child([VIDEOGEN, "render", "--audio", str(song), "--prompt",
                          f"{PROMPTS[k % len(PROMPTS)]} (memory {song_s:g} s)", "--json"],
@@ -209,9 +237,12 @@ def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
             raise RuntimeError(f"render of {song_s:g} s ended {summary['status']}: {summary}")
         peak_mb[song_s], own_mb[song_s], wall_s[song_s] = (run.tree_peak_rss_mb, run.peak_rss_mb,
                                                            run.wall_s)
-        stages[song_s] = stage_seconds(home, summary["run_id"])
+        spans = stage_spans(home, summary["run_id"])
+        stages[song_s] = {k: round(b - a, 2) for k, (a, b) in spans.items()}
+        by_stage[song_s] = peak_by_stage(run.tree_samples or [], spans)
         log(f"memory: {song_s:g} s song: peak {peak_mb[song_s]:.0f} MB summed over processes "
-            f"(render process alone {own_mb[song_s]:.0f} MB), {run.wall_s:.0f} s")
+            f"(render process alone {own_mb[song_s]:.0f} MB), {run.wall_s:.0f} s; by stage "
+            f"{by_stage[song_s]}")
     short, long = min(songs_s), max(songs_s)
     growth = peak_mb[long] - peak_mb[short]
     result = Result("render_memory", figures={
@@ -222,6 +253,7 @@ def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
         "growth_mb_per_minute": round(growth / ((long - short) / 60), 2),
         "render_s": {f"{s:g}": round(v, 1) for s, v in wall_s.items()},
         "stage_s": {f"{s:g}": v for s, v in stages.items()},
+        "peak_rss_by_stage_mb": {f"{s:g}": v for s, v in by_stage.items()},
     }, method=(
         "`videogen render --audio song.wav --prompt ... --json` (offline providers, a fresh "
         "process, a new job) of synthesized 120 BPM songs; peak of the RSS summed over the "
