@@ -191,19 +191,12 @@ def test_local_audio_must_stay_inside_the_request_folder(home, inbox, tmp_path):
     assert not (home / "media" / "staged").exists()
 
 
-def test_the_same_request_with_two_songs_is_two_jobs(home, inbox):
-    for folder, bpm in (("a", 100), ("b", 130)):
+@pytest.mark.parametrize("tempos_bpm", [(100, 130), (120, 120)], ids=["two-songs", "one-song"])
+def test_the_same_request_in_two_folders_is_two_jobs(home, inbox, tempos_bpm):
+    """Two songs, or one song in two folders: the job id hashes the song and the inbox path."""
+    for folder, bpm in zip("ab", tempos_bpm, strict=True):
         (inbox / folder).mkdir()
         make_song(inbox / folder / "song.wav", 3.0, tempo_bpm=bpm)
-        (inbox / folder / "req.yaml").write_text("prompt: a red kite\naudio: song.wav\n")
-    tick = scan()
-    assert len({job_id for job_id, _, _ in tick.admitted}) == 2
-
-
-def test_the_same_request_and_song_in_two_folders_is_two_jobs(home, inbox):
-    for folder in ("a", "b"):
-        (inbox / folder).mkdir()
-        make_song(inbox / folder / "song.wav", 3.0)
         (inbox / folder / "req.yaml").write_text("prompt: a red kite\naudio: song.wav\n")
     tick = scan()
     assert len({job_id for job_id, _, _ in tick.admitted}) == 2
