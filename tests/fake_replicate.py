@@ -1,7 +1,8 @@
 """A loopback server that speaks Replicate's predictions API, for tests through the official client.
 
-- ``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait`` answers with the finished
-  prediction; ``slow_models`` answer ``starting`` and finish after two polls)
+- ``POST /v1/models/{owner}/{name}/predictions`` (``Prefer: wait=N`` answers with the finished
+  prediction, or after N seconds (60 for a bare ``wait``) with the prediction as it is then, as
+  Replicate does; ``slow_models`` answer ``starting`` and finish after two polls)
 - ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel`` (``stuck_models`` never finish)
 - ``GET /files/{id}.png|.mp4``: the outputs (an image drawn from the prompt's hash; a clip made with
   ffmpeg from the input image, at the model's own size and 24 fps, so normalisation is exercised)
@@ -123,7 +124,7 @@ class FakeReplicate:
                     if p is None:
                         return self._send(404, {"detail": "prediction not found", "status": 404})
                     if p["status"] in ("starting", "processing") \
-                            and p["model"] not in fake.stuck_models:
+                            and p["model"] not in fake.stuck_models and not p.get("_finishing"):
                         p["_polls"] += 1
                         if p["_polls"] >= 2:
                             fake.finish(p)
@@ -170,9 +171,12 @@ class FakeReplicate:
                 with fake.lock:
                     fake.predictions[pid] = p
                     fake.created.append((model, pid))
-                waits = "wait" in (self.headers.get("Prefer") or "")
-                if model not in fake.slow_models | fake.stuck_models and waits:
-                    fake.finish(p)
+                prefer = re.fullmatch(r"wait(?:=(\d+))?", (self.headers.get("Prefer") or "").strip())
+                if model not in fake.slow_models | fake.stuck_models and prefer:
+                    p["_finishing"] = True  # polls leave it to this thread
+                    worker = threading.Thread(target=fake.finish_safely, args=(p,), daemon=True)
+                    worker.start()
+                    worker.join(float(prefer.group(1) or 60))
                 with fake.lock:
                     body = fake.public(p)
                 self._send(201, body)
@@ -195,6 +199,12 @@ class FakeReplicate:
     @staticmethod
     def public(p: dict) -> dict:
         return {k: v for k, v in p.items() if not k.startswith("_")}
+
+    def finish_safely(self, p: dict) -> None:
+        try:
+            self.finish(p)
+        except Exception as exc:  # a broken fake output is a failed prediction, not a hang
+            p.update(status="failed", error=f"fake server: {exc}"[:300])
 
     def finish(self, p: dict) -> None:
         model = p["model"]
