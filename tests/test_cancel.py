@@ -36,12 +36,12 @@ def stuck() -> Iterator[FakeReplicate]:
         server.stop()
 
 
-def start_render(tmp_path: Path, job_id: str) -> subprocess.Popen:
+def start_render(tmp_path: Path, job_id: str, *extra: str) -> subprocess.Popen:
     song = make_song(tmp_path / f"{job_id}.wav", 12.5, tempo_bpm=120.0)
     return subprocess.Popen(
         [VIDEOGEN, "render", "--audio", str(song), "--prompt", "lanterns over a dark lake",
          "--aspect", "1:1", "--images", "offline", "--video", f"replicate:{VIDEO}",
-         "--job-id", job_id, "--json"],
+         "--job-id", job_id, "--json", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -105,6 +105,24 @@ def test_a_signal_in_the_clip_stage_cancels_every_prediction_and_exits(
     assert len(started) >= 2
     assert_all_cancelled(stuck, home, job_id)
     assert "stopped by" in err and signal.Signals(signum).name in err
+
+
+@pytest.mark.slow
+def test_sigint_stops_a_continuation_render_waiting_on_its_one_clip(
+        stuck: FakeReplicate, home: Path, tmp_path: Path):
+    """Clips one after another: the interrupt lands in the stage's own thread, mid-poll."""
+    job_id = f"cancel-chain-{uuid.uuid4().hex[:6]}"
+    proc = start_render(tmp_path, job_id, "--continuation")
+    try:
+        in_flight(stuck, proc, n=1)
+        proc.send_signal(signal.SIGINT)
+        returncode, err, _ = stopped_within(proc, 10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert returncode == 130, err[-3000:]
+    assert len(stuck.created) == 1
+    assert_all_cancelled(stuck, home, job_id)
 
 
 @pytest.mark.slow
