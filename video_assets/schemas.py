@@ -299,7 +299,7 @@ class CallRecord(BaseModel):
     latency_s: float = 0.0
     cache_hit: bool = False
     attempt: int = 1
-    status: Literal["ok", "error"] = "ok"
+    status: Literal["ok", "error", "cancelled"] = "ok"
     error: str | None = None
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

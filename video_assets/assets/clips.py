@@ -31,7 +31,7 @@ from video_assets.partitions import PROVIDERS_POOL, jobs_partitions
 from video_assets.providers.base import choose_duration, ledger_call
 from video_assets.providers.budget import Spend
 from video_assets.providers.offline import OfflineVideo
-from video_assets.providers.retry import Cancelled, ProviderError, cancel_calls
+from video_assets.providers.retry import ProviderError, cancel_calls
 from video_assets.providers.select import lipsync as lipsync_provider
 from video_assets.providers.select import video_provider
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
@@ -121,13 +121,10 @@ def clips(
         audio = keep.enter_context(media.local_path(stored.audio_key)) if lipsync else None
         scratch = keep.enter_context(media.scratch_dir())
 
-        def paid_call(label: str, price: float, work):
-            spend.reserve(label, price)
-            try:
-                return work()
-            except (ProviderError, Cancelled):
-                spend.release(price)
-                raise
+        def paid_call(label: str, price: float, work, scene_index: int):
+            """``work`` with its price reserved; a failure gives back what it did not charge."""
+            return spend.pay(label, price, work, lambda: sum(
+                r.cost_usd for r in list(calls) if r.scene_index == scene_index))
 
         def one(scene_index: int, start_image: Path | None = None) -> tuple[ClipSpec, bool]:
             scene, seg = plan.scenes[scene_index], segments[scene_index]
@@ -146,7 +143,7 @@ def clips(
                     key, hit = paid_call(
                         f"clip {scene.index + 1}: {clip_s:g} s ({provider.model})", price,
                         lambda: make_clip(provider, media, image, image_sha, scene, clip_s, beats,
-                                          size, calls, base))
+                                          size, calls, base), scene.index)
                 except ProviderError as exc:  # retries exhausted: the animatic stands in
                     context.log.warning(f"clip {scene.index + 1}: {exc}; using the offline "
                                         "animatic for this scene")
@@ -163,7 +160,7 @@ def clips(
                     key, lip_hit = paid_call(
                         f"lip-sync {scene.index + 1}: {clip_s:g} s ({lipsync.model})", price,
                         lambda: sync_lips(lipsync, media, key, audio, stored.audio_sha256,
-                                          offset_s, clip_s, size, calls, base))
+                                          offset_s, clip_s, size, calls, base), scene.index)
                     synced, hit = True, hit and lip_hit
                 except ProviderError as exc:  # the clip stays, without lip-sync
                     context.log.warning(f"clip {scene.index + 1}: lip-sync failed ({exc}); "

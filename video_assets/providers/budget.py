@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class BudgetExceeded(RuntimeError):
@@ -38,3 +42,16 @@ class Spend:
     def release(self, usd: float) -> None:
         with self.lock:
             self.spent_usd -= usd
+
+    def pay(self, label: str, price_usd: float, work: Callable[[], T],
+            charged_usd: Callable[[], float]) -> T:
+        """Reserve ``price_usd``, then run ``work``. If it fails, give back only what it did not
+        charge (``charged_usd()``: the caller's ledger total, read before and after): a
+        prediction that succeeded is paid even when its output could not be fetched."""
+        self.reserve(label, price_usd)
+        before_usd = charged_usd()
+        try:
+            return work()
+        except Exception:
+            self.release(max(0.0, price_usd - (charged_usd() - before_usd)))
+            raise
