@@ -28,18 +28,26 @@ def frame(y: np.ndarray, frame_length: int, hop: int) -> np.ndarray:
                                            writeable=False)
 
 
-def stft_power(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512) -> np.ndarray:
+BLOCK_VALUES = 1 << 21  # elements per block of a blocked computation: ~8 MB of float32
+
+
+def stft_power(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512,
+               basis: np.ndarray | None = None) -> np.ndarray:
     """``|STFT|**2``, shape ``(1 + n_fft // 2, 1 + len(y) // hop)``: librosa's ``stft`` (periodic
-    Hann window, frames centred, the signal padded with ``n_fft // 2`` zeros each side)."""
+    Hann window, frames centred, the signal padded with ``n_fft // 2`` zeros each side).
+    With ``basis`` (e.g. ``mel_basis``), ``basis @ |STFT|**2`` is returned instead, computed a
+    block of frames at a time, so the full power spectrogram is never held."""
     y = np.ascontiguousarray(y, dtype=np.float32)
     padded = np.pad(y, n_fft // 2, mode="constant")
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     frames = frame(padded, n_fft, hop)
-    power = np.empty((1 + n_fft // 2, len(frames)), np.float32)
-    block = max(1, (1 << 21) // n_fft)  # frames per FFT call: ~8 MB of windowed samples at once
+    rows = 1 + n_fft // 2 if basis is None else basis.shape[0]
+    power = np.empty((rows, len(frames)), np.float32)
+    block = max(1, BLOCK_VALUES // n_fft)  # frames per FFT call: ~8 MB of windowed samples
     for start in range(0, len(frames), block):
         spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
-        power[:, start : start + block] = (spectrum.real ** 2 + spectrum.imag ** 2).T
+        part = (spectrum.real ** 2 + spectrum.imag ** 2).T
+        power[:, start : start + block] = part if basis is None else basis @ part
     return power
 
 
@@ -86,12 +94,21 @@ def onset_strength(y: np.ndarray, sr: int, hop: int = 512, n_fft: int = N_FFT,
     the mean over 128 mel bands of the rise in dB from the previous frame, shifted by
     ``1 + n_fft // (2 hop)`` frames so that a value sits on the frame where its rise is).
     ``power``: ``stft_power(y, n_fft, hop)`` if the caller already has it."""
-    if power is None:
-        power = stft_power(y, n_fft, hop)
-    mel_db = power_to_db(mel_basis(sr, n_fft) @ power)
-    env = np.maximum(0.0, mel_db[:, 1:] - mel_db[:, :-1]).mean(axis=0)
+    basis = mel_basis(sr, n_fft)
+    mel = stft_power(y, n_fft, hop, basis=basis) if power is None else basis @ power
+    np.maximum(mel, 1e-10, out=mel)  # power_to_db in place (the same values): a song-long array
+    np.log10(mel, out=mel)
+    mel *= 10.0
+    np.maximum(mel, mel.max() - 80.0, out=mel)
+    n = mel.shape[1]
+    env = np.empty(max(0, n - 1), np.float32)
+    block = max(1, BLOCK_VALUES // mel.shape[0])
+    for start in range(0, n - 1, block):  # the flux a block of frames at a time
+        stop = min(n - 1, start + block)
+        env[start:stop] = np.maximum(0.0, mel[:, start + 1 : stop + 1] - mel[:, start:stop]).mean(
+            axis=0)
     env = np.pad(env, (1 + n_fft // (2 * hop), 0), mode="constant")
-    return env[: mel_db.shape[1]]
+    return env[:n]
 
 
 def normalize_max(x: np.ndarray, axis: int) -> np.ndarray:
@@ -134,7 +151,11 @@ def rms(y: np.ndarray, hop: int = 512, frame_length: int = N_FFT) -> np.ndarray:
     """Root-mean-square level per centred frame (librosa's ``feature.rms(y=y)[0]``)."""
     padded = np.pad(np.asarray(y, dtype=np.float32), frame_length // 2, mode="constant")
     frames = frame(padded, frame_length, hop)
-    return np.sqrt(np.mean(frames.astype(np.float32) ** 2, axis=-1))
+    out = np.empty(len(frames), np.float32)
+    block = max(1, BLOCK_VALUES // frame_length)  # frames are views: square a block at a time
+    for start in range(0, len(frames), block):
+        out[start : start + block] = np.mean(frames[start : start + block] ** 2, axis=-1)
+    return np.sqrt(out)
 
 
 def tempo(onset_env: np.ndarray, sr: int, hop: int = 512, start_bpm: float = 120.0,
@@ -146,11 +167,15 @@ def tempo(onset_env: np.ndarray, sr: int, hop: int = 512, start_bpm: float = 120
     n = len(onset_env)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
     padded = np.pad(onset_env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
-    frames = frame(np.ascontiguousarray(padded), win, 1)[:n] * window  # (n, win)
+    frames = frame(np.ascontiguousarray(padded), win, 1)[:n]  # (n, win), a view
     n_pad = 1 << (2 * win - 2).bit_length()  # >= 2 win - 1: linear, not circular, correlation
-    spectrum = np.fft.rfft(frames, n=n_pad, axis=-1)
-    ac = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_pad, axis=-1)[:, :win]
-    tg = normalize_max(ac, axis=-1).mean(axis=0)
+    total = np.zeros(win)
+    block = max(1, BLOCK_VALUES // (4 * n_pad))  # the autocorrelations a block of frames at a time
+    for start in range(0, n, block):
+        spectrum = np.fft.rfft(frames[start : start + block] * window, n=n_pad, axis=-1)
+        ac = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_pad, axis=-1)[:, :win]
+        total += normalize_max(ac, axis=-1).sum(axis=0)
+    tg = total / max(1, n)
     bpms = np.full(win, np.inf)
     bpms[1:] = 60.0 * sr / (hop * np.arange(1.0, win))
     with np.errstate(divide="ignore"):
