@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from video_assets.media.ffmpeg_bin import ffmpeg_exe
+from video_assets.media.ffmpeg_bin import FfmpegError, FfmpegTimeout, ffmpeg_output, run_ffmpeg
 
 ANALYSIS_SR = 22050
 
@@ -87,11 +88,6 @@ def short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def ffmpeg_timeout_s(media_s: float) -> float:
-    """How long an ffmpeg job over ``media_s`` seconds of audio may take before it is killed."""
-    return 60.0 + 2.0 * max(0.0, media_s)
-
-
 def _input_args(path: str | Path, max_s: float | None) -> list[str]:
     """ffmpeg input options: audio demuxers and plain files only, at most ``max_s`` seconds."""
     bound = ["-t", f"{max_s:.3f}"] if max_s is not None else []
@@ -103,26 +99,29 @@ def transcode_clean(src: str | Path, dst: str | Path, max_s: float) -> None:
     """Re-encode the first audio stream of ``src`` into a new FLAC file ``dst`` (the source's
     rate and channels, at most ``max_s`` seconds; no other streams, metadata or pictures), within
     a timeout proportional to ``max_s``. The job works on this copy, never the upload itself."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *_input_args(src, max_s),
-           "-map", "0:a:0", "-map_metadata", "-1", "-vn", "-sn", "-dn", "-c:a", "flac",
-           "-f", "flac", "-y", str(dst)]
-    _run(cmd, src, max_s)
+    args = ["-v", "error", *_input_args(src, max_s), "-map", "0:a:0", "-map_metadata", "-1",
+            "-vn", "-sn", "-dn", "-c:a", "flac", "-f", "flac", "-y", str(dst)]
+    with _as_audio_error(src):
+        run_ffmpeg(args, what=f"re-encoding {short(Path(src).name)}", media_s=max_s,
+                   outputs=[dst])
 
 
-def _run(cmd: list[str], path: str | Path, max_s: float) -> bytes:
+@contextlib.contextmanager
+def _as_audio_error(path: str | Path) -> Iterator[None]:
+    """ffmpeg's failure (or deadline, ``ffmpeg_bin.ffmpeg_timeout_s``) on a song, as an
+    ``AudioError`` naming the file, the reason in one line and the fix."""
     name = short(Path(path).name)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=ffmpeg_timeout_s(max_s))
-    except subprocess.TimeoutExpired:
-        raise AudioError(f'audio "{name}": decoding took longer than '
-                         f"{ffmpeg_timeout_s(max_s):.0f} s; {FORMAT_FIX}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = short(detail[-1] if detail else f"ffmpeg exit {proc.returncode}", 160)
+        yield
+    except FfmpegTimeout as exc:
+        raise AudioError(f'audio "{name}": decoding did not finish in time ({short(str(exc), 160)}); '
+                         f"{FORMAT_FIX}") from None
+    except FfmpegError as exc:
+        lines = str(exc).strip().splitlines()
+        reason = short(lines[-1] if lines else "ffmpeg failed", 160)
         if "matches no streams" in reason or "Stream map" in reason:
             reason = "the file has no audio stream"
-        raise AudioError(f'audio "{name}": cannot decode ({reason}); {FORMAT_FIX}')
-    return proc.stdout
+        raise AudioError(f'audio "{name}": cannot decode ({reason}); {FORMAT_FIX}') from None
 
 
 def decode_mono(path: str | Path, sample_rate: int = ANALYSIS_SR,
@@ -136,11 +135,10 @@ def decode_mono(path: str | Path, sample_rate: int = ANALYSIS_SR,
     from video_assets.schemas import MAX_AUDIO_S
 
     max_s = MAX_AUDIO_S + 1.0 if max_s is None else max_s
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *_input_args(path, max_s),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
-    ]  # fmt: skip
-    stdout = _run(cmd, path, max_s)
+    args = ["-v", "error", *_input_args(path, max_s), "-map", "0:a:0", "-ac", "1",
+            "-ar", str(sample_rate), "-f", "f32le", "-"]
+    with _as_audio_error(path):
+        stdout = ffmpeg_output(args, what=f"decoding {short(Path(path).name)}", media_s=max_s)
     samples = np.frombuffer(stdout, dtype="<f4").copy()
     name = short(Path(path).name)
     if samples.size == 0:
