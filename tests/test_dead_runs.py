@@ -295,6 +295,32 @@ def test_the_sensor_fails_a_daemon_launched_run_whose_worker_is_gone(own_home: P
     assert not instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
 
 
+def test_the_sensor_leaves_a_live_daemon_launched_worker_alone(own_home: Path):
+    """A launched worker starts after its run was created (queued, then started): it is judged
+    by when it logged its pid, not by the run's creation."""
+    import json
+    import subprocess
+
+    from dagster import DagsterRunStatus
+    from dagster._core.events import EngineEventData
+    from dagster._core.storage.tags import GRPC_INFO_TAG
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    run = started_run(instance, "a-job", {GRPC_INFO_TAG: json.dumps({"host": "localhost",
+                                                                     "port": 4266})})
+    time.sleep(2.5)  # the run waited in the queue
+    worker = subprocess.Popen(["sleep", "60"])
+    try:
+        instance.report_engine_event(f"Started process for run (pid: {worker.pid}).", run,
+                                     EngineEventData.in_process(worker.pid))
+        evaluate_sensor(own_home, instance)
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 def test_the_sweep_frees_slots_still_held_by_finished_runs(own_home: Path):
     from dagster import DagsterRunStatus
 

@@ -43,9 +43,9 @@ from dagster import (
     RunsFilter,
     SensorEvaluationContext,
     SkipReason,
+    raise_execution_interrupts,
     sensor,
 )
-from dagster._core.errors import raise_execution_interrupts
 from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
@@ -89,9 +89,9 @@ def _proc_stat(pid: int) -> tuple[str, float] | None:
     return fields[0], boot_s + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def process_alive(pid: int, run_created_s: float) -> bool:
-    """Whether process ``pid`` on this host still exists and is the one that made the run: not a
-    zombie, and started before the run was created (else its pid was reused)."""
+def process_alive(pid: int, known_since_s: float) -> bool:
+    """Whether process ``pid`` on this host still exists and is the one the run recorded: not a
+    zombie, and started before the pid was recorded (else its pid was reused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,7 +102,7 @@ def process_alive(pid: int, run_created_s: float) -> bool:
     if stat is None:
         return True
     state, started_s = stat
-    return state not in ("Z", "X") and started_s <= run_created_s + 1.0
+    return state not in ("Z", "X") and started_s <= known_since_s + 1.0
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,13 @@ class Worker:
     host: str
     pid: int | None
     heartbeat_s: float | None  # None: the worker does not beat (launched runs)
+    since_s: float | None = None  # when the pid was recorded (None: when the run was created)
 
 
 def worker_gone(worker: Worker, run_created_s: float, now_s: float, host: str) -> str | None:
     """Why the run's worker is gone, or None while it may be alive (or cannot be judged)."""
     if worker.pid is not None and worker.host == host:
-        if process_alive(worker.pid, run_created_s):
+        if process_alive(worker.pid, worker.since_s or run_created_s):
             return None
         return f"its worker process (pid {worker.pid} on {host}) is gone: killed or crashed"
     if worker.heartbeat_s is not None and now_s - worker.heartbeat_s > HEARTBEAT_STALE_S:
@@ -176,8 +177,8 @@ def _worker_of(instance: DagsterInstance, run) -> Worker | None:
                                                limit=20).records:  # the worker logs its pid early
         data = record.event_log_entry.dagster_event.engine_event_data
         pid = data.metadata.get("pid") if data and data.metadata else None
-        if pid is not None:
-            return Worker(this_host(), int(pid.value), None)
+        if pid is not None:  # a launched worker starts after its run was created: judge by then
+            return Worker(this_host(), int(pid.value), None, record.event_log_entry.timestamp)
     return None
 
 
