@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_song
-from video_assets.admission import RequestError, parse_request, validate_request
+from video_assets.admission import RequestError, parse_request, resolve_providers, validate_request
 from video_assets.cli import main
 from video_assets.media.ffmpeg_bin import ffmpeg_exe
 from video_assets.resources import StoreResource
@@ -219,29 +219,34 @@ def test_bad_job_id_is_bad_input(home, inbox, capsys, song_10s, job_id):
     assert not (home / "media").exists() or not any((home / "media").rglob("*.json"))
 
 
-@pytest.mark.parametrize("budget", [".inf", "1e308", ".nan"])
+def admit(text: bytes):
+    """Validation and the admission's checks (operator limits, keys) of a request's text."""
+    return resolve_providers(validate_request(parse_request(text, "r.yaml"), "r.yaml"), "r.yaml")
+
+
+@pytest.mark.parametrize("budget", [".inf", "1e308", ".nan", "21"])
 def test_budget_must_be_finite_and_within_the_operator_cap(budget):
     with pytest.raises(RequestError) as exc:
-        validate_request(parse_request(
-            f"prompt: a red kite\naudio: a.wav\nbudget_usd: {budget}\n".encode(), "r.yaml"),
-            "r.yaml")
+        admit(f"prompt: a red kite\naudio: a.wav\nbudget_usd: {budget}\n".encode())
     assert exc.value.field == "budget_usd" and "fix" in str(exc.value)
 
 
-def test_a_model_outside_the_operators_allowlist_is_refused():
+def test_a_model_outside_the_operators_allowlist_is_refused(monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_allowlist_test")  # the model, not the key, is refused
     text = b"prompt: a red kite\naudio: a.wav\nproviders: {video: 'replicate:google/veo-3-fast'}\n"
     with pytest.raises(RequestError) as exc:
-        validate_request(parse_request(text, "r.yaml"), "r.yaml")
+        admit(text)
     assert exc.value.field == "providers.video"
     assert "VIDEO_ASSETS_ALLOWED_MODELS" in str(exc.value)
 
 
 def test_the_operator_can_allow_a_model_and_raise_the_cap(monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_allowlist_test")
     monkeypatch.setenv("VIDEO_ASSETS_ALLOWED_MODELS", "google/veo-3-fast")
     monkeypatch.setenv("VIDEO_ASSETS_MAX_BUDGET_USD", "50")
     text = (b"prompt: a red kite\naudio: a.wav\nbudget_usd: 40\n"
             b"providers: {video: 'replicate:google/veo-3-fast'}\n")
-    request = validate_request(parse_request(text, "r.yaml"), "r.yaml")
+    request = admit(text)
     assert request.budget_usd == 40 and request.providers.video == "replicate:google/veo-3-fast"
 
 
@@ -283,3 +288,17 @@ def test_the_run_queue_runs_one_run_per_job(home):
             "limit": 1} in limits
     tick = TickResult(admitted=[("kite-1234abcd", "inbox/kite.yaml:1", "inbox/kite.yaml")])
     assert run_requests(tick)[0].tags["video_assets/job_id"] == "kite-1234abcd"
+
+
+def test_a_job_admitted_before_the_cap_was_lowered_still_loads(monkeypatch):
+    """The limits are judged at admission; later stages load the stored request as it was (their
+    spending is bounded by the cap in force, ``assets/budget.cap_usd``)."""
+    from video_assets.schemas import StoredRequest
+
+    stored = StoredRequest(job_id="j", request=admit(b"prompt: a red kite\naudio: a.wav\n"
+                                                     b"budget_usd: 4\n"),
+                           source_name="r.yaml", audio_key="staged/j/audio.wav",
+                           audio_duration_s=10, audio_sha256="")
+    monkeypatch.setenv("VIDEO_ASSETS_MAX_BUDGET_USD", "3")
+    again = StoredRequest.model_validate(stored.model_dump(mode="json"))
+    assert again.request.budget_usd == 4

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import ValidationError
 
+from video_assets.config import allowed_models, max_budget_usd
 from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, decode_mono, probe_audio, short
 from video_assets.schemas import (
     ASPECT_SIZES,
@@ -311,9 +312,35 @@ def stage(
     return stored
 
 
+def check_operator_limits(request: Request, source: str) -> None:
+    """The operator's limits, judged when a request is admitted (a job already admitted is not
+    judged again; its runs spend at most the cap in force, ``assets/budget.cap_usd``): a budget
+    within ``VIDEO_ASSETS_MAX_BUDGET_USD``, and models beyond each capability's default only from
+    ``VIDEO_ASSETS_ALLOWED_MODELS``."""
+    from video_assets.providers.registry import DEFAULT_MODELS
+
+    cap = max_budget_usd()
+    if request.budget_usd is not None and request.budget_usd > cap:
+        raise RequestError(source, "budget_usd", f"{request.budget_usd:g} is over this "
+                           f"installation's cap of ${cap:g} per job; fix: ask for ${cap:g} or less, "
+                           "or ask the operator to raise VIDEO_ASSETS_MAX_BUDGET_USD")
+    allowed = allowed_models()
+    for field in PROVIDER_CAPABILITIES:
+        model = request.providers.model_for(field)
+        choice = getattr(request.providers, field) or ""
+        if allowed is None or ":" not in choice or model in (DEFAULT_MODELS[field], *allowed):
+            continue
+        named = ", ".join(repr(m) for m in [DEFAULT_MODELS[field], *sorted(allowed)])
+        raise RequestError(source, f"providers.{field}", f"model {short(str(model), 80)!r} is not "
+                           f"allowed here (the operator allows {named}); fix: name one of those, or "
+                           "ask the operator to add it to VIDEO_ASSETS_ALLOWED_MODELS")
+
+
 def resolve_providers(request: Request, source: str = "request") -> Request:
     """Unset providers become real ones only when their key is set (lip-sync only when asked
-    for); a real provider named without its key is refused before anything is staged."""
+    for); a real provider named without its key is refused before anything is staged, as is a
+    request over the operator's limits (``check_operator_limits``)."""
+    check_operator_limits(request, source)
     from video_assets.providers.keys import ApiKeyInvalid, api_key  # stripped, checked
 
     chosen = {}

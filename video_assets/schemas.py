@@ -73,7 +73,6 @@ class Providers(Frozen):
                 raise ValueError(str(exc).strip("'\"")) from None
             if spec.provider != provider:
                 raise ValueError(f"model {model!r} is served by {spec.provider}, not {provider}")
-            check_model_allowed(info.field_name, model)
         return value
 
     def model_for(self, capability: str) -> str | None:
@@ -84,19 +83,6 @@ class Providers(Frozen):
         if choice in (None, "offline"):
             return None
         return choice.split(":", 1)[1] if ":" in choice else DEFAULT_MODELS[capability]
-
-
-def check_model_allowed(capability: str, model: str) -> None:
-    """Each capability's default model is always allowed; any other only when the operator lists
-    it in ``VIDEO_ASSETS_ALLOWED_MODELS`` (``*``: every model in the registry)."""
-    from video_assets.config import allowed_models
-    from video_assets.providers.registry import DEFAULT_MODELS
-
-    allowed = allowed_models()
-    if allowed is not None and model != DEFAULT_MODELS[capability] and model not in allowed:
-        named = ", ".join(repr(m) for m in [DEFAULT_MODELS[capability], *sorted(allowed)])
-        raise ValueError(f"model {model!r} is not allowed here (the operator allows {named}); "
-                         "ask the operator to add it to VIDEO_ASSETS_ALLOWED_MODELS")
 
 
 MAX_AUDIO_NAME_CHARS = 1024  # a path; each of its parts at most 255 (the file systems' limit)
@@ -136,17 +122,6 @@ class Request(Frozen):
         if len(value) > MAX_AUDIO_NAME_CHARS or any(len(p.encode()) > 255 for p in value.split("/")):
             raise ValueError(f"the name is {len(value)} characters long: at most "
                              f"{MAX_AUDIO_NAME_CHARS}, and 255 bytes between slashes")
-        return value
-
-    @field_validator("budget_usd")
-    @classmethod
-    def _within_operator_cap(cls, value: float | None) -> float | None:
-        from video_assets.config import max_budget_usd
-
-        cap = max_budget_usd()
-        if value is not None and value > cap:
-            raise ValueError(f"{value:g} is over this installation's cap of ${cap:g} per job "
-                             "(VIDEO_ASSETS_MAX_BUDGET_USD, set by the operator)")
         return value
 
     @field_validator("flavor")
