@@ -260,7 +260,9 @@ def test_a_job_held_by_another_process_is_not_rendered_twice(home, inbox, capsys
                      "--job-id", "held-job"])
     err = capsys.readouterr().err
     assert code == 2 and "held-job" in err and "videogen cancel held-job" in err
+    # refused before staging: the running job's staged request and song are not replaced
     assert not (home / "media" / "jobs" / "held-job").exists()
+    assert not (home / "media" / "staged" / "held-job").exists()
 
 
 def test_a_job_with_a_run_in_progress_is_not_rendered_twice(home, inbox, capsys, song_10s):

@@ -7,10 +7,12 @@ Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +36,46 @@ def _instance():
     return DagsterInstance.get()
 
 
+@contextlib.contextmanager
+def held_job(job_id: str) -> Iterator[None]:
+    """Hold ``job_id`` for one run in this process (``JobBusy`` if another run has it), after
+    failing the runs whose worker died (no daemon may be running), so a dead run of the job does
+    not read as in progress. Held before anything of the job is staged or run."""
+    from video_assets.job_lock import hold_job
+    from video_assets.monitor import sweep_dead_runs
+    from video_assets.resources import WarehouseResource
+
+    instance = _instance()
+    for dead in sweep_dead_runs(instance, WarehouseResource().get()):
+        _err(dead.describe())
+    with hold_job(instance, job_id):
+        yield
+
+
 def execute_job(job_id: str, tags: dict[str, str] | None = None,
                 log_level: str = "INFO", verbose: bool = False) -> dict[str, Any]:
-    """Materialize every stage of one job in this process; return the summary dict."""
+    """Materialize every stage of one job in this process (the caller holds the job:
+    ``held_job``); return the summary dict."""
     import uuid
 
     from dagster import DagsterEventType
 
     from video_assets.cli_log import LOGGER_NAME
     from video_assets.definitions import RUN_JOB_NAME, defs
-    from video_assets.job_lock import hold_job
-    from video_assets.monitor import heartbeat, sweep_dead_runs, worker_tags
+    from video_assets.monitor import heartbeat, worker_tags
     from video_assets.partitions import JOBS_PARTITION_NAME
+    from video_assets.providers.retry import reset_cancel
     from video_assets.resources import WarehouseResource
     from video_assets.sensors import run_failure
 
     instance = _instance()
-    for dead in sweep_dead_runs(instance, WarehouseResource().get()):  # no daemon may be running
-        _err(dead.describe())
+    reset_cancel()  # an earlier run's cancel in this process (an ingest worker) is not this run's
     if not instance.has_dynamic_partition(JOBS_PARTITION_NAME, job_id):
         instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [job_id])
     job = defs.resolve_job_def(RUN_JOB_NAME)
     started = time.perf_counter()
     run_id = str(uuid.uuid4())
-    # one run per job at a time (JobBusy otherwise); the run names its worker, so a dead one is found
-    with hold_job(instance, job_id), heartbeat(instance, run_id):
+    with heartbeat(instance, run_id):  # the run names its worker, so a dead one is found
         result = job.execute_in_process(
             instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
             tags={**(tags or {}), **worker_tags()},
@@ -140,28 +157,27 @@ def render(args: argparse.Namespace) -> int:
     name = audio_path.name if audio_path else "ad"
     audio_sha256 = sha256_file(audio_path) if audio_path else ""
     job_id = args.job_id or render_job_id(request, name, audio_sha256)
-    try:
-        stage(StoreResource().get(), job_id, request, name, audio_path, duration_s,
-              audio_sha256 or None)
-    except RequestError as exc:
-        _err(str(exc).replace('request "command line": ', "--"))
-        return EXIT_BAD_INPUT
-    if not args.json:
-        print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
-              f"({request.mode}, {request.aspect}, transitions {request.transitions})",
-              file=sys.stderr)
     from video_assets.providers.retry import stop_on_signals
 
-    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / `videogen cancel`: provider calls stop
+    with contextlib.ExitStack() as held:
         try:
-            summary = execute_job(job_id, verbose=args.verbose)
-        except JobBusy as exc:
-            _err(str(exc))
+            held.enter_context(held_job(job_id))  # before staging: a busy job's files stay as they are
+            stage(StoreResource().get(), job_id, request, name, audio_path, duration_s,
+                  audio_sha256 or None)
+        except (RequestError, JobBusy) as exc:
+            _err(str(exc).replace('request "command line": ', "--"))
             return EXIT_BAD_INPUT
-        except KeyboardInterrupt:
-            if stop.signum is None:
-                raise
-            summary = None
+        if not args.json:
+            print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
+                  f"({request.mode}, {request.aspect}, transitions {request.transitions})",
+                  file=sys.stderr)
+        with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / `videogen cancel`: calls stop
+            try:
+                summary = execute_job(job_id, verbose=args.verbose)
+            except KeyboardInterrupt:
+                if stop.signum is None:
+                    raise
+                summary = None
     if stop.signum is not None:  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
         _err(f"job {job_id}: stopped by {signal.Signals(stop.signum).name}; provider calls in "
              "flight were cancelled (the ledger says cancelled); render again to resume")
@@ -203,12 +219,14 @@ def cancel(args: argparse.Namespace) -> int:
             instance.run_coordinator.cancel_run(run.run_id)
             how = "asked Dagster's run coordinator to cancel it"
         print(f"job {args.job_id}: run {run.run_id}: {how}")
-    deadline = time.monotonic() + args.wait_s
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + max(0.0, args.wait_s)
+    while True:
         left = [r for r in runs if instance.get_run_by_id(r.run_id).status in active]
         if not left:
             print(f"job {args.job_id}: stopped")
             return EXIT_OK
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.2)
     _err(f"cancel: job {args.job_id}: {len(left)} run(s) still in progress after {args.wait_s:g} s "
          f"({', '.join(r.run_id for r in left)}); fix: wait, or stop the worker where it runs "
@@ -316,9 +334,10 @@ def run_jobs(jobs: list[tuple[str, str, str]], as_json: bool) -> int:
     code = EXIT_OK
     for job_id, run_key, key in jobs:
         try:
-            summary = execute_job(job_id, tags={"dagster/run_key": run_key,
-                                                "video_assets/source": key,
-                                                "video_assets/job_id": job_id})
+            with held_job(job_id):
+                summary = execute_job(job_id, tags={"dagster/run_key": run_key,
+                                                    "video_assets/source": key,
+                                                    "video_assets/job_id": job_id})
         except JobBusy as exc:
             _err(str(exc))
             code = max(code, EXIT_FAILED)
