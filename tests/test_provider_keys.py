@@ -134,3 +134,8 @@ def test_redact_hides_bearer_values_it_was_not_told_about():
         "401: header Authorization: Bearer *** refused"
     assert redact("Token r8_0123456789abcdef was rejected") == "Token *** was rejected"
     assert redact("token limit reached: 4096 tokens") == "token limit reached: 4096 tokens"
+
+
+def test_redaction_hides_lowercase_schemes_and_leaves_plain_words():
+    text = "Token validation failed; bearer r8_abc123XYZdef; token sk-0123456789abc"
+    assert redact(text) == "Token validation failed; bearer ***; token ***"

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from video_assets.config import allowed_models, max_budget_usd
-from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, decode_mono, probe_audio, short
+from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, probe_audio, short
 from video_assets.schemas import (
     ASPECT_SIZES,
     FLAVORS,
@@ -207,10 +207,12 @@ def validate_request(data: dict, source: str) -> Request:
         raise RequestError(source, field, msg) from None
 
 
-def check_audio(path: Path, source: str, field: str = "audio", shown: str | None = None) -> float:
+def check_audio(path: Path, source: str, field: str = "audio",
+                shown: str | None = None) -> float | None:
     """Check the size, the container format (audio containers only) and the length of the audio
-    from its container, without decoding it; returns its duration in seconds. ``shown`` is how
-    the request named the file (the default: its file name)."""
+    from its container, without decoding it; returns its duration in seconds, or None when the
+    container does not say (the run's bounded re-encode measures it and enforces the limits).
+    ``shown`` is how the request named the file (the default: its file name)."""
     shown = short(shown if shown is not None else path.name)
     if not path.is_file():
         raise AudioNotFound(source, field, f'file "{shown}" not found beside the request; '
@@ -225,10 +227,10 @@ def check_audio(path: Path, source: str, field: str = "audio", shown: str | None
                            "(e.g. mp3) or a shorter cut")
     try:
         duration_s = probe_audio(path).duration_s
-        if duration_s is None:  # the container does not say: a bounded, low-rate decode does
-            duration_s = decode_mono(path, sample_rate=8000, max_s=MAX_AUDIO_S + 1).duration_s
     except AudioError as exc:
         raise RequestError(source, field, str(exc)) from None
+    if duration_s is None:
+        return None
     if duration_s < MIN_AUDIO_S:
         raise RequestError(source, field, f'"{shown}" lasts {duration_s:.2f} s, under the '
                            f"{MIN_AUDIO_S:g} s minimum; fix: use a longer song")

@@ -168,7 +168,9 @@ def render(args: argparse.Namespace) -> int:
             _err(str(exc).replace('request "command line": ', "--"))
             return EXIT_BAD_INPUT
         if not args.json:
-            print(f"job {job_id}: rendering {duration_s or request.duration_s:.1f} s "
+            length_s = duration_s or request.duration_s
+            print(f"job {job_id}: rendering "
+                  f"{f'{length_s:.1f} s' if length_s else 'a song of unknown length'} "
                   f"({request.mode}, {request.aspect}, transitions {request.transitions})",
                   file=sys.stderr)
         with stop_on_signals() as stop:  # Ctrl-C / SIGTERM / `videogen cancel`: calls stop

@@ -100,8 +100,9 @@ def final_video(
     yield MaterializeResult(
         asset_key="final_video",
         metadata={
-            "video": MetadataValue.url(media.url(final_key)),  # short-lived on S3
-            **({"fresh_link": f"videogen link {job_id}"} if media.links_expire else {}),
+            # a presigned link expires and may carry a session token: the event log keeps none
+            **({"fresh_link": f"videogen link {job_id}"} if media.links_expire
+               else {"video": MetadataValue.url(media.url(final_key))}),
             "path": media.uri(final_key),
             "thumbnail_path": media.uri(thumb_key),
             "size_bytes": media.size(final_key),

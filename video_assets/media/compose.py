@@ -431,6 +431,9 @@ def run_windows(enc_args: list[str], window_args: list[list[str]], window_bytes:
             if deadline.expired:
                 raise deadline.error() from exc
             raise
+        except BaseException:  # an interrupt (_run_windows has killed the processes)
+            remove_outputs(outputs)
+            raise
 
 
 def _run_windows(start, enc_args: list[str], window_args: list[list[str]],

@@ -144,6 +144,9 @@ def _run(args: Sequence[str], what: str, input_bytes: bytes | None, media_s: flo
     except subprocess.TimeoutExpired:
         remove_outputs(outputs)
         raise timeout_error(what, timeout_s, media_s) from None
+    except BaseException:  # an interrupt: subprocess.run has killed and reaped ffmpeg
+        remove_outputs(outputs)
+        raise
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         remove_outputs(outputs)

@@ -24,7 +24,9 @@ from video_assets.schemas import PROVIDER_KEYS
 MASK = "***"
 # a credential after an auth scheme: at least 8 characters of the kinds keys are made of, in any
 # escaped form (backslash escapes, percent-encoding)
-_SCHEME_VALUE = re.compile(r"\b(Bearer|Token)(\s+|%20|\+)[A-Za-z0-9_\-.~+/=%\\:]{8,}")
+# (any case; a value holding a digit, as keys do, so "Token validation failed" stays as it is)
+_SCHEME_VALUE = re.compile(r"\b(Bearer|Token)(\s+|%20|\+)(?=[A-Za-z0-9_\-.~+/=%\\:]*\d)"
+                           r"[A-Za-z0-9_\-.~+/=%\\:]{8,}", re.IGNORECASE)
 
 
 class ApiKeyInvalid(ValueError):
