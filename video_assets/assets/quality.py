@@ -184,9 +184,10 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
         [c / fps for c in cuts], [p / fps for p in planned])] if planned else []
     extras = [c for c in cuts if not any(abs(c - p) <= 1 for p in planned)]
     # a planned cut not seen: invisible if both sides show the same picture (one clip used for
-    # two scenes), unless an unplanned cut is nearer to it than to any other planned cut (then
-    # that is this cut, misplaced)
-    misplaced = {min(planned, key=lambda p, c=c: abs(c - p)) for c in extras} if planned else set()
+    # two scenes), unless an unplanned cut within a second is nearer to it than to any other
+    # planned cut (then that is this cut, misplaced)
+    nearest = [(min(planned, key=lambda p, c=c: abs(c - p)), c) for c in extras] if planned else []
+    misplaced = {p for p, c in nearest if abs(c - p) <= fps}
     unseen = [(p, same) for p, same in zip(planned, measured.same_picture, strict=True)
               if not any(abs(c - p) <= 1 for c in cuts)]
     invisible = sum(1 for p, same in unseen if same and p not in misplaced)
