@@ -75,6 +75,12 @@ def allowed_models() -> frozenset[str] | None:
     return frozenset(m.strip() for m in raw.split(",") if m.strip())
 
 
+def allow_loopback_http() -> bool:
+    """``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1``: provider outputs may also be fetched over plain http
+    from loopback addresses (the tests' fake provider servers); never for real deployments."""
+    return os.environ.get("VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP", "").strip() == "1"
+
+
 def warehouse_path() -> Path:
     env = os.environ.get("VIDEO_ASSETS_WAREHOUSE")
     return Path(env).resolve() if env else dagster_home() / "warehouse.duckdb"

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from video_assets.config import allow_loopback_http
 from video_assets.providers.keys import api_key
 from video_assets.providers.registry import ModelSpec
 from video_assets.providers.retry import (  # noqa: F401  (re-exported for callers)
@@ -162,7 +163,6 @@ class ReplicateRunner:
             pause(self.policy.backoff_s(number, None))
 
 
-ALLOW_LOOPBACK_ENV = "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP"
 DOWNLOAD_TRIES = 3
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -179,7 +179,7 @@ class DownloadRefused(Exception):
 def download(url: str, out_path: Path, max_bytes: int, deadline_s: float) -> None:
     """Fetch a provider's output ``url`` to ``out_path``, bounded (see the module docstring);
     raises ``DownloadRefused`` and leaves nothing at (or beside) ``out_path`` when it fails."""
-    allow_loopback = os.environ.get(ALLOW_LOOPBACK_ENV, "").strip() == "1"
+    allow_loopback = allow_loopback_http()
     ends = time.monotonic() + deadline_s
     fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.",
                                     suffix=".part")  # unique: never written through a link
