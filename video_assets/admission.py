@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from video_assets.config import allowed_models, max_budget_usd
-from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, probe_audio, short
+from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, decode_mono, probe_audio, short
 from video_assets.schemas import (
     ASPECT_SIZES,
     FLAVORS,
@@ -227,10 +227,13 @@ def check_audio(path: Path, source: str, field: str = "audio",
                            "(e.g. mp3) or a shorter cut")
     try:
         duration_s = probe_audio(path).duration_s
+        if duration_s is None:  # the container does not say: is there at least the minimum?
+            head_s = decode_mono(path, sample_rate=8000, max_s=MIN_AUDIO_S + 1.0).duration_s
+            if head_s > MIN_AUDIO_S:
+                return None  # long enough to start; the run's bounded re-encode measures it
+            duration_s = head_s
     except AudioError as exc:
         raise RequestError(source, field, str(exc)) from None
-    if duration_s is None:
-        return None
     if duration_s < MIN_AUDIO_S:
         raise RequestError(source, field, f'"{shown}" lasts {duration_s:.2f} s, under the '
                            f"{MIN_AUDIO_S:g} s minimum; fix: use a longer song")
