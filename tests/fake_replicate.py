@@ -19,6 +19,7 @@ logged with its headers.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -295,3 +297,19 @@ def kind_of(inputs: dict) -> str:
     if "duration" in inputs and "aspect_ratio" not in inputs:
         return "music"
     return "image"
+
+
+@contextlib.contextmanager
+def serving(server: FakeReplicate, **env: str | None) -> Iterator[FakeReplicate]:
+    """Start ``server`` and point the product at it for a block: its token, its base URL, and
+    plain http to loopback allowed (its files are served over http). ``env``: more variables to
+    set (``None`` unsets one)."""
+    from tests.conftest import scoped_env
+
+    base = server.start()
+    try:
+        with scoped_env({"REPLICATE_API_TOKEN": server.token, "REPLICATE_BASE_URL": base,
+                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1", **env}):
+            yield server
+    finally:
+        server.stop()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_song, scoped_env
-from tests.fake_replicate import FakeReplicate
+from tests.conftest import make_song
+from tests.fake_replicate import FakeReplicate, serving
 from tests.test_providers import rows
 
 TOKEN = f"r8_cancel_{uuid.uuid4().hex}"
@@ -26,14 +26,9 @@ VIDEOGEN = str(Path(sys.executable).with_name("videogen"))
 
 @pytest.fixture()
 def stuck() -> Iterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN, stuck_models={VIDEO})  # clips never finish by themselves
-    base = server.start()
-    try:
-        with scoped_env({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": base,
-                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1", "OPENAI_API_KEY": None}):
-            yield server
-    finally:
-        server.stop()
+    # clips never finish by themselves
+    with serving(FakeReplicate(token=TOKEN, stuck_models={VIDEO}), OPENAI_API_KEY=None) as server:
+        yield server
 
 
 def start_render(tmp_path: Path, job_id: str, *extra: str) -> subprocess.Popen:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import make_song, scoped_env
 from tests.fake_openai import FakeOpenAI
-from tests.fake_replicate import FakeReplicate
+from tests.fake_replicate import FakeReplicate, serving
 from tests.test_providers import rows
 from video_assets.cli import main
 from video_assets.media.audio import decode_mono
@@ -42,14 +42,8 @@ def openai_fake(home: Path) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture()
 def both(openai_fake: FakeOpenAI) -> Iterator[tuple[FakeOpenAI, FakeReplicate]]:
-    server = FakeReplicate(token=REPLICATE_CANARY)
-    base = server.start()
-    try:
-        with scoped_env({"REPLICATE_API_TOKEN": REPLICATE_CANARY, "REPLICATE_BASE_URL": base,
-                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1"}):  # its files are plain http
-            yield openai_fake, server
-    finally:
-        server.stop()
+    with serving(FakeReplicate(token=REPLICATE_CANARY)) as server:
+        yield openai_fake, server
 
 
 def render(capsys, *args: str) -> tuple[int, dict, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import scoped_env
-from tests.fake_replicate import FakeReplicate
+from tests.fake_replicate import FakeReplicate, serving
 from video_assets.assets.common import row_factory
 from video_assets.providers.registry import registry
 from video_assets.providers.replicate_api import ReplicateRunner
@@ -27,14 +27,8 @@ PRICE = registry().get(IMAGE, "image").cost_usd(1)
 
 @pytest.fixture()
 def fake() -> Iterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    base = server.start()
-    try:
-        with scoped_env({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": base,
-                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1"}):
-            yield server
-    finally:
-        server.stop()
+    with serving(FakeReplicate(token=TOKEN)) as server:
+        yield server
 
 
 def predict(tmp_path: Path, calls: list[CallRecord] | None = None, **policy: object) -> list:

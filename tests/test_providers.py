@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import make_song, scoped_env
-from tests.fake_replicate import FakeReplicate
+from tests.conftest import make_song
+from tests.fake_replicate import FakeReplicate, serving
 from video_assets.assets.common import row_factory
 from video_assets.cli import main
 from video_assets.providers.registry import registry
@@ -31,14 +31,8 @@ IMAGE, VIDEO = "black-forest-labs/flux-schnell", "kwaivgi/kling-v2.1"
 
 @pytest.fixture()
 def fake(home: Path) -> Iterator[FakeReplicate]:
-    server = FakeReplicate(token=CANARY)
-    base = server.start()
-    try:
-        with scoped_env({"REPLICATE_API_TOKEN": CANARY, "REPLICATE_BASE_URL": base,
-                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1"}):  # its files are plain http
-            yield server
-    finally:
-        server.stop()
+    with serving(FakeReplicate(token=CANARY)) as server:
+        yield server
 
 
 def render(capsys, song: Path, *extra: str) -> tuple[int, dict, str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import make_song, scoped_env
-from tests.fake_replicate import FakeReplicate
+from tests.conftest import make_song
+from tests.fake_replicate import FakeReplicate, serving
 from video_assets.admission import check_audio, stage, validate_request
 from video_assets.store import LocalStore, sha256_file
 
@@ -22,14 +22,8 @@ IMAGE, VIDEO = "black-forest-labs/flux-schnell", "kwaivgi/kling-v2.1"
 
 @pytest.fixture()
 def fake(home: Path) -> Iterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    base = server.start()
-    try:
-        with scoped_env({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": base,
-                         "VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP": "1", "OPENAI_API_KEY": None}):
-            yield server
-    finally:
-        server.stop()
+    with serving(FakeReplicate(token=TOKEN), OPENAI_API_KEY=None) as server:
+        yield server
 
 
 def run_job(home: Path, song: Path, job_id: str):
