@@ -17,12 +17,14 @@ Every request is logged.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
 import threading
 import time
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -200,3 +202,19 @@ def strict_schema_problem(schema: dict, where: str = "schema") -> str:
                 problem := strict_schema_problem(value, f"{where}.{key}")):
             return problem
     return ""
+
+
+@contextlib.contextmanager
+def serving(server: FakeOpenAI, **env: str | None) -> Iterator[FakeOpenAI]:
+    """Start ``server`` and point the product at it for a block (its key and base URL; no
+    Replicate token, so the other capabilities stay offline). ``env``: more variables to set
+    (``None`` unsets one)."""
+    from tests.conftest import scoped_env
+
+    base = server.start()
+    try:
+        with scoped_env({"OPENAI_API_KEY": server.key, "OPENAI_BASE_URL": base,
+                         "REPLICATE_API_TOKEN": None, **env}):
+            yield server
+    finally:
+        server.stop()

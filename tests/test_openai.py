@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import make_song, scoped_env
+from tests.conftest import make_song
 from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import serving as serving_openai
 from tests.fake_replicate import FakeReplicate, serving
 from tests.test_providers import rows
 from video_assets.cli import main
@@ -30,14 +31,8 @@ WORDS = [("lanterns", 0.6, 1.1), ("drift", 1.2, 1.7), ("over", 4.3, 4.6), ("the"
 
 @pytest.fixture()
 def openai_fake(home: Path) -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI(key=OPENAI_CANARY, words=list(WORDS))
-    base = server.start()
-    try:
-        with scoped_env({"OPENAI_API_KEY": OPENAI_CANARY, "OPENAI_BASE_URL": base,
-                         "REPLICATE_API_TOKEN": None}):
-            yield server
-    finally:
-        server.stop()
+    with serving_openai(FakeOpenAI(key=OPENAI_CANARY, words=list(WORDS))) as server:
+        yield server
 
 
 @pytest.fixture()

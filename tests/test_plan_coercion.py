@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_song, scoped_env
+from tests.conftest import make_song
 from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import serving as serving_openai
 from tests.test_providers import rows
 from video_assets.assets.common import row_factory
 from video_assets.cli import main
@@ -31,14 +32,8 @@ GRID = BeatGrid(duration_s=8.0, tempo_bpm=120.0, beats_s=[0.5 * i for i in range
 
 @pytest.fixture()
 def planner_fake(home: Path) -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI(key=KEY)
-    base = server.start()
-    try:
-        with scoped_env({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base,
-                         "REPLICATE_API_TOKEN": None}):
-            yield server
-    finally:
-        server.stop()
+    with serving_openai(FakeOpenAI(key=KEY)) as server:
+        yield server
 
 
 def chats(fake: FakeOpenAI) -> list[dict]:

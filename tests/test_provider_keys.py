@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_song, scoped_env
 from tests.fake_replicate import FakeReplicate
-from tests.test_providers import rows
+from tests.test_providers import assert_nowhere
 from video_assets.assets.common import row_factory
 from video_assets.cli import main
 from video_assets.providers.keys import api_key, redact
@@ -22,24 +22,6 @@ from video_assets.providers.retry import ProviderError, RetryPolicy
 from video_assets.schemas import CallRecord
 
 IMAGE = "black-forest-labs/flux-schnell"
-
-
-def assert_nowhere(canary: str, home: Path, printed: str, job_id: str | None) -> None:
-    """The canary is not printed, not in any file under DAGSTER_HOME, not in any Dagster event
-    and not in the job's ledger rows."""
-    from dagster import DagsterInstance
-
-    assert canary not in printed
-    for path in home.rglob("*"):
-        if path.is_file() and path.stat().st_size < 50 * 2**20 and path.suffix != ".mp4":
-            assert canary.encode() not in path.read_bytes(), path
-    instance = DagsterInstance.get()
-    for record in instance.get_run_records():
-        for event in instance.all_logs(record.dagster_run.run_id):
-            assert canary not in str(event), event
-    if job_id:
-        for row in rows(home, job_id):
-            assert canary not in str(row["error"] or ""), row
 
 
 @pytest.mark.slow

@@ -92,20 +92,25 @@ def test_render_with_replicate_costs_exactly_the_registry_prices_and_rerenders_f
     assert again["cost_usd"] == pytest.approx(total)  # the job's total did not move
 
     # the key never reaches logs, metadata, the warehouse, the store or error reports
-    assert_no_canary(home, output + output2)
+    assert_nowhere(CANARY, home, output + output2, summary["job_id"])
 
 
-def assert_no_canary(home: Path, printed: str) -> None:
+def assert_nowhere(canary: str, home: Path, printed: str, job_id: str | None = None) -> None:
+    """The canary is not printed, not in any file under DAGSTER_HOME, not in any Dagster event
+    and not in the job's ledger rows."""
     from dagster import DagsterInstance
 
-    assert CANARY not in printed
+    assert canary not in printed
     for path in home.rglob("*"):
         if path.is_file() and path.stat().st_size < 50 * 2**20 and path.suffix != ".mp4":
-            assert CANARY.encode() not in path.read_bytes(), path
+            assert canary.encode() not in path.read_bytes(), path
     instance = DagsterInstance.get()
     for record in instance.get_run_records():
         for event in instance.all_logs(record.dagster_run.run_id):
-            assert CANARY not in str(event), event
+            assert canary not in str(event), event
+    if job_id:
+        for row in rows(home, job_id):
+            assert canary not in str(row["error"] or ""), row
 
 
 def test_over_budget_is_refused_before_any_paid_call(fake: FakeReplicate, home: Path,
@@ -137,7 +142,7 @@ def test_flaky_provider_still_completes_without_double_charges(fake: FakeReplica
         sum(price(IMAGE) if "aspect_ratio" in p["input"] else price(VIDEO) * p["input"]["duration"]
             for p in fake.succeeded()))
     assert all("HTTP 429" in r["error"] or "HTTP 500" in r["error"] for r in errors)
-    assert_no_canary(home, output)
+    assert_nowhere(CANARY, home, output)
 
 
 def test_a_failing_clip_falls_back_to_the_animatic_and_is_flagged(fake: FakeReplicate,
