@@ -200,6 +200,17 @@ class Character(Frozen):
     description: str
 
 
+class Take(Frozen):
+    """The media a scene already has, carried by an edit into the scene's next version so that it
+    is reused, not generated (and paid for) again. Set by edits only, never by a planner."""
+
+    image_key: str | None = None  # cache key of the scene's storyboard image
+    clip_key: str  # cache key of its clip as generated (before lip-sync), or of the user's file
+    clip_s: float = Field(gt=0)  # the clip's length
+    provider: str  # who made the clip: "offline", "replicate:<model>", or "user" (a replacement)
+    fallback: bool = False  # the offline animatic standing in for a failed real clip
+
+
 class Scene(Frozen):
     index: int
     start_s: float
@@ -212,6 +223,8 @@ class Scene(Frozen):
     energy: float = Field(ge=0, le=1)
     seed: int
     lipsync: bool = False  # the clip's mouth movement is synced to this scene's audio
+    in_s: float = Field(default=0.0, ge=0)  # where in its clip the scene starts (a slip edit)
+    take: Take | None = None  # media kept from the version before an edit (reused as it is)
 
 
 class Script(Frozen):
@@ -255,6 +268,16 @@ class ClipSpec(Frozen):
     provider: str = "offline"  # who made it, e.g. replicate:kwaivgi/kling-v2.1
     fallback: bool = False  # the real provider failed; this is the offline animatic instead
     lipsync: bool = False  # the mouths were synced to the song (lip-sync provider)
+    source_key: str = ""  # cache key of the clip as generated, before lip-sync (or a user's file)
+    image_key: str | None = None  # cache key of the storyboard image the clip was made from
+    in_s: float = 0.0  # where in the clip the segment starts (Scene.in_s)
+
+    def take(self) -> Take:
+        """This clip as a take a later version of its scene may reuse."""
+        return Take(image_key=self.image_key, clip_key=self.source_key or self.key,
+                    clip_s=self.clip_duration_s,
+                    provider="offline" if self.provider == "offline" else self.provider,
+                    fallback=self.fallback)
 
 
 class CallRecord(BaseModel):

@@ -58,6 +58,16 @@ def choose_duration(need_s: float, allowed_s: Sequence[float]) -> float:
     return min(covering) if covering else max(allowed_s)
 
 
+def take_fits(clip_s: float, in_s: float, need_s: float, allowed_s: Sequence[float]) -> bool:
+    """Whether a clip of ``clip_s`` already made for a scene may show ``need_s`` seconds from
+    ``in_s`` instead of a new generation: it covers them, or a new one would be no longer
+    (``choose_duration`` gives the same or a shorter length, so composition loops either way).
+    ``allowed_s`` empty: any length may be generated (a clip that does not cover is remade)."""
+    if clip_s + 1e-6 >= in_s + need_s:
+        return True
+    return bool(allowed_s) and choose_duration(in_s + need_s, allowed_s) <= clip_s + 1e-6
+
+
 @contextmanager
 def ledger_call(record: CallRecord) -> Iterator[CallRecord]:
     """Time a call into ``record``; on an exception mark it failed (and re-raise)."""
