@@ -1,4 +1,4 @@
-"""DuckDB warehouse: ``jobs``, ``provider_calls`` and ``quality_metrics``.
+"""DuckDB warehouse: ``jobs``, ``provider_calls``, ``quality_metrics`` and ``edits``.
 
 DuckDB allows one read-write process per file, so every write opens a short-lived connection and
 retries with backoff while another process holds the lock: two runs at once never lose rows.
@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS quality_metrics (
 -- token models are priced per token in and out: units = in + out, these say which is which
 ALTER TABLE provider_calls ADD COLUMN IF NOT EXISTS input_units DOUBLE;
 ALTER TABLE provider_calls ADD COLUMN IF NOT EXISTS output_units DOUBLE;
+-- one row per version of a job an edit, a render again or an undo/redo made current
+CREATE TABLE IF NOT EXISTS edits (
+    job_id VARCHAR,
+    version INTEGER,
+    operation VARCHAR,
+    scene INTEGER,
+    parameters VARCHAR,
+    paid_calls INTEGER,
+    cost_usd DOUBLE,
+    created_at TIMESTAMPTZ
+);
 """
 
 CALL_COLUMNS = (
@@ -145,6 +156,24 @@ class Warehouse:
             row = con.execute("SELECT count(*) FROM provider_calls WHERE job_id = ? AND asset = ?",
                               [job_id, asset]).fetchone()
         return bool(row and row[0])
+
+    def calls_since(self, job_id: str, since: datetime) -> tuple[int, float]:
+        """The job's paid calls made since ``since`` (every attempt at a real provider that was
+        not a cache hit) and what the ledger charged for them, in USD."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FILTER (WHERE provider <> 'offline' AND NOT cache_hit), "
+                "coalesce(sum(cost_usd), 0) FROM provider_calls WHERE job_id = ? AND started_at >= ?",
+                [job_id, since]).fetchone()
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+    def record_edit(self, job_id: str, version: int, operation: str, scene: int | None,
+                    parameters: str, paid_calls: int, cost_usd: float,
+                    created_at: datetime) -> None:
+        with self.connect() as con:
+            con.execute("INSERT INTO edits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [job_id, version, operation, scene, parameters, paid_calls, cost_usd,
+                         created_at])
 
     def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
                         measured_at: datetime) -> None:
