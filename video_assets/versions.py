@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from video_assets import layout
 from video_assets.store import MediaStore, job_key
+from video_assets.warehouse import Warehouse
 
 PENDING_EDIT = "edit.json"  # what the run in progress is making: written by `script`, read at commit
 # the files of a version besides the storyboard and clips folders (voiceover: ads with a voice)
@@ -107,6 +108,19 @@ def _copy_tree(media: MediaStore, src_root: str, dst_root: str) -> None:
         media.delete(f"{dst_root}/{name}")
 
 
+def _prune_scenes(media: MediaStore, job_id: str) -> None:
+    """Remove the storyboard images and clips of scenes the job's script no longer has (a
+    deleted scene's), so that a version holds only its own."""
+    n = len(media.get_json(job_key(job_id, layout.SCRIPT))["scenes"])
+    keep = {layout.storyboard_key(job_id, i) for i in range(n)} | \
+        {layout.clip_key(job_id, i) for i in range(n)} | \
+        {job_key(job_id, layout.STORYBOARD, layout.CONTACT_SHEET)}
+    for folder in VERSION_FOLDERS:
+        for obj in media.list(job_key(job_id, folder) + "/"):
+            if obj.key not in keep:
+                media.delete(obj.key)
+
+
 def commit_version(media: MediaStore, job_id: str, pending: PendingEdit | None, status: str,
                    paid_calls: int, cost_usd: float) -> tuple[History, bool]:
     """Keep the job's current files as a new version and make it current; returns the history
@@ -121,6 +135,7 @@ def commit_version(media: MediaStore, job_id: str, pending: PendingEdit | None, 
             _copy_tree(media, cur, root)  # the current version's own bytes, as before
             return history, False
     pending = pending or PendingEdit(operation="render")
+    _prune_scenes(media, job_id)
     number = 1 + max((v.version for v in history.versions), default=0) if history else 1
     _copy_tree(media, root, layout.version_key(job_id, number))
     version = Version(
@@ -138,6 +153,26 @@ def commit_version(media: MediaStore, job_id: str, pending: PendingEdit | None, 
     return history, True
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def commit(media: MediaStore, wh: Warehouse, job_id: str, status: str) -> tuple[History, bool]:
+    """Commit the run's result as the job's next version (``commit_version``) with what it paid
+    (the ledger since the run's edit began, or since the version before) and record it in the
+    ``edits`` table; returns the history and whether a version was added."""
+    pending = read_pending(media, job_id)
+    history = load_history(media, job_id)
+    since = pending.started_at if pending else \
+        history.get(history.current).created_at if history else EPOCH
+    paid_calls, cost_usd = wh.calls_since(job_id, since)
+    history, added = commit_version(media, job_id, pending, status, paid_calls, cost_usd)
+    if added:
+        v = history.get(history.current)
+        wh.record_edit(job_id, v.version, v.operation, v.scene, parameters_json(v.parameters),
+                       v.paid_calls, v.cost_usd, v.created_at)
+    return history, added
+
+
 def restore_current(media: MediaStore, job_id: str) -> int | None:
     """Put the current version's files back in the job's folder (after a failed edit run), and
     drop the pending edit; returns the version, or None for a job without versions."""
@@ -149,7 +184,7 @@ def restore_current(media: MediaStore, job_id: str) -> int | None:
     return history.current
 
 
-def undo(media: MediaStore, job_id: str) -> History:
+def undo(media: MediaStore, job_id: str, wh: Warehouse | None = None) -> History:
     """Make the version the current one was made from current again (its exact files)."""
     history = _need_history(media, job_id)
     parent = history.get(history.current).parent
@@ -160,10 +195,11 @@ def undo(media: MediaStore, job_id: str) -> History:
     history = history.model_copy(update={"current": parent,
                                          "redo": [history.current, *history.redo]})
     save_history(media, history)
+    _record_move(wh, history, "undo")
     return history
 
 
-def redo(media: MediaStore, job_id: str) -> History:
+def redo(media: MediaStore, job_id: str, wh: Warehouse | None = None) -> History:
     """Make current again the version the last undo left."""
     history = _need_history(media, job_id)
     if not history.redo:
@@ -173,7 +209,14 @@ def redo(media: MediaStore, job_id: str) -> History:
     _copy_tree(media, layout.version_key(job_id, target), job_key(job_id))
     history = history.model_copy(update={"current": target, "redo": rest})
     save_history(media, history)
+    _record_move(wh, history, "redo")
     return history
+
+
+def _record_move(wh: Warehouse | None, history: History, operation: str) -> None:
+    if wh is not None:
+        wh.record_edit(history.job_id, history.current, operation, None, "{}", 0, 0.0,
+                       datetime.now(UTC))
 
 
 def _need_history(media: MediaStore, job_id: str) -> History:

@@ -27,6 +27,7 @@ from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
 from video_assets.store import MediaStore, job_key
+from video_assets.versions import commit
 
 
 def soundtrack_key(media: MediaStore, job_id: str, stored) -> str:
@@ -96,6 +97,8 @@ def final_video(
     wh.upsert_job(job_id, final_uri=media.uri(final_key),
                   final_url=None if media.links_expire else media.url(final_key),
                   status="checks_failed" if blocked else "done")  # cost: the ledger's sum
+    history, added = commit(media, wh, job_id, "checks_failed" if blocked else "done")
+    version = history.get(history.current)
     transitions = [s.transition_in for s in segments[1:]]
     yield MaterializeResult(
         asset_key="final_video",
@@ -116,6 +119,11 @@ def final_video(
             "crossfades": transitions.count("crossfade"),
             "fades": transitions.count("fade"),
             "cost_usd": cost_usd,
+            "version": version.version,
+            "version_made_by": f"{version.operation}: {version.summary}" if added
+            else "nothing changed: the current version",
+            "changed_scenes": ", ".join(map(str, version.changed_scenes)) or "none",
+            "paid_calls": version.paid_calls if added else 0,
             "thumbnail": file_image_md(media, thumb_key, max_px=320),
         },
         check_results=checks,
