@@ -42,6 +42,7 @@ from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
 from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key, sha256_file
 
 RUN_JOB_NAME = "render_job"
+EDIT_JOB_NAME = "edit_job"  # a new version of a job: edits as the run config of `script`
 
 
 @dataclass
