@@ -53,9 +53,11 @@ def held_job(job_id: str) -> Iterator[None]:
 
 
 def execute_job(job_id: str, tags: dict[str, str] | None = None,
-                log_level: str = "INFO", verbose: bool = False) -> dict[str, Any]:
+                log_level: str = "INFO", verbose: bool = False, job_name: str | None = None,
+                ops_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Materialize every stage of one job in this process (the caller holds the job:
-    ``held_job``); return the summary dict."""
+    ``held_job``); return the summary dict. ``job_name``: ``edit_job`` for an edit (default: the
+    render job); ``ops_config``: the run config of its assets (the edits, for ``script``)."""
     import uuid
 
     from dagster import DagsterEventType
@@ -72,7 +74,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
     reset_cancel()  # an earlier run's cancel in this process (an ingest worker) is not this run's
     if not instance.has_dynamic_partition(JOBS_PARTITION_NAME, job_id):
         instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [job_id])
-    job = defs.resolve_job_def(RUN_JOB_NAME)
+    job = defs.resolve_job_def(job_name or RUN_JOB_NAME)
     started = time.perf_counter()
     run_id = str(uuid.uuid4())
     with heartbeat(instance, run_id):  # the run names its worker, so a dead one is found
@@ -80,14 +82,15 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
             instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
             tags={**(tags or {}), **worker_tags()},
             run_config={"loggers": {"console" if verbose else LOGGER_NAME:
-                                    {"config": {"log_level": log_level}}}},
+                                    {"config": {"log_level": log_level}}},
+                        **({"ops": ops_config} if ops_config else {})},
         )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     summary: dict[str, Any] = {
         "job_id": job_id, "run_id": result.run_id, "status": "failed", "final_video": None,
         "thumbnail": None, "duration_s": None, "audio_duration_s": None, "width": None,
         "height": None, "fps": None, "clips": None, "cost_usd": None, "checks": checks,
-        "elapsed_s": round(time.perf_counter() - started, 2),
+        "elapsed_s": round(time.perf_counter() - started, 2), "version": None, "paid_calls": None,
     }
     meta = {}
     for event in result.get_asset_materialization_events():
@@ -112,6 +115,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         clips=meta.get("n_clips"),
         cost_usd=meta.get("cost_usd", summary["cost_usd"] or 0.0),
         thumbnail=meta.get("thumbnail_path"),
+        version=meta.get("version"), paid_calls=meta.get("paid_calls"),
     )
     return summary
 
@@ -494,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--wait-s", type=float, default=30.0,
                    help="how long to wait for the run to end (default 30)")
     c.set_defaults(func=cancel)
+    from video_assets.cli_edit import add_parsers
+
+    add_parsers(sub)  # edit, history, undo, redo, rerender
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)

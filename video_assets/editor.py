@@ -161,12 +161,19 @@ def next_script(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: B
             current_state(media, job_id)  # raises: nothing to edit
         return None
     state = current_state(media, job_id)
+    stored = StoredRequest.model_validate(media.get_json(job_key(job_id, layout.REQUEST)))
+    if stored.audio_sha256 != state.request.audio_sha256:
+        if ops:
+            raise EditError("job", f"{job_id}: its song changed since version "
+                            f"{state.history.current}, so its cuts moved; fix: render it again "
+                            "(videogen rerender JOB_ID --replan), then edit")
+        return None  # another song (an ad's music made again): its cuts are elsewhere
     if ops:
         result = apply_edits(state.script, ops, edit_context(media, job_id, state, limits, fps,
                                                              half_frames))
         return result.script, describe(ops, result.summary, result.changed,
                                        state.history.current)
-    request = StoredRequest.model_validate(media.get_json(job_key(job_id, layout.REQUEST))).request
+    request = stored.request
     before = state.request.request
     changed = {k: v for k, v in request.model_dump(mode="json").items()
                if v != before.model_dump(mode="json").get(k)}

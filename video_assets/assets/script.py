@@ -9,16 +9,11 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from video_assets.assets.budget import preflight
-from video_assets.assets.common import (
-    generation_key,
-    ledger,
-    load_grid,
-    load_request,
-    row_factory,
-)
+from video_assets.assets.common import load_grid, load_request
 from video_assets.assets.lyrics import LYRICS_FILE
 from video_assets.editor import next_script
 from video_assets.edits import parse_ops
+from video_assets.generation import Stage, generate_plan, ledger
 from video_assets.layout import SCRIPT
 from video_assets.partitions import jobs_partitions
 from video_assets.providers.base import ledger_call
@@ -80,7 +75,7 @@ def script(
     if made is None:
         plan, cached, chosen = plan_job(job_id, media, wh, settings, stored, grid, words)
         pending = PendingEdit(operation="replan", summary="planned afresh") \
-            if config.replan and load_history(media, job_id) else None
+            if load_history(media, job_id) else None
     else:
         (plan, pending), cached, chosen = made, True, None
     if lipsync(stored.request.providers, settings.retry_policy(),
@@ -134,18 +129,10 @@ def plan_job(job_id: str, media, wh, settings: PipelineSettings, stored, grid,
         else:
             from video_assets.providers.openai import plan_brief
 
-            key = generation_key("plan", "json", chosen, brief=plan_brief(request, grid, words),
-                                 seed=seed)
-            new_row = row_factory(calls, job_id=job_id, asset="script", provider=chosen.name,
-                                  model=chosen.model, unit=chosen.spec.unit)
-            cached = media.cached(key)
-            if cached:
-                new_row().cache_hit = True
-                plan = Script.model_validate(media.get_json(key))
-            else:
-                preflight(job_id, stored, settings, media, wh, "planner", grid=grid)
-                plan = chosen.plan(request, grid, seed, words, new_row)
-                media.put_json(key, plan.model_dump(mode="json"))
+            plan, cached = generate_plan(
+                Stage(media, calls, job_id, "script"), chosen, request, grid, seed, words,
+                plan_brief(request, grid, words),
+                before=lambda: preflight(job_id, stored, settings, media, wh, "planner", grid=grid))
     if len(plan.scenes) != len(grid.boundaries):
         raise ValueError(f"planner {chosen.name} returned {len(plan.scenes)} scenes for "
                          f"{len(grid.boundaries)} clip boundaries")
