@@ -148,32 +148,29 @@ def work_size(out_size: tuple[int, int],
     return (w, h) if w >= 2 and h >= 2 else out_size
 
 
-def build_graph(
+def in_frames(in_s: float, fps: int) -> int:
+    """How many frames into its clip a scene starts (its in-point, ``ClipSpec.in_s``)."""
+    return round(in_s * fps)
+
+
+def edit_stream(
     clip_paths: Sequence[str | Path],
     clip_durations_s: Sequence[float],
     segments: Sequence[Segment],
-    audio_path: str | Path,
-    out_path: str | Path,
     settings: ComposeSettings,
     join_size: tuple[int, int] | None = None,
     skip_frames: Sequence[int] | None = None,
-    raw_out: bool = False,
-    frames: FramesTap | None = None,
+    decode_threads: int | None = None,
 ):
-    """Return the ffmpeg-python output node for the whole edit (not run).
+    """The joined frames of the edit at ``join_size`` (default: the output size), not run: every
+    clip normalised (fps, scale to cover ``join_size``, centre crop, square pixels, yuv420p),
+    looped with ``-stream_loop`` when shorter than its segment (never stretched), trimmed to its
+    frames, faded to/from black around fades, then joined (``join``).
 
-    Every clip is normalised (fps, scale to cover ``join_size``, centre crop, square pixels,
-    yuv420p), looped with ``-stream_loop`` when shorter than its segment (never stretched),
-    trimmed to its frames, faded to/from black around fades, then joined by one concat, each
-    crossfade an xfade of the frames it blends (``join``), and scaled once to the output size when
-    ``join_size`` (default: the output size; see ``work_size``) is smaller. The original audio is
-    re-encoded to AAC, never shifted.
-
-    ``skip_frames`` (per clip, default 0) starts a clip that many frames in (a window of a long
-    edit resuming a clip, see ``plan_windows``); ``raw_out`` writes the joined frames, unscaled
-    and without audio, as raw yuv420p to stdout for ``encode_node`` to encode. ``frames``: see
-    ``FramesTap``.
-    """
+    ``skip_frames`` (per clip, default 0) starts a clip that many frames in: its in-point
+    (``in_frames``) and, for a window or chunk resuming a clip, the frames already shown;
+    looping restarts the clip at its first frame. ``decode_threads``: per input (None: ffmpeg's
+    choice)."""
     if not (len(clip_paths) == len(clip_durations_s) == len(segments)):
         raise ValueError("one clip path and duration per segment is needed")
     fps = settings.fps
@@ -187,8 +184,8 @@ def build_graph(
         if clip_s + 1e-6 < need_s:
             input_kwargs["stream_loop"] = -1
         input_kwargs["t"] = f"{need_s + 0.5:.3f}"
-        if raw_out:  # a window: one decoding thread per clip (the encoder has the cores)
-            input_kwargs["threads"] = 1
+        if decode_threads is not None:
+            input_kwargs["threads"] = decode_threads
         # ffmpeg-python merges identical input nodes; a file used twice needs its own decoder
         repeat = seen[str(path)] = seen.get(str(path), -1) + 1
         if repeat:
@@ -211,11 +208,39 @@ def build_graph(
             v = v.filter("fade", type="out", start_frame=seg.n_frames - seg.fade_out_frames,
                          nb_frames=seg.fade_out_frames)
         streams.append(v)
-    acc = join(streams, segments, fps)
+    return join(streams, segments, fps)
+
+
+def build_graph(
+    clip_paths: Sequence[str | Path],
+    clip_durations_s: Sequence[float],
+    segments: Sequence[Segment],
+    audio_path: str | Path,
+    out_path: str | Path,
+    settings: ComposeSettings,
+    join_size: tuple[int, int] | None = None,
+    skip_frames: Sequence[int] | None = None,
+    raw_out: bool = False,
+    frames: FramesTap | None = None,
+):
+    """Return the ffmpeg-python output node for the whole edit (not run).
+
+    The clips are joined at ``join_size`` (``edit_stream``) and scaled once to the output size
+    when ``join_size`` (default: the output size; see ``work_size``) is smaller. The original
+    audio is re-encoded to AAC, never shifted.
+
+    ``skip_frames``: see ``edit_stream``; ``raw_out`` writes the joined frames, unscaled and
+    without audio, as raw yuv420p to stdout for ``encode_node`` to encode (a window of a long
+    edit, see ``plan_windows``). ``frames``: see ``FramesTap``.
+    """
+    join_size = join_size or (settings.width, settings.height)
+    # a window: one decoding thread per clip (the encoder has the cores)
+    acc = edit_stream(clip_paths, clip_durations_s, segments, settings, join_size, skip_frames,
+                      decode_threads=1 if raw_out else None)
     if raw_out:
         return ffmpeg.output(acc, "pipe:", format="rawvideo", pix_fmt="yuv420p").global_args(
             "-loglevel", "error")
-    return encode_node(acc, (join_w, join_h), audio_path, out_path, settings, frames)
+    return encode_node(acc, join_size, audio_path, out_path, settings, frames)
 
 
 def join(streams: Sequence, segments: Sequence[Segment], fps: int):
@@ -253,29 +278,45 @@ def join(streams: Sequence, segments: Sequence[Segment], fps: int):
     return out.filter("settb", f"1/{fps}").setpts("N")
 
 
+def x264_options(settings: ComposeSettings, stream: str = "v") -> dict[str, object]:
+    """The video encoder's options (one home: a single-pass render and every chunk of a chunked
+    one encode with exactly these); ``stream``: the ffmpeg stream specifier they apply to."""
+    return {f"c:{stream}": "libx264", f"preset:{stream}": settings.preset,
+            f"crf:{stream}": settings.crf, f"pix_fmt:{stream}": "yuv420p"}
+
+
+def to_output_size(video, video_size: tuple[int, int], settings: ComposeSettings):
+    """``video`` (at ``video_size``) scaled once to the output size if it is not that size."""
+    if tuple(video_size) != (settings.width, settings.height):
+        video = (video.filter("scale", settings.width, settings.height, flags="bicubic")
+                 .filter("setsar", 1))
+    return video
+
+
+def tap_stream(video, size: tuple[int, int]):
+    """``FramesTap``'s copy of ``video``: every frame scaled bilinearly to ``size``, rgb24."""
+    return video.filter("scale", *size, flags="bilinear").filter("format", "rgb24")
+
+
 def encode_node(video, video_size: tuple[int, int], audio_path: str | Path, out_path: str | Path,
                 settings: ComposeSettings, frames: FramesTap | None = None):
     """The one encode: ``video`` (at ``video_size``) scaled once to the output size if smaller,
     H.264 + the original audio in AAC, CFR, faststart; with ``frames``, a second output of the
     same frames, downscaled (``FramesTap``)."""
     fps = settings.fps
-    if tuple(video_size) != (settings.width, settings.height):
-        video = (video.filter("scale", settings.width, settings.height, flags="bicubic")
-                 .filter("setsar", 1))
+    video = to_output_size(video, video_size, settings)
     tap_out = None
     if frames is not None:
         parts = video.split()
-        video, w, h = parts[0], *frames.size
-        tap_out = ffmpeg.output(
-            parts[1].filter("scale", w, h, flags="bilinear").filter("format", "rgb24"),
-            str(frames.path), format="rawvideo", fps_mode="passthrough")
+        video = parts[0]
+        tap_out = ffmpeg.output(tap_stream(parts[1], frames.size), str(frames.path),
+                                format="rawvideo", fps_mode="passthrough")
     # the graph yields exactly segments[-1].cut_out_frame frames; no -frames:v, which would end
     # the file when the video ends and drop the last few interleaved audio packets
     audio = ffmpeg.input(str(audio_path)).audio
     out = ffmpeg.output(
         video, audio, str(out_path),
-        vcodec="libx264", preset=settings.preset, crf=settings.crf, pix_fmt="yuv420p",
-        r=fps, fps_mode="cfr",
+        **x264_options(settings), r=fps, fps_mode="cfr",
         acodec="aac", audio_bitrate=settings.audio_bitrate, ar=48000,
         movflags="+faststart", video_track_timescale=fps * 512,
     )
@@ -314,50 +355,67 @@ def _solo_split(seg: Segment) -> int | None:
     return (lo + hi) // 2 if hi - lo >= 2 else None
 
 
+def windows_at(segments: Sequence[Segment], split_frames: Sequence[int]) -> list[Window]:
+    """The timeline cut at ``split_frames`` into windows, each with the parts of the clips it
+    shows on its own timeline. A split must be a hard cut's frame or inside the solo stretch of
+    the one clip showing there (``_solo_split``: never in a crossfade or fade); the window after
+    a split inside a clip resumes that clip at the next frame (``WindowPart.skip_frames``), so
+    the windows' frames, in order, are those of one graph of the whole edit."""
+    total = segments[-1].cut_out_frame
+    edges = [0, *sorted(set(split_frames)), total]
+    for f in edges[1:-1]:
+        inside = [s for s in segments if s.start_frame < f < s.start_frame + s.n_frames]
+        solo = len(inside) == 1 and (
+            inside[0].start_frame + 2 * inside[0].half_in_frames + inside[0].fade_in_frames
+            <= f <= inside[0].start_frame + inside[0].n_frames - 2 * inside[0].half_out_frames
+            - inside[0].fade_out_frames)
+        if not (0 < f < total and (solo or not inside)):
+            raise ValueError(f"split at frame {f} is inside a transition or off the timeline "
+                             f"(0..{total}); fix: split on a hard cut or in a clip's solo stretch")
+    windows = []
+    for start, stop in zip(edges, edges[1:], strict=False):
+        parts = []
+        for c, seg in enumerate(segments):
+            begin = max(seg.start_frame, start)
+            end = min(seg.start_frame + seg.n_frames, stop)
+            if begin >= end:
+                continue
+            changes: dict[str, object] = {}
+            cut = seg.cut_in_frame
+            if begin > seg.start_frame:  # resumed: the window starts in its solo stretch
+                changes.update(transition_in="cut", half_in_frames=0, fade_in_frames=0)
+                cut = begin
+            if end < seg.start_frame + seg.n_frames:  # the window ends in its solo stretch
+                changes.update(half_out_frames=0, fade_out_frames=0)
+            parts.append(WindowPart(c, Segment(**{
+                **seg.__dict__, **changes, "start_frame": begin - start, "n_frames": end - begin,
+                "cut_in_frame": cut - start,
+                "cut_out_frame": min(seg.cut_out_frame, end) - start}), begin - seg.start_frame))
+        windows.append(Window(start, stop - start, tuple(parts)))
+    return windows
+
+
 def plan_windows(segments: Sequence[Segment],
                  max_clips: int = MAX_CLIPS_PER_WINDOW) -> list[Window]:
     """Cut the timeline into windows of at most ``max_clips`` clips each, so that a long edit
     never has every clip's decoder open at once. A window ends inside a clip's solo stretch
     (never in a transition); the next window resumes that same clip at the next frame, so the
-    frames are those one graph of the whole edit would give."""
+    frames are those one graph of the whole edit would give (``windows_at``)."""
     if max_clips < 2:
         raise ValueError("a window needs room for at least 2 clips")
-    windows: list[Window] = []
+    splits: list[int] = []
     first = 0  # index of the first clip of the current window
-    skip = 0  # frames of that clip already shown by the previous window
-    start = 0  # output frame where the window starts
     n = len(segments)
-    while True:
-        split_at, split_frame = None, None
-        for c in range(first + max_clips - 1, first, -1) if n - first > max_clips else ():
+    while n - first > max_clips:
+        for c in range(first + max_clips - 1, first, -1):
             f = _solo_split(segments[c])
-            if f is not None and f > segments[c].start_frame + (skip if c == first else 0):
-                split_at, split_frame = c, f
+            if f is not None and f > segments[c].start_frame:
+                splits.append(f)
+                first = c
                 break
-        last = split_at if split_at is not None else n - 1
-        parts = []
-        for c in range(first, last + 1):
-            seg = segments[c]
-            own_skip = skip if c == first else 0
-            begin = seg.start_frame + own_skip
-            end = seg.start_frame + seg.n_frames
-            cut = seg.cut_in_frame
-            changes: dict[str, object] = {}
-            if own_skip:
-                changes.update(transition_in="cut", half_in_frames=0, fade_in_frames=0)
-                cut = begin
-            if c == split_at:
-                end = split_frame
-                changes.update(half_out_frames=0, fade_out_frames=0)
-            parts.append(WindowPart(c, Segment(**{
-                **seg.__dict__, **changes, "start_frame": begin - start, "n_frames": end - begin,
-                "cut_in_frame": cut - start,
-                "cut_out_frame": min(seg.cut_out_frame, end) - start}), own_skip))
-        end_frame = split_frame if split_at is not None else segments[-1].cut_out_frame
-        windows.append(Window(start, end_frame - start, tuple(parts)))
-        if split_at is None:
-            return windows
-        first, skip, start = split_at, split_frame - segments[split_at].start_frame, split_frame
+        else:  # no clip of this window can end it: it takes every clip left
+            break
+    return windows_at(segments, splits)
 
 
 def compose(
@@ -369,6 +427,7 @@ def compose(
     settings: ComposeSettings,
     max_clips_per_window: int = MAX_CLIPS_PER_WINDOW,
     frames: FramesTap | None = None,
+    clip_in_s: Sequence[float] | None = None,
 ) -> list[str]:
     """Run the edit with one encode; returns the ffmpeg arguments that were run.
 
@@ -376,7 +435,8 @@ def compose(
     of clips (``plan_windows``) are decoded and joined one after another, each by its own ffmpeg
     graph writing raw frames into the one encoder's input, so memory stays flat however many
     clips there are (the encoder's arguments come first in the returned list). ``frames``: the
-    encoder also writes the frames it encodes there, downscaled (``FramesTap``).
+    encoder also writes the frames it encodes there, downscaled (``FramesTap``). ``clip_in_s``
+    (per clip, default 0): where in its clip each scene starts (``in_frames``).
     Every ffmpeg process has a deadline proportional to the edit's length (``ffmpeg_bin``); one
     that fails or overruns it leaves neither ``out_path`` nor the frames' copy behind.
     """
@@ -384,11 +444,12 @@ def compose(
     outputs = [out_path, *([frames.path] if frames is not None else [])]
     join_size = work_size((settings.width, settings.height),
                           [mp4_video_size(p) for p in clip_paths])
+    ins = [in_frames(t, settings.fps) for t in clip_in_s or [0.0] * len(segments)]
     windows = plan_windows(segments, max_clips_per_window)
     name = Path(out_path).name
     if len(windows) == 1:
         graph = build_graph(clip_paths, clip_durations_s, segments, audio_path, out_path,
-                            settings, join_size, frames=frames)
+                            settings, join_size, skip_frames=ins, frames=frames)
         args = graph.overwrite_output().get_args()
         run_ffmpeg(args, what=f"composing {len(segments)} clips into {name}", media_s=media_s,
                    outputs=outputs)
@@ -402,7 +463,8 @@ def compose(
         build_graph([clip_paths[p.clip] for p in win.parts],
                     [clip_durations_s[p.clip] for p in win.parts],
                     [p.segment for p in win.parts], audio_path, "pipe:", settings, join_size,
-                    skip_frames=[p.skip_frames for p in win.parts], raw_out=True).get_args()
+                    skip_frames=[ins[p.clip] + p.skip_frames for p in win.parts],
+                    raw_out=True).get_args()
         for win in windows]
     run_windows(enc_args, window_args, [win.n_frames * w * h * 3 // 2 for win in windows],
                 what=f"composing {len(segments)} clips into {name} in {len(windows)} windows",
