@@ -6,29 +6,41 @@ script), counting cached generations as free, and refuses a job whose spend so f
 estimate is over ``budget_usd`` (or ``PipelineSettings.default_budget_usd``). The refusal breaks
 the estimate down and comes before the stage spends anything. Images and clips can only be
 checked against the cache once the plan exists; before that they are counted in full on a job's
-first run and left to the storyboard's exact check on later runs.
+first run and left to the storyboard's exact check on later runs. Every key is computed by the
+functions the generations themselves use (``video_assets.generation``), and a scene's kept take
+(``scene_media.reusable_take``) is free, as the stages reuse it.
 """
 
 from __future__ import annotations
 
 import math
 
-from video_assets.assets.common import (
+from video_assets.assets.common import voice_line
+from video_assets.config import max_budget_usd
+from video_assets.generation import (
     clip_cache_key,
-    generation_key,
     image_cache_key,
     lipsync_cache_key,
-    voice_line,
+    lyrics_key,
+    music_key,
+    voice_key,
 )
-from video_assets.config import max_budget_usd
-from video_assets.media.compose import Segment, plan_segments
 from video_assets.providers import select
 from video_assets.providers.base import choose_duration
 from video_assets.providers.budget import refuse_if_over
 from video_assets.resources import PipelineSettings
+from video_assets.scene_media import (
+    clip_beats_s,
+    kept_image,
+    planned_clip,
+    reusable_take,
+    segments_for,
+)
 from video_assets.schemas import BeatGrid, Script, StoredRequest
 from video_assets.store import MediaStore, sha256_file
 from video_assets.warehouse import Warehouse
+
+__all__ = ["cap_usd", "clip_beats_s", "preflight", "segments_for"]  # segments_for: final.py
 
 STAGES = ("music", "transcribe", "planner", "voice", "images", "video", "lipsync")
 MIN_SCENE_S = 3.0  # boundaries are 3-7 s
@@ -40,27 +52,6 @@ def cap_usd(stored: StoredRequest, settings: PipelineSettings) -> float:
     lowered since the job was admitted."""
     budget = stored.request.budget_usd
     return min(budget if budget is not None else settings.default_budget_usd, max_budget_usd())
-
-
-def segments_for(plan: Script, fps: int, half_frames: int) -> list[Segment]:
-    return plan_segments([(s.start_s, s.end_s) for s in plan.scenes],
-                         [s.transition for s in plan.scenes[:-1]], fps, half_frames)
-
-
-def clip_beats_s(beats_s: list[float], seg: Segment, fps: int, clip_s: float) -> list[float]:
-    """Beats inside the clip, in seconds from the clip's first frame."""
-    t0 = seg.start_frame / fps
-    return [round(b - t0, 4) for b in beats_s if t0 <= b < t0 + clip_s]
-
-
-def clip_plan(plan: Script, grid: BeatGrid, settings: PipelineSettings,
-              video) -> list[tuple[Segment, float, list[float]]]:
-    """Per scene: its timeline segment, the clip length to ask for and the beats inside it."""
-    out = []
-    for seg in segments_for(plan, settings.fps, settings.transition_half_frames):
-        clip_s = choose_duration(seg.n_frames / settings.fps, video.allowed_durations_s)
-        out.append((seg, clip_s, clip_beats_s(grid.beats_s, seg, settings.fps, clip_s)))
-    return out
 
 
 def plan_items(job_id: str, stored: StoredRequest, settings: PipelineSettings, media: MediaStore,
@@ -80,20 +71,18 @@ def plan_items(job_id: str, stored: StoredRequest, settings: PipelineSettings, m
     items: list[tuple[str, float]] = []
 
     music = select.music(providers, policy, conc) if "music" in later else None
-    if music and stored.synthesized_audio:
-        key = generation_key("music", "wav", music, prompt=music_prompt(stored),
-                             duration_s=round(duration_s, 4))
-        if not media.cached(key):
-            items.append((f"music: {duration_s:.1f} s ({music.model})",
-                          music.estimate_usd(duration_s)))
+    if music and stored.synthesized_audio and \
+            not media.cached(music_key(music, music_prompt(stored), duration_s)):
+        items.append((f"music: {duration_s:.1f} s ({music.model})", music.estimate_usd(duration_s)))
     transcriber = select.transcriber(providers, policy, conc) if "transcribe" in later else None
-    if transcriber and not stored.synthesized_audio:
-        key = generation_key("lyrics", "json", transcriber, audio_sha256=stored.audio_sha256)
-        if not media.cached(key):
-            items.append((f"transcription: {duration_s / 60:.2f} min ({transcriber.model})",
-                          transcriber.estimate_usd(duration_s)))
-    planner = select.planner(providers, policy, conc) if "planner" in later else None
-    if planner and getattr(planner, "spec", None):
+    if transcriber and not stored.synthesized_audio and \
+            not media.cached(lyrics_key(transcriber, stored.audio_sha256)):
+        items.append((f"transcription: {duration_s / 60:.2f} min ({transcriber.model})",
+                      transcriber.estimate_usd(duration_s)))
+    # a real planner when a model is named (the offline one is free)
+    planner = select.planner(providers, policy, conc) \
+        if "planner" in later and providers.model_for("planner") else None
+    if planner:
         items.append((f"plan, with a repair round ({planner.model})", planner.estimate_usd(n)))
     voice = select.voice(providers, policy, conc) if "voice" in later else None
     if voice and stored.request.mode == "ad":
@@ -102,8 +91,7 @@ def plan_items(job_id: str, stored: StoredRequest, settings: PipelineSettings, m
                           voice.estimate_usd(120 * n)))
         else:
             chars = sum(len(voice_line(s)) for s in plan.scenes
-                        if not media.cached(generation_key("voice", "wav", voice,
-                                                           text=voice_line(s))))
+                        if not media.cached(voice_key(voice, voice_line(s))))
             if chars:
                 items.append((f"voiceover: {chars} characters ({voice.model})",
                               voice.estimate_usd(chars)))
@@ -118,8 +106,8 @@ def media_items(job_id, stored, settings, media, wh, later, grid, plan, n) -> li
     images = select.image_provider(providers.images, policy, conc)
     video = select.video_provider(providers.video, policy, conc)
     lipsync = select.lipsync(providers, policy, conc)
-    paid_images = getattr(images, "paid", False) and "images" in later
-    paid_video = getattr(video, "paid", False) and "video" in later
+    paid_images = images.paid and "images" in later
+    paid_video = video.paid and "video" in later
     if not (paid_images or paid_video or lipsync):
         return []
     items: list[tuple[str, float]] = []
@@ -142,24 +130,31 @@ def media_items(job_id, stored, settings, media, wh, later, grid, plan, n) -> li
         return items
     size = stored.request.size
     clip_size = video.output_size(size)
-    for scene, (seg, clip_s, beats) in zip(plan.scenes, clip_plan(plan, grid, settings, video),
-                                           strict=True):
-        image_key = image_cache_key(images, scene, plan, size)
+    for scene, seg in zip(plan.scenes, segments_for(plan, settings.fps,
+                                                    settings.transition_half_frames), strict=True):
+        image_key = kept_image(media, scene) or image_cache_key(images, scene, plan.style, size)
         image_cached = media.cached(image_key)
         if paid_images and not image_cached:
             items.append((f"image {scene.index + 1} ({images.model})", images.estimate_usd(1)))
-        clip_key_ = None
-        if image_cached:
-            with media.local_path(image_key) as image:
-                clip_key_ = clip_cache_key(video, sha256_file(image), clip_s, scene, beats,
-                                           clip_size)
-        clip_cached = clip_key_ is not None and media.cached(clip_key_)
-        if paid_video and not clip_cached:
-            items.append((f"clip {scene.index + 1}: {clip_s:g} s ({video.model})",
-                          video.estimate_usd([clip_s])))
-        if lipsync and scene.lipsync:
+        fallback_take = scene.take is not None and scene.take.fallback  # remade by the animatic
+        take = reusable_take(media, scene, seg.n_frames / settings.fps)
+        if take is not None:  # kept: no call
+            clip_key_, clip_s, clip_cached = take.clip_key, take.clip_s, True
+        else:
+            clip_s, beats = planned_clip(video, scene, seg, grid.beats_s, settings.fps)
+            clip_key_ = None
+            if image_cached:
+                with media.local_path(image_key) as image:
+                    clip_key_ = clip_cache_key(video, sha256_file(image), clip_s, scene, beats,
+                                               clip_size)
+            clip_cached = clip_key_ is not None and media.cached(clip_key_)
+            if paid_video and not clip_cached and not fallback_take:
+                items.append((f"clip {scene.index + 1}: {clip_s:g} s ({video.model})",
+                              video.estimate_usd([clip_s])))
+        if lipsync and scene.lipsync and not fallback_take:
+            offset_s = seg.start_frame / settings.fps - scene.in_s
             synced = clip_cached and media.cached(lipsync_cache_key(
-                lipsync, clip_key_, stored.audio_sha256, seg.start_frame / settings.fps, clip_s))
+                lipsync, clip_key_, stored.audio_sha256, offset_s, clip_s))
             if not synced:
                 items.append((f"lip-sync {scene.index + 1}: {clip_s:g} s ({lipsync.model})",
                               lipsync.estimate_usd([clip_s])))

@@ -7,14 +7,16 @@ Transcribed with word timestamps by the transcription provider (OpenAI ``whisper
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from video_assets.assets.budget import preflight
-from video_assets.assets.common import generation_key, ledger, load_grid, load_request, row_factory
+from video_assets.assets.common import load_grid, load_request
+from video_assets.generation import Stage, generate_lyrics, ledger
+from video_assets.layout import LYRICS as LYRICS_FILE
 from video_assets.partitions import jobs_partitions
 from video_assets.providers.select import transcriber
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import Lyrics
 from video_assets.store import job_key
 
-LYRICS_FILE = "lyrics.json"
+__all__ = ["LYRICS_FILE", "lyrics"]  # LYRICS_FILE: imported from here by the script stage
 
 
 @asset(partitions_def=jobs_partitions, group_name="video", deps=["beat_grid"], kinds={"openai"})
@@ -37,20 +39,12 @@ def lyrics(
     elif stored.synthesized_audio:
         result = Lyrics(provider="offline", model="none", note="instrumental bed: no words")
     else:
-        key = generation_key("lyrics", "json", provider, audio_sha256=stored.audio_sha256)
         with ledger(wh) as calls:
-            new_row = row_factory(calls, job_id=job_id, asset="lyrics", provider=provider.name,
-                                  model=provider.model, unit=provider.spec.unit)
-            cached = media.cached(key)
-            if cached:
-                new_row().cache_hit = True
-                result = Lyrics.model_validate(media.get_json(key))
-            else:
-                preflight(job_id, stored, settings, media, wh, "transcribe",
-                          grid=load_grid(media, job_id))
-                with media.local_path(stored.audio_key) as audio, media.scratch_dir() as tmp:
-                    result = provider.transcribe(audio, stored.audio_duration_s, tmp, new_row)
-                media.put_json(key, result.model_dump(mode="json"))
+            result, cached = generate_lyrics(
+                Stage(media, calls, job_id, "lyrics"), provider, stored.audio_key,
+                stored.audio_sha256, stored.audio_duration_s,
+                before=lambda: preflight(job_id, stored, settings, media, wh, "transcribe",
+                                         grid=load_grid(media, job_id)))
     media.put_json(job_key(job_id, LYRICS_FILE), result.model_dump(mode="json"))
     preview = " ".join(f"{w.word}@{w.start_s:.2f}" for w in result.words[:40])
     return MaterializeResult(metadata={

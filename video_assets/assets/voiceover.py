@@ -11,13 +11,9 @@ import shutil
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from video_assets.assets.budget import preflight
-from video_assets.assets.common import (
-    generation_key,
-    ledger,
-    load_plan,
-    row_factory,
-    voice_line,
-)
+from video_assets.assets.common import load_plan, voice_line
+from video_assets.generation import Stage, generate_voice, ledger
+from video_assets.layout import VOICEOVER as VOICEOVER_FILE
 from video_assets.media.audio import decode_mono
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 from video_assets.partitions import jobs_partitions
@@ -25,7 +21,7 @@ from video_assets.providers.select import voice
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.store import job_key
 
-VOICEOVER_FILE = "voiceover.json"
+__all__ = ["VOICEOVER_FILE", "voiceover"]  # VOICEOVER_FILE: imported from here by final.py
 LEAD_IN_S = 0.15  # a line starts just after its scene's cut
 BED_GAIN = 0.45  # the music under the voice
 
@@ -71,18 +67,11 @@ def voiceover(
     lines, hits = [], 0
     with ledger(wh) as calls, media.scratch_dir() as tmp:
         paths = []
+        stage = Stage(media, calls, job_id, "voiceover")
         for scene in plan.scenes:
             text = voice_line(scene)
-            key = generation_key("voice", "wav", speaker, text=text)
-            new_row = row_factory(calls, job_id=job_id, asset="voiceover", scene_index=scene.index,
-                                  provider=speaker.name, model=speaker.model,
-                                  unit=speaker.spec.unit)
-            if media.cached(key):
-                hits += 1
-                new_row().cache_hit = True
-            else:
-                speaker.speak(text, tmp / "line.wav", new_row)
-                media.put_file(key, tmp / "line.wav")
+            key, hit = generate_voice(stage, speaker, text, scene.index)
+            hits += hit
             local = tmp / f"line-{scene.index:02d}.wav"
             with media.local_path(key) as cached:
                 shutil.copyfile(cached, local)

@@ -1,6 +1,7 @@
-"""Procedural storyboard cards (Pillow): layered scenery from a palette and a seed, with a caption.
+"""Procedural storyboard cards (Pillow): layered scenery from a palette and a seed, with a text band
+(the scene's prompt, as a real image model is given it) and a small label.
 
-Deterministic: the same palette, seed, caption and size give the same pixels.
+Deterministic: the same palette, seed, text, label and size give the same pixels.
 """
 
 from __future__ import annotations
@@ -73,11 +74,12 @@ def render_card(
     size: tuple[int, int],
     palette_hex: Sequence[str],
     seed: int,
-    caption: str,
+    text: str,
     label: str = "",
     landscape: str = "ridges",
 ) -> Image.Image:
-    """Draw one storyboard card: sky gradient, glowing sun, three silhouette layers, caption band.
+    """Draw one storyboard card: sky gradient, glowing sun, three silhouette layers, a band with
+    ``text`` (at most four lines) and ``label`` above it in the top corner.
 
     ``landscape`` is ``"ridges"`` (hills/waves) or ``"skyline"`` (a city). Returns an RGB image.
     """
@@ -139,7 +141,7 @@ def render_card(
     vdraw.ellipse([-vw * 0.25, -vh * 0.15, vw * 1.25, vh * 1.15], fill=255)
     vignette = vignette.filter(ImageFilter.GaussianBlur(vw / 8)).resize(size)
     img = Image.composite(img, Image.new("RGB", size, (0, 0, 0)), vignette)
-    _caption(img, caption, label)
+    _caption(img, text, label)
     return img
 
 
@@ -158,13 +160,13 @@ def _wrap(text: str, face: ImageFont.ImageFont | ImageFont.FreeTypeFont, max_px:
     return lines
 
 
-def _caption(img: Image.Image, caption: str, label: str) -> None:
+def _caption(img: Image.Image, text: str, label: str) -> None:
     width, height = img.size
     unit = min(width, height)
     body = font(max(12, unit // 26))
     small = font(max(10, unit // 36), bold=True)
     margin_x, margin_y = SAFE_MARGIN * width, SAFE_MARGIN * height
-    lines = _wrap(caption, body, width - 2 * margin_x)[:4]
+    lines = _wrap(text, body, width - 2 * margin_x)[:4]
     line_h = int(unit / 26 * 1.35)
     pad = unit // 30
     band_h = line_h * len(lines) + 2 * pad

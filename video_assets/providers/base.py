@@ -7,7 +7,7 @@ succeeded, failed or hit the cache.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,34 +16,55 @@ from typing import Protocol
 from video_assets.providers.keys import redact
 from video_assets.schemas import BeatGrid, CallRecord, Lyrics, Request, Scene, Script, Style
 
+NewRow = Callable[[], CallRecord]  # opens one more ledger row (a paid provider: one per attempt)
 
-class Planner(Protocol):
+
+class Provider(Protocol):
+    """What every provider has: who it is (``name``, ``model``, ``version``: all in its cache keys),
+    whether its calls cost money (``paid``: a paid provider opens and charges its own ledger rows
+    through ``new_row``, one per attempt; an unpaid one is timed in a single row by the caller) and
+    the unit its calls are counted in (``unit``: image, video_s, plan...)."""
+
     name: str
     model: str
+    version: str
+    paid: bool
+    unit: str
 
+
+class Planner(Provider, Protocol):
     def plan(self, request: Request, grid: BeatGrid, job_seed: int,
              lyrics: Lyrics | None = None) -> Script: ...
 
 
-class ImageProvider(Protocol):
-    name: str
-    model: str
-    version: str
+class ImageProvider(Provider, Protocol):
+    """A scene's image from what the image key holds (``generation.image_key``): the scene's
+    prompt, camera and seed, the plan's style and the size; never its caption or position."""
 
-    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
-               out_path: Path) -> None: ...
+    def render(self, scene: Scene, style: Style, size: tuple[int, int], out_path: Path,
+               new_row: NewRow) -> None: ...
 
 
-class VideoProvider(Protocol):
-    name: str
-    model: str
-    version: str
+class VideoProvider(Provider, Protocol):
+    """A clip from a start image. ``receives_beats``: whether ``generate`` uses the beats (the
+    offline animatic pulses on them; a real model is never sent them), so whether they belong in
+    the clip's cache key."""
+
     allowed_durations_s: tuple[float, ...]
+    receives_beats: bool
 
     def output_size(self, target_size: tuple[int, int]) -> tuple[int, int]: ...
 
     def generate(self, image_path: Path, scene: Scene, duration_s: float,
-                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path) -> None: ...
+                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path,
+                 new_row: NewRow) -> None: ...
+
+
+class LipsyncProvider(Provider, Protocol):
+    def estimate_usd(self, durations_s: Sequence[float]) -> float: ...
+
+    def sync(self, clip_path: Path, audio_path: Path, duration_s: float, size: tuple[int, int],
+             out_path: Path, new_row: NewRow) -> None: ...
 
 
 def choose_duration(need_s: float, allowed_s: Sequence[float]) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from video_assets.media.animatic import render_animatic
 from video_assets.media.art import render_card
+from video_assets.providers.base import NewRow
 from video_assets.schemas import BeatGrid, Character, Lyrics, Request, Scene, Script, Style
 
 # keywords -> palette (sky top, sky bottom, accent, far, near); the first match wins
@@ -134,6 +135,9 @@ def pick_transition(choice: str, energy: float, bias: float) -> str:
 class OfflinePlanner:
     name = "offline"
     model = "rules-v1"
+    version = "1"
+    paid = False
+    unit = "plan"
 
     def plan(self, request: Request, grid: BeatGrid, job_seed: int,
              lyrics: Lyrics | None = None) -> Script:
@@ -186,16 +190,22 @@ class OfflinePlanner:
 
 
 class OfflineImages:
+    """A procedural card painted from what a real image model is sent: the scene's prompt, camera
+    and seed and the plan's style (never the caption or the scene's position in the plan, so an
+    edit elsewhere in the plan leaves the card, and its cache key, as it is)."""
+
     name = "offline"
     model = "procedural-card"
-    version = "2"  # 2: the sun's glow blurred at a quarter of the size
+    version = "3"  # 3: the prompt painted (not the caption), the label is the camera only
+    paid = False
+    unit = "image"
 
-    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
-               out_path: Path) -> None:
+    def render(self, scene: Scene, style: Style, size: tuple[int, int], out_path: Path,
+               new_row: NewRow | None = None) -> None:
         text = scene.prompt.lower()
         landscape = "skyline" if any(w in text for w in URBAN_WORDS) else "ridges"
-        label = f"{scene.index + 1:02d} / {n_scenes:02d}  {scene.camera.replace('_', ' ').upper()}"
-        card = render_card(size, style.palette_hex, scene.seed, scene.caption, label, landscape)
+        label = scene.camera.replace("_", " ").upper()
+        card = render_card(size, style.palette_hex, scene.seed, scene.prompt, label, landscape)
         card.save(out_path, format="PNG", optimize=False, compress_level=3)
 
 
@@ -205,7 +215,10 @@ class OfflineVideo:
     name = "offline"
     model = "animatic"
     version = "2"  # 2: frames resampled in YUV 4:2:0 (numba), x264 ultrafast
+    paid = False
+    unit = "video_s"
     allowed_durations_s = (5.0, 10.0)
+    receives_beats = True  # the camera move pulses on them
 
     def output_size(self, target_size: tuple[int, int]) -> tuple[int, int]:
         w, h = target_size
@@ -213,5 +226,6 @@ class OfflineVideo:
         return int(round(w * scale / 2) * 2), int(round(h * scale / 2) * 2)
 
     def generate(self, image_path: Path, scene: Scene, duration_s: float,
-                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path) -> None:
+                 beats_s: Sequence[float], size: tuple[int, int], out_path: Path,
+                 new_row: NewRow | None = None) -> None:
         render_animatic(image_path, out_path, duration_s, size, scene.camera, beats_s)

@@ -41,8 +41,8 @@ class ReplicateImages:
     def estimate_usd(self, n_images: int) -> float:
         return self.spec.cost_usd(n_images)
 
-    def render(self, scene: Scene, style: Style, n_scenes: int, size: tuple[int, int],
-               out_path: Path, new_row: Callable[[], CallRecord]) -> None:
+    def render(self, scene: Scene, style: Style, size: tuple[int, int], out_path: Path,
+               new_row: Callable[[], CallRecord]) -> None:
         field = self.spec.inputs
         inputs = {field["prompt"]: styled_prompt(scene, style),
                   field["aspect_ratio"]: aspect_of(size), field["seed"]: scene.seed,
@@ -55,10 +55,12 @@ class ReplicateImages:
 
 
 class ReplicateVideo:
-    """Image-to-video (e.g. Kling, Hailuo, Wan, Veo) at the model's allowed lengths."""
+    """Image-to-video (e.g. Kling, Hailuo, Wan, Veo) at the model's allowed lengths. It is sent
+    the image, the prompt with the camera move and motion, and the length: never the beats."""
 
     name = "replicate"
     paid = True
+    receives_beats = False
 
     def __init__(self, model: str, runner: ReplicateRunner) -> None:
         self.spec: ModelSpec = registry().get(model, "video")
