@@ -63,7 +63,8 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
     from dagster import DagsterEventType
 
     from video_assets.cli_log import LOGGER_NAME
-    from video_assets.definitions import RUN_JOB_NAME, defs
+    from video_assets.definitions import defs
+    from video_assets.jobs import RUN_JOB_NAME
     from video_assets.monitor import heartbeat, worker_tags
     from video_assets.partitions import JOBS_PARTITION_NAME
     from video_assets.providers.retry import reset_cancel
@@ -321,9 +322,9 @@ def ingest(args: argparse.Namespace) -> int:
             statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.STARTED,
                       DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING]), limit=1)
         if not done:
-            new.append((job_id, run_key, key))
+            new.append((job_id, run_key, key, tick.edits.get(run_key)))
     if new:
-        instance.add_dynamic_partitions(JOBS_PARTITION_NAME, [j for j, _, _ in new])
+        instance.add_dynamic_partitions(JOBS_PARTITION_NAME, sorted({j[0] for j in new}))
     print(f"inbox: {len(new)} new job(s), {len(tick.rejected)} rejected, "
           f"{len(tick.waiting)} waiting" + ("; more remain: run ingest again" if tick.more else ""),
           file=sys.stderr)
@@ -335,15 +336,23 @@ def ingest(args: argparse.Namespace) -> int:
     return run_jobs(new, args.json)
 
 
-def run_jobs(jobs: list[tuple[str, str, str]], as_json: bool) -> int:
-    """Run admitted jobs one after another (one in-process run each); worst exit code wins."""
+def run_jobs(jobs: list[tuple], as_json: bool) -> int:
+    """Run admitted jobs one after another (one in-process run each; an edit file's edits as
+    ``videogen edit`` makes them); worst exit code wins. Each entry: ``(job_id, run_key, inbox
+    key, edits or None)``."""
+    from video_assets.cli_edit import run_edit
+    from video_assets.edits import parse_ops
+
     code = EXIT_OK
-    for job_id, run_key, key in jobs:
+    for job_id, run_key, key, *rest in jobs:
+        tags = {"dagster/run_key": run_key, "video_assets/source": key,
+                "video_assets/job_id": job_id}
+        if rest and rest[0] is not None:
+            code = max(code, run_edit(job_id, parse_ops(rest[0]), as_json, tags=tags))
+            continue
         try:
             with held_job(job_id):
-                summary = execute_job(job_id, tags={"dagster/run_key": run_key,
-                                                    "video_assets/source": key,
-                                                    "video_assets/job_id": job_id})
+                summary = execute_job(job_id, tags=tags)
         except JobBusy as exc:
             _err(str(exc))
             code = max(code, EXIT_FAILED)
@@ -352,7 +361,7 @@ def run_jobs(jobs: list[tuple[str, str, str]], as_json: bool) -> int:
     return code
 
 
-def launch_background(jobs: list[tuple[str, str, str]]) -> Path:
+def launch_background(jobs: list[tuple]) -> Path:
     """Start one detached worker process that runs the jobs; returns its log file."""
     import subprocess
 
@@ -371,7 +380,7 @@ def launch_background(jobs: list[tuple[str, str, str]]) -> Path:
 
 def worker_main(argv: list[str]) -> int:
     """The worker behind ``ingest`` (``python -m video_assets.cli run-jobs SPEC``), not a
-    ``videogen`` command: SPEC is a JSON list of ``[job_id, run_key, source key]``."""
+    ``videogen`` command: SPEC is a JSON list of ``[job_id, run_key, source key, edits]``."""
     return run_jobs([tuple(j) for j in json.loads(argv[0])], as_json=False)
 
 

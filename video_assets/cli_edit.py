@@ -141,6 +141,7 @@ def history(args: argparse.Namespace) -> int:
 def move(args: argparse.Namespace) -> int:
     """``undo`` / ``redo``: run ``version_job`` for the job (no render, nothing paid)."""
     from video_assets.cli import _instance
+    from video_assets.cli_log import LOGGER_NAME
     from video_assets.definitions import defs
     from video_assets.layout import FINAL
     from video_assets.store import job_key
@@ -172,7 +173,8 @@ def move(args: argparse.Namespace) -> int:
         result = defs.resolve_job_def("version_job").execute_in_process(
             instance=_instance(), raise_on_error=False, tags={"video_assets/job_id": job_id},
             run_config={"ops": {"change_version": {"config": {"job_id": job_id,
-                                                              "action": action}}}})
+                                                              "action": action}}},
+                        "loggers": {LOGGER_NAME: {"config": {"log_level": "WARNING"}}}})
     if not result.success:
         _err(f"{action}: job {job_id}: failed; see the run {result.run_id} in the UI")
         return EXIT_FAILED

@@ -78,7 +78,8 @@ def staged_ops(media: MediaStore, job_id: str, ops: Sequence[EditOp],
     lie inside it after links are followed."""
     out: list[EditOp] = []
     for op in ops:
-        if isinstance(op, ReplaceEdit) and not is_upload(job_id, op.file):
+        if isinstance(op, ReplaceEdit) and not (is_upload(job_id, op.file)
+                                                or is_staged_clip(job_id, op.file)):
             out.append(op.model_copy(update={"file": stage_clip(
                 media, job_id, _inside(Path(op.file), base_dir))}))
         else:
@@ -100,9 +101,23 @@ def is_upload(job_id: str, key: str) -> bool:
     return key.startswith(job_key(job_id, UPLOADS) + "/") and ".." not in key
 
 
-def upload_take(media: MediaStore, job_id: str, key: str) -> Take:
-    """The take of a staged replacement clip."""
-    if not is_upload(job_id, key) or not media.exists(key):
+def staged_clip_key(job_id: str, sha256: str, suffix: str) -> str:
+    """Where the inbox puts a replacement file as it came (the run re-encodes it)."""
+    return f"staged/{job_id}/clips/{sha256[:32]}{suffix.lower()[:8]}"
+
+
+def is_staged_clip(job_id: str, key: str) -> bool:
+    return key.startswith(f"staged/{job_id}/clips/") and ".." not in key
+
+
+def upload_take(media: MediaStore, job_id: str, key: str, clean: bool = True) -> Take:
+    """The take of a replacement clip: one staged in the job's uploads, or one the inbox put
+    aside as it came (re-encoded into the uploads now; with ``clean`` False only probed, for a
+    check before the run)."""
+    if is_staged_clip(job_id, key) and media.exists(key) and clean:
+        with media.local_path(key) as path:
+            key = stage_clip(media, job_id, path)
+    elif not (is_upload(job_id, key) or is_staged_clip(job_id, key)) or not media.exists(key):
         raise EditError("file", f"{key[:200]!r} is not a staged clip of job {job_id}; fix: give "
                         "the file through videogen edit ... replace, or an edit file beside it")
     with media.local_path(key) as path:
@@ -114,10 +129,10 @@ def upload_take(media: MediaStore, job_id: str, key: str) -> Take:
 
 
 def edit_context(media: MediaStore, job_id: str, state: JobState, limits: BoundaryLimits,
-                 fps: int, half_frames: int) -> EditContext:
+                 fps: int, half_frames: int, clean: bool = True) -> EditContext:
     return EditContext(grid=state.grid, clips=state.clips, limits=limits, fps=fps,
                        half_frames=half_frames,
-                       stage_file=lambda key: upload_take(media, job_id, key))
+                       stage_file=lambda key: upload_take(media, job_id, key, clean))
 
 
 def describe(ops: Sequence[EditOp], summary: str, changed: list[int],
@@ -131,10 +146,10 @@ def describe(ops: Sequence[EditOp], summary: str, changed: list[int],
 def check_edits(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: BoundaryLimits,
                 fps: int, half_frames: int) -> PendingEdit:
     """Apply the edits to the current version in memory: the description of the version they
-    would make, or ``EditError``. Nothing is written."""
+    would make, or ``EditError``. Nothing is written (a replacement file is only probed)."""
     state = current_state(media, job_id)
     result = apply_edits(state.script, ops, edit_context(media, job_id, state, limits, fps,
-                                                         half_frames))
+                                                         half_frames, clean=False))
     return describe(ops, result.summary, result.changed, state.history.current)
 
 

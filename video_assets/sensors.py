@@ -1,5 +1,10 @@
 """The inbox sensor (a local folder or an S3 bucket, both through the store interface) and the
-run-failure hook that keeps the ``jobs`` table honest."""
+run-failure hook that keeps the ``jobs`` table honest.
+
+A file in the inbox is a request (a new job) or an edit file (``edit: <job id>`` and a list of
+``operations``, as ``videogen edit`` takes them): an edit is checked against the job's current
+version at admission, rejected with a report like a bad request, and otherwise becomes a run of
+``edit_job`` with the edits as its run config."""
 
 import contextlib
 import hashlib
@@ -35,14 +40,15 @@ from video_assets.admission import (
     stage,
     validate_request,
 )
+from video_assets.editor import check_edits, is_staged_clip, is_upload, staged_clip_key
+from video_assets.edits import EditError, ReplaceEdit, parse_ops
+from video_assets.jobs import EDIT_JOB_NAME, edit_job, render_job
 from video_assets.media.audio import short
+from video_assets.media.user_clip import MAX_CLIP_BYTES, ClipFileError, probe_clip_s
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
 from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key, sha256_file
-
-RUN_JOB_NAME = "render_job"
-EDIT_JOB_NAME = "edit_job"  # a new version of a job: edits as the run config of `script`
 
 
 @dataclass
@@ -54,6 +60,7 @@ class TickResult:
     waiting: list[str] = field(default_factory=list)  # audio not arrived yet
     cursor: dict = field(default_factory=dict)
     more: bool = False  # the batch limit was reached: another tick has work
+    edits: dict[str, list[dict]] = field(default_factory=dict)  # run_key -> the edits (edit files)
 
 
 REPORT_SUFFIX = ".error.json"
@@ -103,9 +110,9 @@ def _audio(request, inbox: MediaStore, request_key: str, name: str) -> Iterator[
 
 
 def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float,
-           now_s: float) -> str | None:
-    """Validate and stage one request; returns its job id, or None while its audio is awaited.
-    Raises RequestError for a bad request."""
+           now_s: float) -> tuple[str, list[dict] | None] | None:
+    """Validate and stage one request or edit file; returns its job id and, for an edit file,
+    its edits; None while a request's audio is awaited. Raises RequestError for a bad file."""
     name = PurePosixPath(obj.key).name
     try:
         _check_key(obj.key)
@@ -117,7 +124,10 @@ def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float
                            f"most {MAX_REQUEST_BYTES // 1024} KB of YAML or JSON); fix: upload "
                            "the request file, and the song beside it")
     content = inbox.get_bytes(obj.key)
-    request = validate_request(parse_request(content, name), name)
+    data = parse_request(content, name)
+    if "edit" in data:
+        return _admit_edit(inbox, media, obj.key, data, name)
+    request = validate_request(data, name)
     try:
         with _audio(request, inbox, obj.key, name) as audio_path:
             duration_s = check_audio(audio_path, name, shown=request.audio) if audio_path else None
@@ -128,7 +138,69 @@ def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float
         if now_s - obj.modified_ns / 1e9 < grace_s:
             return None
         raise
-    return job_id
+    return job_id, None
+
+
+EDIT_FILE_KEYS = ("edit", "operations")
+
+
+def _admit_edit(inbox: MediaStore, media: MediaStore, key: str, data: dict,
+                name: str) -> tuple[str, list[dict]]:
+    """An edit file: the job must have a version the edits apply to (checked now, in memory);
+    a replacement clip is taken from beside the edit file and put aside for the run."""
+    from video_assets.admission import check_job_id
+
+    for extra in sorted(set(data) - set(EDIT_FILE_KEYS)):
+        raise RequestError(name, short(str(extra), 80), "unknown key in an edit file; fix: an edit "
+                           "file has only 'edit: <job id>' and 'operations: [...]'")
+    try:
+        job_id = check_job_id(str(data["edit"]), "edit")
+    except RequestError as exc:
+        raise RequestError(name, "edit", exc.message) from None
+    settings = PipelineSettings()
+    try:
+        ops = [_put_aside(inbox, media, key, job_id, op) if isinstance(op, ReplaceEdit) else op
+               for op in parse_ops(data.get("operations"))]
+        check_edits(media, job_id, ops, settings.limits(), settings.fps,
+                    settings.transition_half_frames)
+    except EditError as exc:
+        raise RequestError(name, exc.field, exc.message) from None
+    return job_id, [op.model_dump(mode="json") for op in ops]
+
+
+def _put_aside(inbox: MediaStore, media: MediaStore, edit_key: str, job_id: str,
+               op: ReplaceEdit) -> ReplaceEdit:
+    """A replacement file named by an edit file: beside it in the inbox (never outside that
+    folder), a video by its container (probed, not decoded), copied as it came to the job's
+    staging area; the run re-encodes it."""
+    if is_upload(job_id, op.file) or is_staged_clip(job_id, op.file):
+        return op
+    folder = PurePosixPath(edit_key).parent
+    clip_key = (folder / op.file).as_posix()
+    try:
+        _check_key(clip_key)
+    except ValueError:
+        clip_key = ""
+    if isinstance(inbox, LocalStore):
+        path = inbox.path(clip_key) if clip_key else None
+        inside = path is not None and path.resolve().is_relative_to(
+            inbox.path(folder.as_posix()).resolve())
+    else:
+        inside = bool(clip_key) and clip_key.startswith(folder.as_posix() + "/")
+    if not inside or not inbox.exists(clip_key):
+        raise EditError("file", f'"{short(op.file)}" is not a file beside the edit file; fix: '
+                        "upload the video into the same inbox folder and give its name")
+    if inbox.size(clip_key) > MAX_CLIP_BYTES:
+        raise EditError("file", f'"{short(op.file)}" is over {MAX_CLIP_BYTES // 2**20} MB; fix: '
+                        "use a shorter clip")
+    with inbox.local_path(clip_key) as path:
+        try:
+            probe_clip_s(path)
+        except ClipFileError as exc:
+            raise EditError("file", str(exc)) from None
+        staged = staged_clip_key(job_id, sha256_file(path), PurePosixPath(clip_key).suffix)
+        media.put_file(staged, path)
+    return op.model_copy(update={"file": staged})
 
 
 def scan_inbox(
@@ -167,7 +239,7 @@ def scan_inbox(
             result.more = True
             break
         try:
-            job_id = _admit(inbox, media, obj, grace_s, now_s)
+            admitted = _admit(inbox, media, obj, grace_s, now_s)
         except Exception as exc:  # any failure rejects this file alone; the tick goes on
             if not isinstance(exc, RequestError):
                 exc = RequestError(PurePosixPath(obj.key).name, "file", "could not be admitted "
@@ -176,12 +248,15 @@ def scan_inbox(
             result.rejected.append((obj.key, _write_report(inbox, obj.key, exc)))
             state["waiting"].pop(obj.key, None)
         else:
-            if job_id is None:
+            if admitted is None:
                 result.waiting.append(obj.key)
                 state["waiting"][obj.key] = obj.etag
             else:
+                job_id, edits = admitted
                 inbox.delete(error_report_key(obj.key))  # an earlier version may have been rejected
                 result.admitted.append((job_id, f"{obj.key}:{obj.etag}", obj.key))
+                if edits is not None:
+                    result.edits[f"{obj.key}:{obj.etag}"] = edits
                 state["waiting"].pop(obj.key, None)
         if obj.key in fresh_keys:  # the watermark moves over what this tick decided or set aside
             if obj.modified_ns > state["after_ns"]:
@@ -213,14 +288,22 @@ def inbox_store() -> MediaStore:
 
 
 def run_requests(tick: TickResult) -> list[RunRequest]:
+    """A render run per admitted request; an edit run (the edits as run config) per edit file."""
     return [
         RunRequest(run_key=run_key, partition_key=job_id,
-                   tags={"video_assets/source": key, "video_assets/job_id": job_id})
+                   tags={"video_assets/source": key, "video_assets/job_id": job_id},
+                   **({"job_name": EDIT_JOB_NAME, "run_config": edit_run_config(
+                       tick.edits[run_key])} if run_key in tick.edits
+                      else {"job_name": render_job.name}))
         for job_id, run_key, key in tick.admitted
     ]
 
 
-@sensor(job_name=RUN_JOB_NAME, minimum_interval_seconds=15,
+def edit_run_config(edits: list[dict]) -> dict:
+    return {"ops": {"script": {"config": {"edits": edits}}}}
+
+
+@sensor(jobs=[render_job, edit_job], minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING)
 def inbox_sensor(context: SensorEvaluationContext, store: StoreResource,
                  settings: PipelineSettings) -> SensorResult:
