@@ -265,3 +265,15 @@ def test_the_budget_counts_a_kept_take_as_free(job: Job, fake: FakeReplicate):
                        with_takes(job.plan, first, grid))
     assert [label for label, _ in items] == [f"clip 1: 10 s ({VIDEO})"]
     assert fake.posts() == 0
+
+
+def test_a_fallback_take_stays_a_fallback_when_its_slot_grows(job: Job, fake: FakeReplicate):
+    storyboard(job, job.plan)
+    first, _ = clips(job, job.plan, job.grid, OfflineVideo())
+    grid = grid_for([0.0, 6.5, 9.0, 12.0])
+    plan = with_takes(job.plan, first, grid)
+    stood_in = plan.scenes[0].take.model_copy(update={"fallback": True})
+    plan.scenes[0] = plan.scenes[0].model_copy(update={"take": stood_in})
+    specs, _ = clips(job, plan, grid, replicate_video())
+    assert fake.posts() == 0  # the real model is not tried again for it
+    assert (specs[0].provider, specs[0].fallback, specs[0].clip_duration_s) == ("offline", True, 10.0)
