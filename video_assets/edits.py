@@ -119,7 +119,11 @@ def parse_ops(data: object) -> list[EditOp]:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"] if str(p) not in OPERATIONS)
-        raise EditError(f"operations.{where}", err["msg"]) from None
+        field = str(err["loc"][-1]) if err["loc"] else "op"
+        fix = (f"give {field!r}" if err["type"] == "missing" else
+               f"use one of {', '.join(OPERATIONS)}" if err["type"] == "union_tag_invalid" else
+               "see videogen edit --help for each operation's fields")
+        raise EditError(f"operations.{where}", f"{err['msg']}; fix: {fix}") from None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ STAGE_KEYS = ("job_request", "beat_grid", "lyrics", "script", "voiceover", "stor
 
 render_job = define_asset_job(
     RUN_JOB_NAME,
-    selection=AssetSelection.keys(*STAGE_KEYS),
+    selection=AssetSelection.assets(*STAGE_KEYS),
     executor_def=in_process_executor,
     description="Render one job (one partition) through every stage, in one process.",
 )
@@ -20,7 +20,7 @@ render_job = define_asset_job(
 # `script`), then every stage after it; each reuses what the edit kept (assets/script.py)
 edit_job = define_asset_job(
     EDIT_JOB_NAME,
-    selection=AssetSelection.keys("script").downstream(),
+    selection=AssetSelection.assets("script").downstream(),
     executor_def=in_process_executor,
     description="Edit one job (one partition): give the edits as the run config of `script` "
                 "(ops: script: config: edits: [{op: prompt, scene: 2, prompt: ...}]).",
