@@ -27,12 +27,16 @@ DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in it
 
 
 def object_kind(key: str) -> str:
-    """``final`` for what a job delivers (its video, thumbnail and quality report), the inbox
-    and rejection reports (users' own files); ``intermediate`` for everything else."""
+    """``final`` for what a job delivers (its video, thumbnail and quality report, each
+    version's too, and the history that lists the versions), the inbox and rejection reports
+    (users' own files); ``intermediate`` for everything else."""
     parts = PurePosixPath(key).parts
     if parts[0] in ("inbox", "rejected"):
         return "final"
-    if parts[0] == "jobs" and parts[-1] in FINAL_NAMES and len(parts) == 3:
+    if parts[0] == "jobs" and len(parts) == 3 and parts[-1] in (*FINAL_NAMES, "history.json"):
+        return "final"
+    if parts[0] == "jobs" and len(parts) == 5 and parts[2] == "versions" \
+            and parts[-1] in FINAL_NAMES:
         return "final"
     return "intermediate"
 
