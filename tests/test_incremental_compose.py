@@ -242,3 +242,26 @@ def test_a_failing_chunk_leaves_no_output_and_caches_nothing_broken(tmp_path, me
     assert len(cache.stored) <= len(good)
     for key in cache.stored:  # whatever was stored is a whole chunk without the broken clip
         assert len(packets(cache.root / f"{key}.mov")) in {c.n_frames for c in good}
+
+
+def test_the_store_backed_cache_reuses_chunks_but_never_a_damaged_one(tmp_path, media):
+    """``final_video``'s cache: chunks under ``cache/chunk/`` of the media store, reused by the
+    next render; one damaged on disk is encoded again (its recorded digest no longer fits)."""
+    from contextlib import ExitStack
+
+    from video_assets.assets.final import StoreChunkCache
+    from video_assets.store import LocalStore
+
+    store, clips = LocalStore(tmp_path / "store"), media["clips"][:6]
+
+    def render_through_store(out: Path) -> ChunkedRender:
+        with ExitStack() as stack:
+            return render(clips, out, StoreChunkCache(store, stack), media["song"])
+
+    first = render_through_store(tmp_path / "first.mp4")
+    assert len(store.list("cache/chunk/")) == len(first.chunks)
+    damaged = store.path(StoreChunkCache.key(first.keys[2]))
+    damaged.write_bytes(damaged.read_bytes()[:-100] + bytes(100))
+    second = render_through_store(tmp_path / "second.mp4")
+    assert second.encoded == (2,)
+    assert np.array_equal(decode_frames(tmp_path / "first.mp4"), decode_frames(tmp_path / "second.mp4"))

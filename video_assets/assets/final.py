@@ -5,6 +5,7 @@ measurements in ``quality.json`` and the warehouse."""
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 from dagster import (
     AssetCheckSeverity,
@@ -20,13 +21,14 @@ from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
 from video_assets.assets.quality import check_results, check_specs, measure, report_metadata
 from video_assets.assets.voiceover import VOICEOVER_FILE
-from video_assets.media.compose import FramesTap, compose, extract_thumbnail
+from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
+from video_assets.media.compose import FramesTap, extract_thumbnail
 from video_assets.media.probe import probe_video
 from video_assets.media.quality import read_frames
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
-from video_assets.store import MediaStore, job_key
+from video_assets.store import MediaStore, cache_key, job_key, sha256_file
 from video_assets.versions import commit
 
 
@@ -35,6 +37,27 @@ def soundtrack_key(media: MediaStore, job_id: str, stored) -> str:
     voice_key = job_key(job_id, VOICEOVER_FILE)
     mixed = media.get_json(voice_key).get("soundtrack_key") if media.exists(voice_key) else None
     return mixed or stored.audio_key
+
+
+class StoreChunkCache:
+    """``media.chunks.ChunkCache`` in the media store: a chunk under ``cache/chunk/``, checked
+    against its recorded digest before reuse (``MediaStore.cached``), a reused one a local file
+    until ``stack`` closes (the render's end)."""
+
+    def __init__(self, media: MediaStore, stack: ExitStack) -> None:
+        self.media, self.stack = media, stack
+
+    @staticmethod
+    def key(chunk_key: str) -> str:
+        return cache_key("chunk", CHUNK_SUFFIX, chunk=chunk_key)
+
+    def lookup(self, key: str) -> Path | None:
+        if not self.media.cached(self.key(key)):
+            return None
+        return self.stack.enter_context(self.media.local_path(self.key(key)))
+
+    def store(self, key: str, path: Path) -> None:
+        self.media.put_file(self.key(key), path)
 
 
 @multi_asset(
@@ -73,8 +96,14 @@ def final_video(
         context.log.info(f"composing {len(specs)} clips into {size[0]}x{size[1]} "
                          f"@ {settings.fps} fps")
         tap = FramesTap(tmp / "frames.rgb")  # what the encoder encodes, for the measurement
-        compose(clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
-                settings.compose_settings(size), frames=tap)
+        # in chunks, each kept in the cache: an edit re-encodes only the chunks it changes
+        render = compose_chunked(
+            clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
+            settings.compose_settings(size), clip_in_s=[s.in_s for s in specs],
+            clip_digests=[sha256_file(p) for p in clip_paths],
+            cache=StoreChunkCache(media, stack), frames=tap)
+        context.log.info(f"encoded {len(render.encoded)} of {len(render.chunks)} chunks "
+                         f"({len(render.reused)} reused from the cache)")
         probe = probe_video(out)
         extract_thumbnail(out, tmp / "thumbnail.jpg", at_s=probe.video_duration_s / 3)
         media.put_file(final_key, out)  # kept even if it fails its checks: it is evidence
