@@ -119,11 +119,14 @@ def test_undo_of_the_first_version_or_an_unknown_job_is_refused(media):
     assert load_history(media, JOB).current == 1
 
 
-def test_on_s3_a_versions_video_and_the_history_live_as_long_as_finals():
+def test_on_s3_a_versions_video_and_json_files_live_as_long_as_finals():
     from video_assets.store_s3 import object_kind
 
     assert object_kind("jobs/j/history.json") == "final"
     assert object_kind("jobs/j/versions/3/final.mp4") == "final"
     assert object_kind("jobs/j/versions/3/quality.json") == "final"
     assert object_kind("jobs/j/versions/3/clips/01.mp4") == "intermediate"
-    assert object_kind("jobs/j/versions/3/script.json") == "intermediate"
+    assert object_kind("jobs/j/versions/3/script.json") == "final"
+    assert object_kind("jobs/j/beat_grid.json") == "final"
+    assert object_kind("jobs/j/storyboard/01.png") == "intermediate"
+    assert object_kind("cache/clip/ab/abcd.mp4") == "intermediate"

@@ -27,16 +27,16 @@ DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in it
 
 
 def object_kind(key: str) -> str:
-    """``final`` for what a job delivers (its video, thumbnail and quality report, each
-    version's too, and the history that lists the versions), the inbox and rejection reports
-    (users' own files); ``intermediate`` for everything else."""
+    """``final`` for what a job delivers and what describes it (its video, thumbnail and its
+    small JSON files: request, beat grid, script, quality, the history of its versions; each
+    version's own copies of them), the inbox and rejection reports (users' own files);
+    ``intermediate`` for everything else (images, clips, the cache, staging)."""
     parts = PurePosixPath(key).parts
     if parts[0] in ("inbox", "rejected"):
         return "final"
-    if parts[0] == "jobs" and len(parts) == 3 and parts[-1] in (*FINAL_NAMES, "history.json"):
-        return "final"
-    if parts[0] == "jobs" and len(parts) == 5 and parts[2] == "versions" \
-            and parts[-1] in FINAL_NAMES:
+    kept = parts[-1] in FINAL_NAMES or parts[-1].endswith(".json")  # the JSON files are small
+    if parts[0] == "jobs" and kept and (len(parts) == 3 or len(parts) == 5
+                                        and parts[2] == "versions"):
         return "final"
     return "intermediate"
 
