@@ -1,7 +1,8 @@
-"""``final_video`` and ``quality_report``: one ffmpeg pass from the clips and the original audio to
-``final.mp4``, then the file measured (``assets/quality.py``) in the same step, so that the blocking
-checks on ``final_video`` hold back anything downstream, and a failing video still leaves its
-measurements in ``quality.json`` and the warehouse."""
+"""``final_video`` and ``quality_report``: the clips and the original audio composed into
+``final.mp4`` in chunks joined by stream copy (``media/chunks.py``; chunks kept in the cache, so an
+edit re-encodes only those it changes), then the file measured (``assets/quality.py``) in the
+same step, so that the blocking checks on ``final_video`` hold back anything downstream, and a
+failing video still leaves its measurements in ``quality.json`` and the warehouse."""
 
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -79,8 +80,8 @@ def final_video(
     warehouse: WarehouseResource,
     settings: PipelineSettings,
 ) -> Iterator[MaterializeResult]:
-    """Normalise, trim/loop, transition on the beats and mux the original audio in one encode;
-    then measure the file and decide the checks."""
+    """Normalise, trim/loop, transition on the beats (in chunks, reused from the cache when
+    unchanged) and mux the original audio; then measure the file and decide the checks."""
     job_id = context.partition_key
     media, wh = store.get(), warehouse.get()
     stored, grid, plan = load_plan(media, job_id)

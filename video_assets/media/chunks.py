@@ -178,9 +178,6 @@ def final_args(list_path: Path, audio_path: str | Path, out_path: str | Path,
             "-movflags", "+faststart", "-video_track_timescale", str(settings.fps * 512),
             str(out_path)]
     if frames is not None:
-        if tuple(frames.size) != TAP_SIZE:
-            raise ValueError(f"frames.size: chunks carry a {TAP_SIZE} tap, not {frames.size}; "
-                             f"fix: use FramesTap's default size")
         args += ["-map", "0:v:1", "-f", "rawvideo", "-pix_fmt", "rgb24",
                  "-fps_mode", "passthrough", str(frames.path)]
     return args
@@ -215,6 +212,9 @@ def compose_chunked(
     if cache is not None and (clip_digests is None or len(clip_digests) != n):
         raise ValueError("clip_digests: one per clip is needed to cache chunks; fix: pass each "
                          "clip's sha256 (store.sha256_file)")
+    if frames is not None and tuple(frames.size) != TAP_SIZE:
+        raise ValueError(f"frames.size: chunks carry a {TAP_SIZE} tap, not {frames.size}; "
+                         f"fix: use FramesTap's default size")
     fps = settings.fps
     ins = [in_frames(t, fps) for t in (clip_in_s if clip_in_s is not None else [0.0] * n)]
     if len(ins) != n:
