@@ -235,7 +235,8 @@ class FakeReplicate:
     def image(self, inputs: dict) -> bytes:
         aspect = inputs.get("aspect_ratio", "9:16")
         w, h = {"9:16": (576, 1024), "16:9": (1024, 576), "1:1": (768, 768)}.get(aspect, (576, 1024))
-        digest = hashlib.sha256(str(inputs.get("prompt")).encode()).digest()
+        # a diffusion model's picture depends on the prompt and the seed
+        digest = hashlib.sha256(f"{inputs.get('prompt')}|{inputs.get('seed')}".encode()).digest()
         img = Image.new("RGB", (w, h), tuple(digest[:3]))
         draw = ImageDraw.Draw(img)
         for i in range(24):  # shapes, so the picture has detail (sharpness) and identity

@@ -64,8 +64,9 @@ def test_each_edit_pays_only_for_what_it_makes_again(home: Path, tmp_path: Path,
         changed = edit("prompt", "2", "a lighthouse blinking in fog")
         assert changed["version"] == 2 and changed["paid_calls"] == 2  # one image, one clip
         assert edit("reorder", "1", "--to", "3")["paid_calls"] == 0
-        assert edit("slip", "2", "--in-s", "0.3")["paid_calls"] == 0
-        assert edit("move-cut", "1", "--beats", "1")["paid_calls"] == 0
+        assert edit("move-cut", "1", "--beats", str(move_within_clips(home, job)))[
+            "paid_calls"] == 0
+        assert edit("slip", "3", "--in-s", "0.2")["paid_calls"] == 0
         assert edit("replace", "1", "--file", str(user_clip(tmp_path / "mine.mp4")))[
             "paid_calls"] == 0
         assert edit("reroll", "3")["paid_calls"] == 2
@@ -81,15 +82,30 @@ def test_each_edit_pays_only_for_what_it_makes_again(home: Path, tmp_path: Path,
 
     hist = history(home, job)
     assert [v["operation"] for v in hist["versions"]] == \
-        ["render", "prompt", "reorder", "slip", "move-cut", "replace", "reroll"]
+        ["render", "prompt", "reorder", "move-cut", "slip", "replace", "reroll"]
     assert hist["versions"][1]["changed_scenes"] == [2]
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     rows = con.execute("SELECT version, operation, paid_calls FROM edits WHERE job_id = ? "
                        "ORDER BY created_at", [job]).fetchall()
     con.close()
     assert rows[:7] == [(1, "render", paid_first), (2, "prompt", 2), (3, "reorder", 0),
-                        (4, "slip", 0), (5, "move-cut", 0), (6, "replace", 0), (7, "reroll", 2)]
+                        (4, "move-cut", 0), (5, "slip", 0), (6, "replace", 0), (7, "reroll", 2)]
     assert rows[7:] == [(6, "undo", 0), (7, "redo", 0)]
+
+
+def move_within_clips(home: Path, job: str, beat_s: float = 0.5) -> int:
+    """A move of the cut after scene 1, by one beat, that leaves both scenes within the clips
+    they have (a scene that needs a longer clip is made again: that is paid, by the rule)."""
+    scenes = json.loads((job_dir(home, job) / "script.json").read_text())["scenes"]
+    clips = json.loads((job_dir(home, job) / "clips.json").read_text())
+    margin_s = 0.35  # a crossfade's overlap (8 frames) and rounding to frames
+    for beats in (-1, 1):
+        lengths = [scenes[0]["end_s"] - scenes[0]["start_s"] + beats * beat_s,
+                   scenes[1]["end_s"] - scenes[1]["start_s"] - beats * beat_s]
+        if all(n >= 3.0 and clips[i]["in_s"] + n + margin_s <= clips[i]["clip_duration_s"]
+               for i, n in enumerate(lengths)):
+            return beats
+    pytest.fail(f"no one-beat move of the cut after scene 1 fits its clips: {scenes[:2]}")
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,21 @@ def test_several_edits_make_one_version(job):
                   {"op": "reorder", "scene": 2, "to": 5})
     assert result.script.scenes[4].prompt == "first change"
     assert result.changed == [5]  # the re-made scene, where it now is
+
+
+def test_a_split_cut_is_known_to_be_seamless_and_other_cuts_are_not(job):
+    from video_assets.assets.quality import seamless_cuts
+    from video_assets.media.compose import cut_frame, plan_segments
+
+    script, ctx = job
+    long_job = edit(job, {"op": "delete", "scene": 4}).script
+    result = apply_edits(long_job, parse_ops([{"op": "split", "scene": 3, "at_beat": 6}]),
+                         EditContext(**{**ctx.__dict__, "clips": []}))
+    scenes = result.script.scenes
+    segments = plan_segments([(s.start_s, s.end_s) for s in scenes],
+                             [s.transition for s in scenes[:-1]], 30, 8)
+    specs = [ClipSpec(index=s.index, key=f"k{s.index}", clip_duration_s=s.take.clip_s,
+                      segment_start_s=seg.start_frame / 30, segment_duration_s=seg.n_frames / 30,
+                      source_key=s.take.clip_key, in_s=s.in_s)
+             for s, seg in zip(scenes, segments, strict=True)]
+    assert seamless_cuts(specs, segments, 30) == [cut_frame(11.0)]

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from video_assets.media.boundaries import BoundaryLimits, required_clips
-from video_assets.media.compose import plan_segments
+from video_assets.media.compose import Segment, cut_frame, plan_segments
 from video_assets.schemas import BeatGrid, ClipSpec, Scene, Script, Take, Transition
 
 Camera = Literal["push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "static"]
@@ -265,12 +265,15 @@ def _move_cut(scenes: list[Scene], op: MoveCutEdit, ctx: EditContext):
                        f"({op.beats:+d} beats)"
 
 
+def _segments(scenes: Sequence[Scene], ctx: EditContext) -> list[Segment]:
+    return plan_segments([(s.start_s, s.end_s) for s in scenes],
+                         [s.transition for s in scenes[:-1]], ctx.fps, ctx.half_frames)
+
+
 def scene_need_s(scenes: Sequence[Scene], i: int, ctx: EditContext) -> float:
     """How many seconds of its clip scene ``i`` shows (its segment, transition overlaps
     included), as composition lays it out."""
-    segs = plan_segments([(s.start_s, s.end_s) for s in scenes],
-                         [s.transition for s in scenes[:-1]], ctx.fps, ctx.half_frames)
-    return segs[i].n_frames / ctx.fps
+    return _segments(scenes, ctx)[i].n_frames / ctx.fps
 
 
 def _slip(scenes: list[Scene], op: SlipEdit, ctx: EditContext):
@@ -368,8 +371,11 @@ def _split(scenes: list[Scene], op: SplitEdit, ctx: EditContext):
                         f"{max(lo, 0):.2f} s; fix: {fix}")
     t = inside[op.at_beat - 1]
     first = scene.model_copy(update={"end_s": t, "transition": "cut"})
-    # the second part goes on with the same clip where the first one leaves it (a razor cut)
-    second = scene.model_copy(update={"start_s": t, "in_s": scene.in_s + (t - scene.start_s)})
+    # the second part goes on with the same clip where the first one leaves it (a razor cut):
+    # its in-point is the clip's time at the cut's frame (the clip starts at its segment's start)
+    seg = _segments(scenes, ctx)[i]
+    shown_s = (cut_frame(t, ctx.fps) - seg.start_frame) / ctx.fps
+    second = scene.model_copy(update={"start_s": t, "in_s": round(scene.in_s + shown_s, 6)})
     scenes[i:i + 1] = [first, second]
     return scenes, [], f"scene {op.scene} split at {t:.3f} s (beat {op.at_beat} inside it)"
 

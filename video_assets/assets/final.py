@@ -20,7 +20,13 @@ from dagster import (
 from video_assets.assets.budget import segments_for
 from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
-from video_assets.assets.quality import check_results, check_specs, measure, report_metadata
+from video_assets.assets.quality import (
+    check_results,
+    check_specs,
+    measure,
+    report_metadata,
+    seamless_cuts,
+)
 from video_assets.assets.voiceover import VOICEOVER_FILE
 from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
 from video_assets.media.compose import FramesTap, extract_thumbnail
@@ -112,6 +118,7 @@ def final_video(
         context.log.info("measuring the result against the quality bars")
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
                          size, probe, continued=stored.request.continuation,
+                         seamless_cuts=seamless_cuts(specs, segments, settings.fps),
                          frames=read_frames(tap.path, *tap.size)).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})

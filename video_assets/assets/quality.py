@@ -11,6 +11,7 @@ The plan is used only to say *where to look* (which cuts were intended); every t
 """
 
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from video_assets.media import quality
 from video_assets.media.compose import Segment
 from video_assets.media.probe import VideoProbe, probe_video
 from video_assets.partitions import jobs_partitions
-from video_assets.schemas import QualityMetric, QualityReport
+from video_assets.schemas import ClipSpec, QualityMetric, QualityReport
 
 SILENCE_LUFS = -70.0  # what ebur128 reports for digital silence; stands in for -inf
 
@@ -122,10 +123,27 @@ def encoded_frames_fit(video: Path, frames: np.ndarray, file_frames: int) -> boo
     return quality.frames_match(head, next(quality.frame_chunks(frames, len(head) or 1), head))
 
 
+def seamless_cuts(specs: Sequence[ClipSpec], segments: Sequence[Segment], fps: int) -> list[int]:
+    """The planned hard cuts where the picture goes on: the scene after the cut shows the same
+    clip from the frame where the scene before it stops (a scene split in two, its second part
+    going on with the clip). Nothing changes on screen there, by design."""
+    out = []
+    for before, after, seg_before, seg in zip(specs, specs[1:], segments, segments[1:],
+                                              strict=False):
+        if seg.transition_in != "cut" or not before.source_key \
+                or before.source_key != after.source_key:
+            continue
+        shown_s = (seg.cut_in_frame - seg_before.start_frame) / fps  # of the clip, before the cut
+        if abs(after.in_s - (before.in_s + shown_s)) <= 1.0 / fps:
+            out.append(seg.cut_in_frame)
+    return out
+
+
 def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
             segments: list[Segment], fps: int, size: tuple[int, int],
             probe: VideoProbe | None = None, continued: bool = False,
-            frames: np.ndarray | None = None) -> QualityReport:
+            frames: np.ndarray | None = None,
+            seamless_cuts: Sequence[int] = ()) -> QualityReport:
     """Measure ``video`` against its ``source`` audio, the beat grid and PRODUCT.md's bars
     (``probe``: the file's container facts if already read).
     ``continued``: each clip starts from the previous one's last frame, so a planned cut may
@@ -136,17 +154,19 @@ def measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[fl
     detected nearer to it than to any other planned cut (then it was misplaced, not invisible).
     ``frames``: the frames the encoder encoded, at 108x192 (``compose.FramesTap``); used only if
     they fit the file (``encoded_frames_fit``), else the file is decoded.
+    ``seamless_cuts``: planned cut frames where the same clip goes on (``seamless_cuts()``): no
+    change can be seen there; they are counted in ``cuts_unmeasurable``, not as missed.
     ffmpeg decodes and measures the audio (four processes, 1.3 s for 30 s) in worker threads
     while the frames are measured."""
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="quality-audio") as audio_work:
         return _measure(video, source, audio_duration_s, beats_s, segments, fps, size, probe,
-                        continued, frames, audio_work)
+                        continued, frames, audio_work, set(seamless_cuts))
 
 
 def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[float],
              segments: list[Segment], fps: int, size: tuple[int, int], probe: VideoProbe | None,
              continued: bool, frames: np.ndarray | None,
-             audio_work: ThreadPoolExecutor) -> QualityReport:
+             audio_work: ThreadPoolExecutor, seamless: set[int]) -> QualityReport:
     frame_ms = 1000.0 / fps
     offset_s = audio_work.submit(quality.audio_offset_of, video, source)
     loudness_lufs = [audio_work.submit(quality.loudness_lufs, p, audio_duration_s)
@@ -162,7 +182,8 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
     soft_spans = [(s.cut_in_frame, h) for s in inner
                   for h in [max(s.half_in_frames, s.fade_in_frames)] if h]
     outside = ~quality.transition_mask(n, [(c - h, c + h) for c, h in soft_spans])
-    planned = [s.cut_in_frame for s in inner if s.transition_in == "cut"]
+    planned = [s.cut_in_frame for s in inner
+               if s.transition_in == "cut" and s.cut_in_frame not in seamless]
     # one pass over the frames: cuts, soft transitions, black and frozen frames, each clip's look
     measured = quality.measure_frames(
         chunks, n,
@@ -190,7 +211,7 @@ def _measure(video: Path, source: Path, audio_duration_s: float, beats_s: list[f
     misplaced = {p for p, c in nearest if abs(c - p) <= fps}
     unseen = [(p, same) for p, same in zip(planned, measured.same_picture, strict=True)
               if not any(abs(c - p) <= 1 for c in cuts)]
-    invisible = sum(1 for p, same in unseen if same and p not in misplaced)
+    invisible = sum(1 for p, same in unseen if same and p not in misplaced) + len(seamless)
     missed = 0 if continued else len(unseen) - invisible
     extra = len(extras)
     # soft transitions: where the picture is measured to be half-way / black, against the beats
