@@ -1,0 +1,78 @@
+"""Edits against full renders: ``videogen edit`` of one scene's prompt, and a reorder, of a long
+offline job, as fractions of that job's full render time (wall, medians, one run).
+
+The full renders are fresh jobs of the same song (a new prompt each, so nothing is reused from
+the content cache); the edits are made one after another on the first of them, each a fresh
+``videogen`` process as a user runs it (Python start-up, imports and the Dagster run of
+``edit_job`` included). A prompt edit makes one image and one clip again and re-encodes the
+chunks that show that scene; a reorder makes nothing and re-encodes the chunks of the two slots
+whose pictures changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from benchmarks.common import REPO, Result, Target, log, median, run_child
+from benchmarks.e2e_bench import PROMPTS, VIDEOGEN, bench_env, make_song, render
+
+PROMPT_EDITS = ("a paper lantern rising over the rooftops", "a cat watching the rain",
+                "a bicycle bell glinting in the sun")
+
+
+def edit(job_id: str, env: dict[str, str], *args: str) -> tuple[float, dict]:
+    run = run_child([VIDEOGEN, "edit", job_id, *args, "--json"], env=env)
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    if summary["status"] != "done":
+        raise RuntimeError(f"edit {args} ended {summary['status']}: {summary}")
+    return run.wall_s, summary
+
+
+def edit_speed(work: Path, song_s: float, repeats: int) -> Result:
+    folder = work / "edits"
+    folder.mkdir(parents=True, exist_ok=True)
+    song = make_song(folder / "song.wav", song_s)
+    home, numba_dir = folder / "dagster_home", folder / "numba_cache"
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = bench_env(home, numba_dir)
+    make_song(folder / "warmup.wav", 8.0)
+    render(folder / "warmup.wav", "warm-up", env)  # the numba cache and the OS file cache
+
+    full_s, jobs = [], []
+    for r in range(repeats):
+        wall_s, summary = render(song, f"{PROMPTS[r % len(PROMPTS)]} (edit bench {r + 1})", env)
+        full_s.append(wall_s)
+        jobs.append(summary)
+        log(f"edits: full render {r + 1}/{repeats}: {wall_s:.1f} s, {summary['clips']} scenes")
+    job, n = jobs[0]["job_id"], jobs[0]["clips"]
+    prompt_s, reorder_s, paid = [], [], []
+    for r in range(repeats):
+        scene = 1 + (r * 7 + n // 3) % n
+        wall_s, summary = edit(job, env, "prompt", str(scene), PROMPT_EDITS[r % len(PROMPT_EDITS)])
+        prompt_s.append(wall_s)
+        paid.append(summary["paid_calls"])
+        log(f"edits: prompt of scene {scene}: {wall_s:.1f} s (version {summary['version']})")
+    for r in range(repeats):
+        scene, to = 1 + (r * 5 + 2) % n, 1 + (r * 11 + n // 2) % n
+        to = to if to != scene else 1 + to % n
+        wall_s, summary = edit(job, env, "reorder", str(scene), "--to", str(to))
+        reorder_s.append(wall_s)
+        log(f"edits: reorder {scene} -> {to}: {wall_s:.1f} s (version {summary['version']})")
+    full, prompt, reorder = median(full_s), median(prompt_s), median(reorder_s)
+    return Result("edits", figures={
+        "song_s": song_s,
+        "n_scenes": n,
+        "full_render_s": [round(x, 2) for x in full_s],
+        "prompt_edit_s": [round(x, 2) for x in prompt_s],
+        "reorder_s": [round(x, 2) for x in reorder_s],
+        "prompt_edit_ratio": round(prompt / full, 3),
+        "reorder_ratio": round(reorder / full, 3),
+        "paid_calls": paid,
+    }, targets=[
+        Target.at_most("edit one scene's prompt / full render (wall, medians)", 0.15,
+                       round(prompt / full, 3)),
+        Target.at_most("reorder / full render (wall, medians)", 0.10, round(reorder / full, 3)),
+    ])
