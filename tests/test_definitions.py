@@ -51,3 +51,25 @@ def test_final_video_checks_block_when_the_video_is_wrong():
     assert {n for n, s in specs.items() if s.blocking} == {
         "duration_matches_audio", "format", "audio_in_sync", "cuts_on_beats", "no_black_or_frozen"}
     assert all(s.partitions_def is not None for s in specs.values())
+
+
+def test_edit_job_takes_the_edits_as_script_config_and_runs_from_script_down():
+    job = defs.resolve_job_def("edit_job")
+    assert job.executor_def.name == "in_process"
+    assert set(job.graph.node_names()) == {"script", "voiceover", "storyboard", "clips",
+                                           "final_video"}
+    # the UI's launchpad scaffolds this: a list of edits, each an op, a scene and its fields
+    config = job.run_config_schema.config_type.fields["ops"].config_type.fields["script"] \
+        .config_type.fields["config"].config_type.fields
+    edits = config["edits"].config_type
+    while not hasattr(edits, "fields"):  # an optional list of edits: unwrap to one edit
+        edits = edits.inner_type
+    assert {"op", "scene", "prompt", "beats", "in_s", "to", "at_beat", "file"} <= set(edits.fields)
+    assert "replan" in config
+
+
+def test_version_job_undoes_or_redoes_by_config():
+    job = defs.resolve_job_def("version_job")
+    fields = job.run_config_schema.config_type.fields["ops"].config_type \
+        .fields["change_version"].config_type.fields["config"].config_type.fields
+    assert {"job_id", "action"} <= set(fields)
