@@ -288,6 +288,9 @@ def test_the_run_queue_runs_one_run_per_job(home):
     limits = DagsterInstance.get().run_coordinator.get_run_queue_config().tag_concurrency_limits
     assert {"key": "video_assets/job_id", "value": {"applyLimitPerUniqueValue": True},
             "limit": 1} in limits
+    # a run launched from the UI carries no job tag, but its partition is the job
+    assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1} in limits
     tick = TickResult(admitted=[("kite-1234abcd", "inbox/kite.yaml:1", "inbox/kite.yaml")])
     assert run_requests(tick)[0].tags["video_assets/job_id"] == "kite-1234abcd"
 

@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     run_failure_sensor,
@@ -344,10 +346,22 @@ def run_failure(step_failures: list) -> tuple[str, str, str]:
                                           err.message.strip())
 
 
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+          DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
 @run_failure_sensor(monitored_jobs=None, default_status=DefaultSensorStatus.RUNNING)
-def job_failure_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource) -> None:
-    """Mark the job ``failed`` (or ``checks_failed``) with the failing stage when a run fails."""
+def job_failure_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource,
+                       store: StoreResource) -> None:
+    """Mark the job ``failed`` (or ``checks_failed``) with the failing stage when a run fails;
+    a failed edit's files go back to the job's current version (``versions.restore_current``)."""
+    from video_assets.versions import restore_current
+
     job_id = context.dagster_run.tags.get("dagster/partition")
     if job_id:
         status, stage, _ = run_failure(context.get_step_failure_events())
         warehouse.get().upsert_job(job_id, status=status, failed_stage=stage)
+        busy = context.instance.get_run_records(RunsFilter(
+            tags={"dagster/partition": job_id}, statuses=ACTIVE), limit=1)
+        if status == "failed" and not busy:  # a later run of the job has its files now
+            restore_current(store.get(), job_id)
