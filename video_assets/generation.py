@@ -292,8 +292,8 @@ def generate_lipsync(stage: Stage, provider: LipsyncProvider, clip_cache: str, a
 
 
 # The OpenAI providers (planner, transcription, voice) exist only when real (offline there is
-# no transcription or voice, and the offline planner is not cached): they are paid, in their
-# registry model's unit.
+# no transcription or voice, and the offline planner is not cached): paid, in their registry
+# model's unit, as they say (``paid``, ``unit``).
 
 
 def generate_plan(stage: Stage, planner, request: Request, grid: BeatGrid, seed: int,
@@ -304,7 +304,7 @@ def generate_plan(stage: Stage, planner, request: Request, grid: BeatGrid, seed:
         stage, key, planner,
         lambda out, new_row: out.write_text(json.dumps(
             planner.plan(request, grid, seed, words, new_row).model_dump(mode="json"))),
-        paid=True, unit=planner.spec.unit, before=before)
+        paid=planner.paid, unit=planner.unit, before=before)
     return Script.model_validate(stage.media.get_json(key)), hit
 
 
@@ -318,8 +318,8 @@ def generate_lyrics(stage: Stage, transcriber, audio_key: str, audio_sha256: str
             words = transcriber.transcribe(audio, duration_s, out.parent, new_row)
         out.write_text(json.dumps(words.model_dump(mode="json")))
 
-    hit = cached_generation(stage, key, transcriber, make, paid=True,
-                            unit=transcriber.spec.unit, before=before)
+    hit = cached_generation(stage, key, transcriber, make, paid=transcriber.paid,
+                            unit=transcriber.unit, before=before)
     return Lyrics.model_validate(stage.media.get_json(key)), hit
 
 
@@ -328,5 +328,5 @@ def generate_voice(stage: Stage, speaker, text: str, scene_index: int) -> tuple[
     key = voice_key(speaker, text)
     hit = cached_generation(stage, key, speaker,
                             lambda out, new_row: speaker.speak(text, out, new_row),
-                            paid=True, unit=speaker.spec.unit, scene_index=scene_index)
+                            paid=speaker.paid, unit=speaker.unit, scene_index=scene_index)
     return key, hit

@@ -282,10 +282,12 @@ def _problem(exc: Exception) -> str:
 
 class OpenAIPlanner:
     name = "openai"
+    paid = True
 
     def __init__(self, model: str, runner: OpenAIRunner) -> None:
         self.spec = registry().get(model, "plan")
         self.model, self.version, self.runner = model, "1", runner
+        self.unit = self.spec.unit
 
     def max_output_tokens(self, n_scenes: int) -> int:
         return 600 + 350 * n_scenes
@@ -344,10 +346,12 @@ class OpenAIPlanner:
 
 class OpenAITranscriber:
     name = "openai"
+    paid = True
 
     def __init__(self, model: str, runner: OpenAIRunner) -> None:
         self.spec = registry().get(model, "transcribe")
         self.model, self.version, self.runner = model, "1", runner
+        self.unit = self.spec.unit
 
     def estimate_usd(self, duration_s: float) -> float:
         return self.spec.cost_usd(round(duration_s / 60.0, 6))
@@ -378,10 +382,12 @@ class OpenAITranscriber:
 
 class OpenAIVoice:
     name = "openai"
+    paid = True
 
     def __init__(self, model: str, runner: OpenAIRunner) -> None:
         self.spec = registry().get(model, "voice")
         self.model, self.version, self.runner = model, "1", runner
+        self.unit = self.spec.unit
         self.voice = str(self.spec.fixed_inputs.get("voice", "alloy"))
 
     def estimate_usd(self, n_chars: int) -> float:
