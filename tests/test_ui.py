@@ -155,3 +155,66 @@ def click_text(browser, text: str) -> None:
 
     dismiss_onboarding(browser)
     wait_until(browser, visible, f"nothing shows {text!r}").click()
+
+
+def graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    req = urllib.request.Request(f"{base}/graphql", headers={"content-type": "application/json"},
+                                 data=json.dumps({"query": query,
+                                                  "variables": variables or {}}).encode())
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = json.load(resp)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } }
+  ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
+STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+@pytest.fixture()
+def daemon(home: Path) -> Iterator[None]:
+    """``dagster-daemon run`` over the session's instance (it starts queued runs), with the
+    sensors stopped first: only the run the test launches runs."""
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    bindir = Path(sys.executable).parent
+    for sensor in ("inbox_sensor", "job_failure_sensor", "dead_run_sensor"):
+        subprocess.run([str(bindir / "dagster"), "sensor", "stop", sensor, "-w", "workspace.yaml"],
+                       cwd=REPO, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_an_operator_edits_a_scene_from_the_ui(webserver: str, daemon, home: Path,
+                                               rendered_job: dict):
+    """What the launchpad posts: ``edit_job`` on the job's partition, the edits as the run
+    config of ``script``; the run makes the job's next version."""
+    job_id = rendered_job["job_id"]
+    history = home / "media" / "jobs" / job_id / "history.json"
+    before = json.loads(history.read_text())["current"]
+    repos = graphql(webserver, "{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+                               "name location { name } } } } }")["repositoriesOrError"]["nodes"]
+    params = {"selector": {"repositoryLocationName": repos[0]["location"]["name"],
+                           "repositoryName": repos[0]["name"], "jobName": "edit_job"},
+              "runConfigData": {"ops": {"script": {"config": {"edits": [
+                  {"op": "prompt", "scene": 1, "caption": "edited in the UI"}]}}}},
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": job_id}]}}
+    launched = graphql(webserver, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 600
+    while (status := graphql(webserver, STATUS, {"id": run_id})["runOrError"]["status"]) \
+            not in ("SUCCESS", "FAILURE", "CANCELED"):
+        assert time.monotonic() < deadline, f"the edit run is still {status} after 600 s"
+        time.sleep(2)
+    assert status == "SUCCESS"
+    after = json.loads(history.read_text())
+    assert after["current"] == before + 1
+    assert after["versions"][-1]["summary"] == "scene 1: caption -> 'edited in the UI'"
