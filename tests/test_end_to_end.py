@@ -197,16 +197,17 @@ def test_a_video_that_fails_a_blocking_check_fails_its_run(home: Path, tmp_path:
     import video_assets.assets.final as final_module
     from video_assets.media.ffmpeg_bin import run_ffmpeg
 
-    real_compose = final_module.compose
+    real_compose = final_module.compose_chunked
 
     def late_audio_compose(clips, durations, segments, audio, out, settings, **kwargs):
-        real_compose(clips, durations, segments, audio, out, settings, **kwargs)
+        render = real_compose(clips, durations, segments, audio, out, settings, **kwargs)
         shifted = out.with_name("shifted.mp4")
         run_ffmpeg(["-y", "-i", str(out), "-af", "adelay=80:all=1", "-shortest", "-c:v", "copy",
                     "-c:a", "aac", "-movflags", "+faststart", str(shifted)], what="sabotage")
         shifted.replace(out)
+        return render
 
-    monkeypatch.setattr(final_module, "compose", late_audio_compose)
+    monkeypatch.setattr(final_module, "compose_chunked", late_audio_compose)
     song = make_song(tmp_path / "late.wav", 9.6, tempo_bpm=110.0)
     code, summary = render_json(capsys, "--audio", str(song), "--prompt", "late audio on purpose",
                                 "--aspect", "1:1")

@@ -326,7 +326,7 @@ def test_submit_uploads_and_a_failing_stage_leaves_no_local_files(s3_env, client
     def broken_compose(*args, **kwargs):
         raise RuntimeError("encoder crashed (on purpose)")
 
-    monkeypatch.setattr(final_module, "compose", broken_compose)
+    monkeypatch.setattr(final_module, "compose_chunked", broken_compose)
     before = leftovers()
     assert main(["ingest", "--once", "--wait", "--json"]) == 1
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
