@@ -272,3 +272,15 @@ def test_the_store_backed_cache_reuses_chunks_but_never_a_damaged_one(tmp_path, 
     second = render_through_store(tmp_path / "second.mp4")
     assert second.encoded == (2,)
     assert np.array_equal(decode_frames(tmp_path / "first.mp4"), decode_frames(tmp_path / "second.mp4"))
+
+
+def test_a_video_setting_re_encodes_every_chunk_and_an_audio_setting_none(tmp_path, media):
+    from dataclasses import replace
+
+    clips, cache = media["clips"][:6], DirCache(tmp_path / "cache")
+    first = render(clips, tmp_path / "a.mp4", cache, media["song"])
+    louder = render(clips, tmp_path / "b.mp4", cache, media["song"],
+                    replace(SETTINGS, audio_bitrate="128k"))
+    assert louder.encoded == ()  # the audio is encoded in the final pass only
+    sharper = render(clips, tmp_path / "c.mp4", cache, media["song"], replace(SETTINGS, crf=18))
+    assert len(sharper.encoded) == len(sharper.chunks) == len(first.chunks)

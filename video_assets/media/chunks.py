@@ -34,7 +34,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -128,8 +128,9 @@ def chunk_key(chunk: Window, clip_digests: Sequence[str], clip_durations_s: Sequ
     } for p in chunk.parts]
     spec = {
         "format": CHUNK_FORMAT, "ffmpeg": ffmpeg_version(), "n_frames": chunk.n_frames,
-        "size": [settings.width, settings.height], "fps": settings.fps, "crf": settings.crf,
-        "preset": settings.preset, "join": list(join_size), "tap": list(TAP_SIZE),
+        # every setting but the audio's (a new one is keyed without a change here)
+        "settings": {k: v for k, v in asdict(settings).items() if k != "audio_bitrate"},
+        "join": list(join_size), "tap": list(TAP_SIZE),
         "threads": CHUNK_X264_THREADS, "parts": parts,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
