@@ -95,14 +95,20 @@ def peak_by_stage(samples: list[tuple[float, int, int]],
     return out
 
 
-def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
-    folder = work / "e2e"
+def bench_folder(folder: Path, song_s: float) -> tuple[Path, Path, dict[str, str]]:
+    """A benchmark's own folder with a synthesized song of ``song_s``, a new instance and numba
+    cache: (the song, DAGSTER_HOME, the environment to run ``videogen`` in)."""
     folder.mkdir(parents=True, exist_ok=True)
     song = make_song(folder / "song.wav", song_s)
     home, numba_dir = folder / "dagster_home", folder / "numba_cache"
     home.mkdir(exist_ok=True)
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = bench_env(home, numba_dir)
+    return song, home, bench_env(home, numba_dir)
+
+
+def end_to_end(work: Path, song_s: float, repeats: int) -> Result:
+    folder = work / "e2e"
+    song, home, env = bench_folder(folder, song_s)
 
     log(f"e2e: first render on a cold machine ({song_s:g} s song, empty numba cache, new instance)")
     cold_s, cold = render(song, PROMPTS[0], env)

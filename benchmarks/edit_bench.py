@@ -13,11 +13,10 @@ moved across half the video (reported beside it).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from benchmarks.common import REPO, Result, Target, log, median, run_child
-from benchmarks.e2e_bench import PROMPTS, VIDEOGEN, bench_env, make_song, render
+from benchmarks.common import Result, Target, log, median, run_child
+from benchmarks.e2e_bench import PROMPTS, VIDEOGEN, bench_folder, make_song, render
 
 PROMPT_EDITS = ("a paper lantern rising over the rooftops", "a cat watching the rain",
                 "a bicycle bell glinting in the sun")
@@ -33,12 +32,7 @@ def edit(job_id: str, env: dict[str, str], *args: str) -> tuple[float, dict]:
 
 def edit_speed(work: Path, song_s: float, repeats: int) -> Result:
     folder = work / "edits"
-    folder.mkdir(parents=True, exist_ok=True)
-    song = make_song(folder / "song.wav", song_s)
-    home, numba_dir = folder / "dagster_home", folder / "numba_cache"
-    home.mkdir(exist_ok=True)
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = bench_env(home, numba_dir)
+    song, _, env = bench_folder(folder, song_s)
     make_song(folder / "warmup.wav", 8.0)
     render(folder / "warmup.wav", "warm-up", env)  # the numba cache and the OS file cache
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ def edit(args: argparse.Namespace) -> int:
     return run_edit(job_id, ops, args.json, args.verbose)
 
 
+def _hold(stack: contextlib.ExitStack, job_id: str) -> bool:
+    """Hold the job for this process until ``stack`` closes; False (said on stderr) when
+    another run has it."""
+    try:
+        stack.enter_context(held_job(job_id))
+    except JobBusy as exc:
+        _err(str(exc))
+        return False
+    return True
+
+
 def _flag(exc: EditError) -> str:
     """The error with the field named as the command line's option (``--in-s``)."""
     field = exc.field.removeprefix("operations.0.").removeprefix("operations.0")
@@ -70,39 +82,47 @@ def run_edit(job_id: str, ops: list[EditOp], as_json: bool, verbose: bool = Fals
     """Check ``ops`` against the job's current version, then make the new version in one run."""
     from video_assets.cli import execute_job
     from video_assets.editor import check_edits, staged_ops
-    from video_assets.providers.retry import stop_on_signals
-    from video_assets.sensors import EDIT_JOB_NAME
-    from video_assets.versions import restore_current
+    from video_assets.jobs import EDIT_JOB_NAME
 
     media, settings = _store_settings()
     with contextlib.ExitStack() as held:
+        if not _hold(held, job_id):
+            return EXIT_BAD_INPUT
         try:
-            held.enter_context(held_job(job_id))
             ops = staged_ops(media, job_id, ops, base_dir)
             pending = check_edits(media, job_id, ops, settings.limits(), settings.fps,
                                   settings.transition_half_frames)
         except EditError as exc:
             _err(f"edit {job_id}: {_flag(exc)}")
             return EXIT_BAD_INPUT
-        except JobBusy as exc:
-            _err(str(exc))
-            return EXIT_BAD_INPUT
         if not as_json:
             print(f"job {job_id}: editing version {pending.base_version}: {pending.summary}"
                   + (f" (scenes made again: {', '.join(map(str, pending.changed_scenes))})"
                      if pending.changed_scenes else " (nothing to generate)"), file=sys.stderr)
         config = {"script": {"config": {"edits": [op.model_dump(mode="json") for op in ops]}}}
-        with stop_on_signals() as stop:
-            try:
-                summary = execute_job(job_id, tags=tags, verbose=verbose,
-                                      job_name=EDIT_JOB_NAME, ops_config=config)
-            except KeyboardInterrupt:
-                if stop.signum is None:
-                    raise
-                summary = None
-        if summary is None or summary["status"] == "failed":
-            version = restore_current(media, job_id)
-            _err(f"job {job_id}: the edit was not made; version {version} is still current")
+        return run_version(media, job_id, "the edit", as_json, lambda: execute_job(
+            job_id, tags=tags, verbose=verbose, job_name=EDIT_JOB_NAME, ops_config=config))
+
+
+def run_version(media, job_id: str, what: str, as_json: bool,
+                execute: Callable[[], dict[str, Any]]) -> int:
+    """Run what makes the job's next version (Ctrl-C, SIGTERM and ``videogen cancel`` stop it:
+    exit 130 / 143); a run that fails or is stopped leaves the current version's files as they
+    were. The caller holds the job."""
+    from video_assets.providers.retry import stop_on_signals
+    from video_assets.versions import restore_current
+
+    with stop_on_signals() as stop:
+        try:
+            summary = execute()
+        except KeyboardInterrupt:
+            if stop.signum is None:
+                raise
+            summary = None
+    if summary is None or summary["status"] == "failed":
+        version = restore_current(media, job_id)
+        _err(f"job {job_id}: {what} was not made; "
+             + (f"version {version} is still current" if version else "the job has no version"))
     if stop.signum is not None:
         _err(f"job {job_id}: stopped by {signal.Signals(stop.signum).name}")
         return 128 + stop.signum
@@ -155,10 +175,7 @@ def move(args: argparse.Namespace) -> int:
         _err(f"{action}: {exc}")
         return EXIT_BAD_INPUT
     with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(held_job(job_id))
-        except JobBusy as exc:
-            _err(str(exc))
+        if not _hold(held, job_id):
             return EXIT_BAD_INPUT
         found = load_history(media, job_id)
         problem = ("has no rendered version; fix: check the job id, or render it first"
@@ -192,7 +209,6 @@ def rerender(args: argparse.Namespace) -> int:
     from video_assets.admission import RequestError, resolve_providers, staged_key, validate_request
     from video_assets.cli import execute_job
     from video_assets.layout import REQUEST
-    from video_assets.providers.retry import stop_on_signals
     from video_assets.schemas import StoredRequest
     from video_assets.store import job_key
 
@@ -216,10 +232,7 @@ def rerender(args: argparse.Namespace) -> int:
         _err(str(exc).replace('request "command line": ', "--"))
         return EXIT_BAD_INPUT
     with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(held_job(job_id))
-        except JobBusy as exc:
-            _err(str(exc))
+        if not _hold(held, job_id):
             return EXIT_BAD_INPUT
         # the job's own clean copy of its song is the "upload" this time
         media.put_json(staged_key(job_id), stored.model_copy(update={"request": request})
@@ -229,23 +242,9 @@ def rerender(args: argparse.Namespace) -> int:
                   + (", ".join(f"{k} {v}" for k, v in options.items()) or "the same options")
                   + ("; planned afresh" if args.replan else "; scenes and edits kept"),
                   file=sys.stderr)
-        with stop_on_signals() as stop:
-            try:
-                summary = execute_job(job_id, verbose=args.verbose, ops_config={
-                    "script": {"config": {"replan": bool(args.replan)}}})
-            except KeyboardInterrupt:
-                if stop.signum is None:
-                    raise
-                summary = None
-        if summary is None or summary["status"] == "failed":
-            from video_assets.versions import restore_current
-
-            version = restore_current(media, job_id)
-            _err(f"job {job_id}: not rendered again; version {version} is still current")
-    if stop.signum is not None:
-        return 128 + stop.signum
-    assert summary is not None
-    return _report(summary, args.json)
+        return run_version(media, job_id, "the new render", args.json, lambda: execute_job(
+            job_id, verbose=args.verbose,
+            ops_config={"script": {"config": {"replan": bool(args.replan)}}}))
 
 
 def add_parsers(sub) -> None:
