@@ -58,16 +58,14 @@ def probe_audio(path: str | Path) -> AudioProbe:
     """Open the file with the audio demuxers only (PyAV) and read its first audio stream's facts
     and the container's duration; no samples are decoded. Raises ``AudioError`` naming the file
     when it is not an audio container or has no audio stream."""
-    import av
+    from video_assets.media.probe import NotOpenable, open_container
 
     name = Path(path).name
     try:
-        container = av.open(str(path), options={"format_whitelist": _whitelist(),
-                                                "protocol_whitelist": "file"})
-    except (av.error.FFmpegError, OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, av.error.FFmpegError | OSError) else ""
+        container = open_container(path, AUDIO_FORMATS)
+    except NotOpenable as exc:
         raise AudioError(f'audio "{short(name)}": cannot decode: not an audio file '
-                         f"({short(reason or type(exc).__name__, 120)}); {FORMAT_FIX}") from None
+                         f"({short(str(exc), 120)}); {FORMAT_FIX}") from None
     with container:
         if not container.streams.audio:
             raise AudioError(f'audio "{short(name)}": the file has no audio stream; {FORMAT_FIX}')

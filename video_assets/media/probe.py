@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+
+class NotOpenable(ValueError):
+    """PyAV could not open the file with the demuxers allowed; the message is ffmpeg's reason."""
+
+
+def open_container(path: str | Path, formats: Sequence[str]):
+    """``path`` opened by PyAV with only ``formats``' demuxers and the plain-file protocol (a
+    playlist or a reference file cannot make it read anything else). Use it as a context
+    manager. Raises ``NotOpenable`` with ffmpeg's reason."""
+    import av
+
+    try:
+        return av.open(str(path), options={"format_whitelist": ",".join(formats),
+                                           "protocol_whitelist": "file"})
+    except (av.error.FFmpegError, OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, av.error.FFmpegError | OSError) else ""
+        raise NotOpenable(reason or type(exc).__name__) from None
 
 
 @dataclass(frozen=True)

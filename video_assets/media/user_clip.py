@@ -8,6 +8,7 @@ from pathlib import Path
 
 from video_assets.media.audio import short
 from video_assets.media.ffmpeg_bin import FfmpegError, run_ffmpeg
+from video_assets.media.probe import NotOpenable, open_container
 
 VIDEO_FORMATS = ("mov", "mp4", "m4v", "matroska", "webm", "avi")
 MAX_CLIP_S = 60.0  # a scene lasts seconds; a longer file is cut to this
@@ -22,8 +23,6 @@ class ClipFileError(ValueError):
 def probe_clip_s(path: str | Path) -> float:
     """The length of the video file's first video stream in seconds (video demuxers and plain
     files only; nothing decoded). Raises ``ClipFileError`` naming the file."""
-    import av
-
     name = short(Path(path).name)
     if not Path(path).is_file():
         raise ClipFileError(f'"{name}": file not found; fix: give the path of a video file')
@@ -31,11 +30,9 @@ def probe_clip_s(path: str | Path) -> float:
         raise ClipFileError(f'"{name}": larger than {MAX_CLIP_BYTES // 2**20} MB; fix: use a '
                             "shorter clip")
     try:
-        container = av.open(str(path), options={"format_whitelist": ",".join(VIDEO_FORMATS),
-                                                "protocol_whitelist": "file"})
-    except (av.error.FFmpegError, OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, av.error.FFmpegError | OSError) else ""
-        raise ClipFileError(f'"{name}": not a video file ({short(reason or type(exc).__name__, 120)}); '
+        container = open_container(path, VIDEO_FORMATS)
+    except NotOpenable as exc:
+        raise ClipFileError(f'"{name}": not a video file ({short(str(exc), 120)}); '
                             f"{CLIP_FIX}") from None
     with container:
         if not container.streams.video:
