@@ -43,7 +43,7 @@ def user_clip(path: Path, seconds: float = 2.0) -> Path:
 
 
 def test_each_edit_pays_only_for_what_it_makes_again(home: Path, tmp_path: Path, capsys):
-    song = make_song(tmp_path / "harbour.wav", 12.4, tempo_bpm=120.0)
+    song = make_song(tmp_path / "harbour.wav", 16.4, tempo_bpm=120.0)
     with serving(FakeReplicate(token="r8_edit_flow_token_1")) as fake:
         code, first, out = videogen(capsys, "render", "--audio", str(song), "--prompt",
                                     "paper boats crossing a harbour", "--aspect", "1:1",
@@ -80,9 +80,19 @@ def test_each_edit_pays_only_for_what_it_makes_again(home: Path, tmp_path: Path,
         assert code == 0 and redone["version"] == 7
         assert fake.posts() == before_undo  # undo and redo render nothing and pay nothing
 
+        # delete: the neighbours take its time; one whose slot now needs a longer clip than it
+        # has is made again (a clip, no image), at the length a first render would ask for
+        before = sources(home, job)
+        deleted = edit("delete", "2")
+        remade = sources(home, job) - before
+        assert deleted["paid_calls"] == len(remade) <= 2
+        # split: the second part goes on with the same clip; nothing is made
+        scene, beat = split_point(home, job)
+        assert edit("split", str(scene), "--at-beat", str(beat))["paid_calls"] == 0
+
     hist = history(home, job)
     assert [v["operation"] for v in hist["versions"]] == \
-        ["render", "prompt", "reorder", "move-cut", "slip", "replace", "reroll"]
+        ["render", "prompt", "reorder", "move-cut", "slip", "replace", "reroll", "delete", "split"]
     assert hist["versions"][1]["changed_scenes"] == [2]
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     rows = con.execute("SELECT version, operation, paid_calls FROM edits WHERE job_id = ? "
@@ -90,7 +100,26 @@ def test_each_edit_pays_only_for_what_it_makes_again(home: Path, tmp_path: Path,
     con.close()
     assert rows[:7] == [(1, "render", paid_first), (2, "prompt", 2), (3, "reorder", 0),
                         (4, "move-cut", 0), (5, "slip", 0), (6, "replace", 0), (7, "reroll", 2)]
-    assert rows[7:] == [(6, "undo", 0), (7, "redo", 0)]
+    assert rows[7:9] == [(6, "undo", 0), (7, "redo", 0)]
+    assert [(v, op) for v, op, _ in rows[9:]] == [(8, "delete"), (9, "split")]
+
+
+def split_point(home: Path, job: str) -> tuple[int, int]:
+    """The longest scene (from 1) and the first beat inside it (from 1) that leaves both parts
+    at least 3 s long."""
+    scenes = json.loads((job_dir(home, job) / "script.json").read_text())["scenes"]
+    beats = json.loads((job_dir(home, job) / "beat_grid.json").read_text())["beats_s"]
+    longest = max(scenes, key=lambda sc: sc["end_s"] - sc["start_s"])
+    inside = [b for b in beats if longest["start_s"] < b < longest["end_s"]]
+    fits = [k for k, b in enumerate(inside, start=1)
+            if b - longest["start_s"] >= 3.0 and longest["end_s"] - b >= 3.0]
+    assert fits, f"no scene is long enough to split in two: {scenes}"
+    return longest["index"] + 1, fits[0]
+
+
+def sources(home: Path, job: str) -> set[str]:
+    """The clips the job's current version shows, as generated (their cache keys)."""
+    return {c["source_key"] for c in json.loads((job_dir(home, job) / "clips.json").read_text())}
 
 
 def move_within_clips(home: Path, job: str, beat_s: float = 0.5) -> int:
@@ -126,15 +155,8 @@ def test_delete_then_split_keep_the_cuts_on_beats_and_leave_no_stale_clip(
     assert deleted["clips"] == n - 1
     assert not (folder / "clips" / f"{n:02d}.mp4").exists()
     assert (folder / "versions" / "1" / "clips" / f"{n:02d}.mp4").exists()
-    scenes = json.loads((folder / "script.json").read_text())["scenes"]
-    grid = json.loads((folder / "beat_grid.json").read_text())
-    longest = max(range(len(scenes)), key=lambda i: scenes[i]["end_s"] - scenes[i]["start_s"])
-    inside = [b for b in grid["beats_s"]
-              if scenes[longest]["start_s"] + 2.9 < b < scenes[longest]["end_s"] - 2.9]
-    assert inside, "the neighbours of the deleted scene should be long enough to split"
-    beat = 1 + [b for b in grid["beats_s"] if scenes[longest]["start_s"] < b
-                < scenes[longest]["end_s"]].index(inside[0])
-    code, split, out = videogen(capsys, "edit", offline_job, "split", str(longest + 1),
+    scene, beat = split_point(home, offline_job)
+    code, split, out = videogen(capsys, "edit", offline_job, "split", str(scene),
                                 "--at-beat", str(beat), "--json")
     assert code == 0 and all(split["checks"].values()), out
     assert split["clips"] == n and split["paid_calls"] == 0
