@@ -30,11 +30,20 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _unexeced_fork(proc) -> bool:
+    """Whether ``proc`` is a fork that has not yet run its program (``subprocess`` forks, then
+    execs ffmpeg): the same command line as its parent, and the parent's pages shared copy on
+    write, so its resident set is the parent's counted a second time."""
+    parent = proc.parent()
+    return parent is not None and proc.cmdline() == parent.cmdline()
+
+
 class TreeRssPoller:
     """Polls the summed resident set size of a process tree every ``interval_s`` and keeps the
     peak: the process ``pid`` itself (``include_root``) and its children (all descendants with
     ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core.
-    ``samples``: (time.time(), summed bytes, the root's own bytes) of every poll."""
+    ``samples``: (time.time(), summed bytes, the root's own bytes) of every poll. A fork caught
+    before it runs its program (``_unexeced_fork``) is not counted: its pages are its parent's."""
 
     def __init__(self, pid: int | None = None, include_root: bool = False,
                  recursive: bool = False, interval_s: float = 0.1) -> None:
@@ -60,6 +69,8 @@ class TreeRssPoller:
                 total += own if self.include_root else 0
                 for proc in procs:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
+                        if _unexeced_fork(proc):
+                            continue
                         total += proc.memory_info().rss
             self.peak_bytes = max(self.peak_bytes, total)
             self.samples.append((time.time(), total, own))

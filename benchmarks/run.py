@@ -36,6 +36,7 @@ def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
         ("compose", lambda: compose_bench.compose_vs_bare(f"compose_{n6}_clips", work, n6, s6, r6)),
         ("compose", lambda: compose_bench.compose_vs_bare(f"compose_{n24}_clips", work, n24, s24,
                                                           r24)),
+        ("compose", lambda: compose_bench.chunked_vs_single(work, n24, s24, r24)),
         ("moviepy", lambda: compose_bench.vs_moviepy(work, *cfg["moviepy"])),
         ("e2e", lambda: e2e_bench.end_to_end(work, *cfg["e2e"])),
         ("beats", lambda: e2e_bench.beat_analysis(work, cfg["beats_s"])),
