@@ -39,7 +39,7 @@ ui: install
 notebooks: install
 	$(UV) run --frozen --group notebooks jupyter lab notebooks/
 
-# Benchmarks (README.md, "Performance"): a table on stdout and benchmarks/results.json.
+# Benchmarks (benchmarks/README.md): a table on stdout and benchmarks/results.json.
 # BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,memory,fanout,dagster to pick.
 # MoviePy lives in its own locked environment: it pins pillow below the product's.
 bench: install

@@ -62,7 +62,7 @@ def table(results: list[Result]) -> str:
 
 
 def markdown(data: dict) -> str:
-    """The README's table: one line per target, from a results.json."""
+    """The benchmarks README's table: one line per target, from a results.json."""
     lines = ["| benchmark | target | measured | met |", "| --- | --- | --- | --- |"]
     for r in data["results"]:
         for t in r["targets"]:
