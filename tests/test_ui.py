@@ -193,10 +193,17 @@ def daemon(home: Path) -> Iterator[None]:
 
 
 def test_an_operator_edits_a_scene_from_the_ui(webserver: str, daemon, home: Path,
-                                               rendered_job: dict):
+                                               tmp_path: Path):
     """What the launchpad posts: ``edit_job`` on the job's partition, the edits as the run
     config of ``script``; the run makes the job's next version."""
-    job_id = rendered_job["job_id"]
+    from tests.conftest import make_song
+    from video_assets.cli import main
+
+    # a job of its own: other tests clear the session's media folder
+    song = make_song(tmp_path / "ui-edit.wav", 9.6, tempo_bpm=120.0)
+    assert main(["render", "--audio", str(song), "--prompt", "a kite in the UI",
+                 "--aspect", "1:1", "--job-id", "ui-edit"]) == 0
+    job_id = "ui-edit"
     history = home / "media" / "jobs" / job_id / "history.json"
     before = json.loads(history.read_text())["current"]
     repos = graphql(webserver, "{ repositoriesOrError { ... on RepositoryConnection { nodes { "
