@@ -53,3 +53,15 @@ def test_an_expected_failure_is_one_line_with_the_stage_and_the_fix(home, tmp_pa
     assert "stage storyboard failed" in failures[0] and "fix:" in failures[0]
     assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr
     assert proc.stderr.count("over the budget") == 1
+
+
+@pytest.mark.parametrize("command", [["edit", "../x", "reroll", "1"], ["history", "a/b"],
+                                     ["undo", "."], ["rerender", "X" * 300]])
+def test_edit_commands_refuse_a_bad_job_id_with_exit_2_and_the_fix(command, capsys):
+    from video_assets.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "JOB_ID" in err and "is not a job id" in err and "fix:" in err

@@ -28,12 +28,15 @@ def _store_settings():
 
 
 def _job_id(value: str) -> str:
+    """JOB_ID on the command line: the slug rule, or argparse's exit 2 with the fix."""
     from video_assets.admission import RequestError, check_job_id
 
     try:
         return check_job_id(value, "JOB_ID")
     except RequestError as exc:
-        raise EditError("JOB_ID", exc.message) from None
+        raise argparse.ArgumentTypeError(
+            f"{exc.message.split('; fix:')[0]}; fix: give the job id render printed "
+            "(e.g. song-1a2b3c4d)") from None
 
 
 def edit(args: argparse.Namespace) -> int:
@@ -47,8 +50,8 @@ def edit(args: argparse.Namespace) -> int:
                  f"{args.text[:40]!r}")
             return EXIT_BAD_INPUT
         fields["prompt"] = args.text
+    job_id = args.job_id
     try:
-        job_id = _job_id(args.job_id)
         ops = parse_ops([{k: v for k, v in fields.items() if v is not None}])
     except EditError as exc:
         _err(f"edit: {_flag(exc)}")
@@ -134,11 +137,7 @@ def history(args: argparse.Namespace) -> int:
     from video_assets.versions import load_history
 
     media, _ = _store_settings()
-    try:
-        job_id = _job_id(args.job_id)
-    except EditError as exc:
-        _err(f"history: {exc}")
-        return EXIT_BAD_INPUT
+    job_id = args.job_id
     found = load_history(media, job_id)
     if found is None:
         _err(f"history: job {job_id!r} has no rendered version; fix: check the job id, or "
@@ -169,11 +168,7 @@ def move(args: argparse.Namespace) -> int:
 
     action = args.command
     media, _ = _store_settings()
-    try:
-        job_id = _job_id(args.job_id)
-    except EditError as exc:
-        _err(f"{action}: {exc}")
-        return EXIT_BAD_INPUT
+    job_id = args.job_id
     with contextlib.ExitStack() as held:
         if not _hold(held, job_id):
             return EXIT_BAD_INPUT
@@ -213,11 +208,7 @@ def rerender(args: argparse.Namespace) -> int:
     from video_assets.store import job_key
 
     media, _ = _store_settings()
-    try:
-        job_id = _job_id(args.job_id)
-    except EditError as exc:
-        _err(f"rerender: {exc}")
-        return EXIT_BAD_INPUT
+    job_id = args.job_id
     if not media.exists(job_key(job_id, REQUEST)):
         _err(f"rerender: job {job_id!r} has never run; fix: check the job id, or render it with "
              "videogen render --audio ...")
@@ -254,7 +245,7 @@ def add_parsers(sub) -> None:
                        "--beats +2; edit JOB slip 4 --in-s 1.5; edit JOB reorder 5 --to 1; "
                        "edit JOB delete 2; edit JOB split 3 --at-beat 4; edit JOB replace 2 "
                        "--file clip.mp4; edit JOB reroll 6")
-    e.add_argument("job_id", metavar="JOB_ID")
+    e.add_argument("job_id", metavar="JOB_ID", type=_job_id)
     e.add_argument("operation", choices=OPERATIONS, metavar="OPERATION",
                    help=" | ".join(OPERATIONS))
     e.add_argument("scene", type=int, metavar="SCENE", help="the scene, from 1")
@@ -275,18 +266,18 @@ def add_parsers(sub) -> None:
     e.add_argument("--verbose", action="store_true")
     e.set_defaults(func=edit)
     h = sub.add_parser("history", help="list a job's versions")
-    h.add_argument("job_id", metavar="JOB_ID")
+    h.add_argument("job_id", metavar="JOB_ID", type=_job_id)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=history)
     for name, what in (("undo", "make the version before the current one current again"),
                        ("redo", "bring back the version the last undo left")):
         m = sub.add_parser(name, help=f"{what} (no render, nothing paid)")
-        m.add_argument("job_id", metavar="JOB_ID")
+        m.add_argument("job_id", metavar="JOB_ID", type=_job_id)
         m.add_argument("--json", action="store_true")
         m.set_defaults(func=move)
     r = sub.add_parser("rerender", help="render a job again with new options, from its own "
                        "song; its scenes and edits are kept")
-    r.add_argument("job_id", metavar="JOB_ID")
+    r.add_argument("job_id", metavar="JOB_ID", type=_job_id)
     r.add_argument("--aspect", help="9:16 | 16:9 | 1:1 (the pictures are made again)")
     r.add_argument("--transitions", help="auto | cut | crossfade | fade")
     r.add_argument("--flavor", help="default | cinematic | energetic | minimal")
