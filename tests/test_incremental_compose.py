@@ -4,6 +4,7 @@ and the result is the render a cold cache gives, frame for frame."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from video_assets.media.chunks import ChunkedRender, compose_chunked, plan_chunk
 from video_assets.media.compose import ComposeSettings, FramesTap, compose, plan_segments
 from video_assets.media.ffmpeg_bin import FfmpegError, run_ffmpeg
 from video_assets.media.probe import probe_video
-from video_assets.media.quality import read_frames
+from video_assets.media.quality import audio_offset_of, read_frames
 from video_assets.store import sha256_file
 
 SIZE = (180, 320)
@@ -73,10 +74,11 @@ def segments():
 
 def render(clips: list[Path], out: Path, cache: DirCache | None, song: Path,
            settings: ComposeSettings = SETTINGS, in_s: list[float] | None = None,
-           tap: bool = True) -> ChunkedRender:
+           tap: bool = True, audio_digest: str | None = None) -> ChunkedRender:
     return compose_chunked(clips, [5.0] * len(clips), segments(), song, out, settings,
                            clip_in_s=in_s, clip_digests=[sha256_file(p) for p in clips],
-                           cache=cache, frames=FramesTap(out.with_suffix(".rgb")) if tap else None)
+                           audio_digest=audio_digest, cache=cache,
+                           frames=FramesTap(out.with_suffix(".rgb")) if tap else None)
 
 
 def packets(path: Path) -> list[tuple[int, int, bool]]:
@@ -86,7 +88,7 @@ def packets(path: Path) -> list[tuple[int, int, bool]]:
         return [(p.pts, p.dts, p.is_keyframe) for p in container.demux(stream) if p.size]
 
 
-def test_chunks_split_at_hard_cuts_and_in_solo_stretches():
+def test_chunks_split_at_hard_cuts_and_around_each_soft_transition():
     segs = segments()
     chunks = plan_chunks(segs)
     assert chunks[0].first_frame == 0 and sum(c.n_frames for c in chunks) == segs[-1].cut_out_frame
@@ -94,13 +96,27 @@ def test_chunks_split_at_hard_cuts_and_in_solo_stretches():
         assert a.first_frame + a.n_frames == b.first_frame
     starts = {c.first_frame for c in chunks}
     assert {s.cut_in_frame for s in segs[1:] if s.transition_in == "cut"} <= starts
-    for s in segs[1:]:  # every crossfade and fade lies inside one chunk
-        if s.transition_in != "cut":
-            h = max(s.half_in_frames, s.fade_in_frames)
-            assert not any(s.cut_in_frame - h < f <= s.cut_in_frame + h for f in starts)
-    for i in range(len(segs)):  # a clip shows in at most 2 chunks
-        assert 1 <= sum(any(p.clip == i for p in c.parts) for c in chunks) <= 2
-    assert len(chunks) > len(segs)  # the soft transitions' clips are split in their middle
+    soft = [s for s in segs[1:] if s.transition_in != "cut"]
+    assert soft
+    for s in soft:  # every crossfade and fade is a chunk of the frames it blends, no more
+        prev = segs[s.index - 1]
+        first = s.cut_in_frame - max(s.half_in_frames, prev.fade_out_frames)
+        last = s.cut_in_frame + max(s.half_in_frames, s.fade_in_frames)
+        assert first in starts and last in starts
+        assert not any(first < f < last for f in starts)
+    for i in range(len(segs)):  # a clip shows in its own chunk and its transitions' at most
+        assert 1 <= sum(any(p.clip == i for p in c.parts) for c in chunks) <= 3
+
+
+def test_a_changed_clip_re_encodes_its_frames_and_its_transitions_only():
+    """The frames of the chunks showing one clip: that clip's own frames, plus at most the
+    frames its crossfades blend (2 x half on each side), never a neighbour's solo stretch."""
+    segs = segments()
+    chunks = plan_chunks(segs)
+    for i, seg in enumerate(segs):
+        showing = sum(c.n_frames for c in chunks if any(p.clip == i for p in c.parts))
+        assert showing <= seg.cut_out_frame - seg.cut_in_frame + 2 * (
+            seg.half_in_frames + seg.half_out_frames + seg.fade_in_frames + seg.fade_out_frames)
 
 
 def test_chunk_joins_drop_or_repeat_no_frame(tmp_path, media):
@@ -149,7 +165,7 @@ def test_changing_one_clip_re_encodes_only_the_chunks_showing_it(tmp_path, media
     edited = [*clips[:3], media["clips"][6], *clips[4:]]  # scene 4's clip replaced
     second = render(edited, tmp_path / "v2.mp4", cache, media["song"])
     showing = {k for k, c in enumerate(second.chunks) if any(p.clip == 3 for p in c.parts)}
-    assert set(second.encoded) == showing and 1 <= len(showing) <= 2
+    assert set(second.encoded) == showing and 1 <= len(showing) <= 3
     assert len(cache.stored) == len(first.chunks) + len(showing)  # the rest reused
     assert set(cache.stored[len(first.chunks):]) == {second.keys[k] for k in showing}
     again = render(edited, tmp_path / "v3.mp4", cache, media["song"])
@@ -281,6 +297,38 @@ def test_a_video_setting_re_encodes_every_chunk_and_an_audio_setting_none(tmp_pa
     first = render(clips, tmp_path / "a.mp4", cache, media["song"])
     louder = render(clips, tmp_path / "b.mp4", cache, media["song"],
                     replace(SETTINGS, audio_bitrate="128k"))
-    assert louder.encoded == ()  # the audio is encoded in the final pass only
+    assert louder.encoded == ()  # the audio is encoded alone, beside the chunks
     sharper = render(clips, tmp_path / "c.mp4", cache, media["song"], replace(SETTINGS, crf=18))
     assert len(sharper.encoded) == len(sharper.chunks) == len(first.chunks)
+
+
+def test_the_soundtrack_is_encoded_once_and_reused_by_an_edit(tmp_path, media):
+    """With the audio's digest, the AAC soundtrack is cached like a chunk: the next render of
+    the same song copies it (same audio packets), and a new bitrate encodes it again."""
+    clips = media["clips"][:6]
+    cache, digest = DirCache(tmp_path / "cache"), sha256_file(media["song"])
+    first = render(clips, tmp_path / "v1.mp4", cache, media["song"], audio_digest=digest)
+    assert first.soundtrack_encoded and len(cache.stored) == len(first.chunks) + 1
+    edited = [*clips[:3], media["clips"][6], *clips[4:]]
+    second = render(edited, tmp_path / "v2.mp4", cache, media["song"], audio_digest=digest)
+    assert not second.soundtrack_encoded
+    assert audio_packets(tmp_path / "v1.mp4") == audio_packets(tmp_path / "v2.mp4")
+    louder = render(edited, tmp_path / "v3.mp4", cache, media["song"], audio_digest=digest,
+                    settings=dataclasses.replace(SETTINGS, audio_bitrate="96k"))
+    assert louder.soundtrack_encoded and louder.encoded == ()
+
+
+def test_a_copied_soundtrack_keeps_the_song_in_time(tmp_path, media):
+    """The soundtrack encoded alone and copied into the video starts with the video and lasts
+    the song (its AAC priming kept out of the timeline), as the quality bars ask."""
+    out = tmp_path / "out.mp4"
+    render(media["clips"][:6], out, None, media["song"], tap=False)
+    assert abs(audio_offset_of(out, media["song"])) <= 0.005
+    assert abs(probe_video(out).audio_duration_s - EDGES_S[-1]) <= 0.015
+
+
+def audio_packets(path: Path) -> list[tuple[int, bytes]]:
+    """(pts, payload) of every audio packet (PyAV)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(p.pts, bytes(p)) for p in container.demux(stream) if p.size]

@@ -107,7 +107,7 @@ def final_video(
         render = compose_chunked(
             clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
             settings.compose_settings(size), clip_in_s=[s.in_s for s in specs],
-            clip_digests=[sha256_file(p) for p in clip_paths],
+            clip_digests=[sha256_file(p) for p in clip_paths], audio_digest=sha256_file(audio),
             cache=StoreChunkCache(media, stack), frames=tap)
         context.log.info(f"encoded {len(render.encoded)} of {len(render.chunks)} chunks "
                          f"({len(render.reused)} reused from the cache)")

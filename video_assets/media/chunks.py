@@ -1,22 +1,25 @@
 """Incremental composition: the edit encoded in chunks joined by stream copy, each chunk cached by
 what determines its frames, so that an edit re-encodes only the chunks it changes.
 
-``plan_chunks`` cuts the timeline at every hard cut and in the middle of the solo stretch of every
-clip next to a crossfade or fade (``compose._solo_split``): each transition lies inside one chunk,
-and a clip shows in at most 2 chunks. A chunk is a window of today's composition
-(``compose.windows_at``): one ffmpeg process runs the same graph (``compose.edit_stream``:
-normalisation, trims, fades, joins), scales it once to the output size and encodes it with the
-same x264 options as a single-pass render (``compose.x264_options``). Being its own encode, a
-chunk starts on an IDR frame and no frame refers outside it. The same file carries the
-``FramesTap`` copy of its frames as a second, lossless stream, so a cached chunk brings its tap
-with it: QuickTime Animation (``qtrle``, run-length rgb24), 29 % of the raw bytes for a 30 s
-1080x1920 edit (16.5 of 56.0 MB) for 0.3 CPU s to encode and 0.1 s to decode; FFV1 would take
-18 % (10.2 MB) but 1.0 s and 1.1 s, and the decode is in the final pass, which nothing runs beside.
+``plan_chunks`` cuts the timeline at every hard cut and at both ends of the solo stretch of every
+clip next to a crossfade or fade (``compose.solo_span``): each soft transition is a chunk of the
+frames it blends, each clip's solo stretch a chunk of its own, so a changed picture re-encodes
+its own frames and its transitions' (16 frames each at the default half-length), never a
+neighbour's solo frames. A chunk is a window of today's composition (``compose.windows_at``):
+one ffmpeg process runs the same graph (``compose.edit_stream``: normalisation, trims, fades,
+joins), scales it once to the output size and encodes it with the same x264 options as a
+single-pass render (``compose.x264_options``). Being its own encode, a chunk starts on an IDR
+frame and no frame refers outside it. The same file carries the ``FramesTap`` copy of its frames
+as a second, lossless stream, so a cached chunk brings its tap with it: QuickTime Animation
+(``qtrle``, run-length rgb24), 29 % of the raw bytes for a 30 s 1080x1920 edit (16.5 of 56.0 MB)
+for 0.3 CPU s to encode and 0.1 s to decode; FFV1 would take 18 % (10.2 MB) but 1.0 s and 1.1 s,
+and the decode is in the final pass, which nothing runs beside.
 
-The final pass reads the chunks in order (ffmpeg's concat demuxer, each chunk's exact length
-given), copies the H.264 packets, encodes the audio once (AAC, CFR 30 fps, the same track
-timescale, ``+faststart``) and, in the same process, writes the taps' frames, decoded, as the
-render's ``FramesTap``.
+The soundtrack is encoded once, alone, beside the chunks (AAC in QuickTime, ``soundtrack_args``)
+and cached like a chunk under ``soundtrack_key``: an edit does not encode it again. The final
+pass reads the chunks in order (ffmpeg's concat demuxer, each chunk's exact length given),
+copies the H.264 packets and the AAC (CFR 30 fps, the same track timescale, ``+faststart``)
+and, in the same process, writes the taps' frames, decoded, as the render's ``FramesTap``.
 
 Chunks are cached through ``ChunkCache`` (the caller's: media knows nothing of the store) under
 ``chunk_key``: the clips' digests (given by the caller), lengths and in-points, the chunk's
@@ -45,9 +48,9 @@ from video_assets.media.compose import (
     FramesTap,
     Segment,
     Window,
-    _solo_split,
     edit_stream,
     in_frames,
+    solo_span,
     tap_stream,
     to_output_size,
     windows_at,
@@ -57,7 +60,7 @@ from video_assets.media.compose import (
 from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe, ffmpeg_output, remove_outputs
 from video_assets.media.probe import mp4_video_size
 
-CHUNK_FORMAT = 2  # bump when what a chunk holds, or how it is made, changes
+CHUNK_FORMAT = 3  # bump when what a chunk holds, or how it is made, changes
 DEFAULT_WORKERS = 2  # chunks encoded at once (this machine has 2 cores)
 TAP_SIZE = FramesTap(Path()).size
 CHUNK_SUFFIX = ".mov"  # QuickTime: H.264 and the tap (qtrle) in one file
@@ -66,6 +69,7 @@ TAP_CODEC = "qtrle"
 # less CPU and memory than x264's frame threads (a 30 s 1080x1920 edit: 51.5 CPU s, 257 MB per
 # process, against 56.4 CPU s and 334 MB with x264's own choice)
 CHUNK_X264_THREADS = 1
+AUDIO_RATE_HZ = 48000
 
 
 class ChunkCache(Protocol):
@@ -86,6 +90,7 @@ class ChunkedRender:
     keys: tuple[str, ...]
     encoded: tuple[int, ...]  # indices of the chunks encoded by this render (the rest: reused)
     args: list[str]  # the final pass's ffmpeg arguments
+    soundtrack_encoded: bool = True  # False: the encoded soundtrack came from the cache
 
     @property
     def reused(self) -> tuple[int, ...]:
@@ -93,16 +98,22 @@ class ChunkedRender:
 
 
 def plan_chunks(segments: Sequence[Segment]) -> list[Window]:
-    """The timeline cut at every hard cut and in the middle of the solo stretch of every clip
-    next to a crossfade or fade: a transition lies inside one chunk, a clip shows in at most 2.
-    A clip too short to have a solo stretch stays whole inside one chunk."""
+    """The timeline cut at every hard cut and at both ends of the solo stretch of every clip
+    next to a crossfade or fade (``compose.solo_span``): each soft transition is a chunk of the
+    frames it blends, each clip's solo stretch a chunk of its own, so changing one clip
+    re-encodes its own frames and its transitions', never a neighbour's solo frames. A clip too
+    short to have a solo stretch stays whole inside the chunk of its transitions."""
+    total = segments[-1].cut_out_frame
     splits = {s.cut_in_frame for s in segments[1:] if s.transition_in == "cut"}
     for seg in segments:
-        soft = seg.half_in_frames + seg.fade_in_frames + seg.half_out_frames + seg.fade_out_frames
-        f = _solo_split(seg) if soft else None
-        if f is not None:
-            splits.add(f)
-    return windows_at(segments, sorted(splits))
+        span = solo_span(seg)
+        if span is None:
+            continue
+        if seg.half_in_frames or seg.fade_in_frames:
+            splits.add(span[0])
+        if seg.half_out_frames or seg.fade_out_frames:
+            splits.add(span[1])
+    return windows_at(segments, sorted(f for f in splits if 0 < f < total))
 
 
 @functools.cache
@@ -169,15 +180,29 @@ def _concat_list(paths: Sequence[Path], n_frames: Sequence[int], fps: int) -> st
     return "\n".join(lines) + "\n"
 
 
-def final_args(list_path: Path, audio_path: str | Path, out_path: str | Path,
+def soundtrack_key(audio_sha256: str, settings: ComposeSettings) -> str:
+    """A sha256 of what determines the encoded soundtrack: the audio's bytes, the AAC settings,
+    ffmpeg's version and ``CHUNK_FORMAT`` (none of the video's settings)."""
+    spec = {"format": CHUNK_FORMAT, "ffmpeg": ffmpeg_version(), "kind": "soundtrack",
+            "audio_sha256": audio_sha256, "bitrate": settings.audio_bitrate,
+            "rate_hz": AUDIO_RATE_HZ}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def soundtrack_args(audio_path: str | Path, settings: ComposeSettings, out_path: Path) -> list[str]:
+    """The audio encoded once, alone (AAC in QuickTime, like a chunk): the final pass copies it."""
+    return ["-loglevel", "error", "-y", "-i", str(audio_path), "-map", "0:a:0", "-c:a", "aac",
+            "-b:a", settings.audio_bitrate, "-ar", str(AUDIO_RATE_HZ), "-f", "mov", str(out_path)]
+
+
+def final_args(list_path: Path, soundtrack_path: str | Path, out_path: str | Path,
                settings: ComposeSettings, frames: FramesTap | None) -> list[str]:
-    """The final pass: the chunks' H.264 copied, the audio encoded once, faststart; with
-    ``frames``, the chunks' taps decoded into it, in order."""
+    """The final pass: the chunks' H.264 and the encoded soundtrack (``soundtrack_args``)
+    copied, faststart; with ``frames``, the chunks' taps decoded into it, in order."""
     args = ["-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(list_path),
-            "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-            "-c:a", "aac", "-b:a", settings.audio_bitrate, "-ar", "48000",
-            "-movflags", "+faststart", "-video_track_timescale", str(settings.fps * 512),
-            str(out_path)]
+            "-i", str(soundtrack_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+            "-c:a", "copy", "-movflags", "+faststart",
+            "-video_track_timescale", str(settings.fps * 512), str(out_path)]
     if frames is not None:
         args += ["-map", "0:v:1", "-f", "rawvideo", "-pix_fmt", "rgb24",
                  "-fps_mode", "passthrough", str(frames.path)]
@@ -194,6 +219,7 @@ def compose_chunked(
     *,
     clip_in_s: Sequence[float] | None = None,
     clip_digests: Sequence[str] | None = None,
+    audio_digest: str | None = None,
     cache: ChunkCache | None = None,
     workers: int = DEFAULT_WORKERS,
     frames: FramesTap | None = None,
@@ -203,6 +229,7 @@ def compose_chunked(
 
     ``clip_in_s``: per clip, where its scene starts in it (``compose.in_frames``, default 0).
     ``clip_digests``: per clip, a digest of its bytes (sha256); needed with ``cache``.
+    ``audio_digest``: the audio's sha256; with ``cache``, its encoded soundtrack is kept too.
     ``frames``: the frames encoded, downscaled, written there (``FramesTap``, default size).
     The whole render shares one deadline for its length (``ffmpeg_bin.Deadline``); on failure
     or timeout every process is killed and ``out_path`` and the tap are deleted (cached chunks
@@ -235,10 +262,22 @@ def compose_chunked(
         # the longest first: the last chunk to finish, encoding alone on one core, is short
         todo = sorted((k for k, p in enumerate(paths) if p is None),
                       key=lambda k: (-chunks[k].n_frames, k))
-        jobs = {k: chunk_args(chunks[k], clip_paths, clip_durations_s, ins, settings, join_size,
-                              tmp / f"{k:04d}{CHUNK_SUFFIX}") for k in todo}
+        jobs = {k: (f"chunk {k + 1}", chunk_args(chunks[k], clip_paths, clip_durations_s, ins,
+                                                 settings, join_size, tmp / f"{k:04d}{CHUNK_SUFFIX}"))
+                for k in todo}
+        # the soundtrack is one more job, run beside the chunks (the last key: len(chunks))
+        sound_key = soundtrack_key(audio_digest, settings) \
+            if cache is not None and audio_digest is not None else None
+        soundtrack = cache.lookup(sound_key) if sound_key is not None else None
+        if soundtrack is None:
+            soundtrack = tmp / f"soundtrack{CHUNK_SUFFIX}"
+            jobs[len(chunks)] = ("the soundtrack", soundtrack_args(audio_path, settings, soundtrack))
         try:
             def encoded(k: int) -> None:
+                if k == len(chunks):
+                    if sound_key is not None:
+                        cache.store(sound_key, soundtrack)
+                    return
                 paths[k] = tmp / f"{k:04d}{CHUNK_SUFFIX}"
                 if cache is not None:
                     cache.store(keys[k], paths[k])
@@ -246,7 +285,7 @@ def compose_chunked(
             _encode(jobs, workers, deadline, what, encoded)
             list_path = tmp / "chunks.ffconcat"
             list_path.write_text(_concat_list(paths, [c.n_frames for c in chunks], fps))
-            args = final_args(list_path, audio_path, out_path, settings, frames)
+            args = final_args(list_path, soundtrack, out_path, settings, frames)
             _run(deadline, args, f"joining {len(chunks)} chunks of {out_path.name}")
         except (FfmpegError, OSError) as exc:
             remove_outputs(outputs)
@@ -256,7 +295,8 @@ def compose_chunked(
         except BaseException:
             remove_outputs(outputs)
             raise
-    return ChunkedRender(tuple(chunks), keys, tuple(sorted(todo)), args)
+    return ChunkedRender(tuple(chunks), keys, tuple(sorted(todo)), args,
+                         soundtrack_encoded=len(chunks) in jobs)
 
 
 class _Running:
@@ -307,21 +347,21 @@ def _run(deadline: Deadline, args: list[str], what: str, running: _Running | Non
             raise FfmpegError(f"ffmpeg failed while {what} (exit {code}):\n{tail}")
 
 
-def _encode(jobs: dict[int, list[str]], workers: int, deadline: Deadline, what: str,
+def _encode(jobs: dict[int, tuple[str, list[str]]], workers: int, deadline: Deadline, what: str,
             encoded: Callable[[int], None]) -> None:
     """Run the chunk encodes, ``workers`` at a time, calling ``encoded(k)`` in this thread as
     each chunk ``k`` is done. On any error or interrupt, the processes still running are
     killed and the rest never started; the first error is raised."""
     running = _Running()
 
-    def one(k: int, args: list[str]) -> int:
+    def one(k: int, label: str, args: list[str]) -> int:
         if running.stopped:
             raise FfmpegError(f"ffmpeg not started while {what}: stopped")
-        _run(deadline, args, f"{what}: chunk {k + 1}", running)
+        _run(deadline, args, f"{what}: {label}", running)
         return k
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="chunk") as pool:
-        pending: set[Future] = {pool.submit(one, k, args) for k, args in jobs.items()}
+        pending: set[Future] = {pool.submit(one, k, *job) for k, job in jobs.items()}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)

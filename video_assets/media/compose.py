@@ -347,12 +347,24 @@ class Window:
     parts: tuple[WindowPart, ...]
 
 
+def solo_span(seg: Segment) -> tuple[int, int] | None:
+    """The first and last frame boundaries of the stretch a clip shows alone (outside its
+    crossfades and fades), where the edit can pass from one window to the next unseen; None if
+    the stretch is shorter than 2 frames."""
+    lo, hi = _solo_bounds(seg)
+    return (lo, hi) if hi - lo >= 2 else None
+
+
+def _solo_bounds(seg: Segment) -> tuple[int, int]:
+    """Where the clip's solo stretch begins and ends (``hi < lo``: it has none)."""
+    return (seg.start_frame + 2 * seg.half_in_frames + seg.fade_in_frames,
+            seg.start_frame + seg.n_frames - 2 * seg.half_out_frames - seg.fade_out_frames)
+
+
 def _solo_split(seg: Segment) -> int | None:
-    """A frame in the middle of the stretch a clip shows alone (outside its crossfades and
-    fades), where the edit can pass from one window to the next unseen; None if there is none."""
-    lo = seg.start_frame + 2 * seg.half_in_frames + seg.fade_in_frames
-    hi = seg.start_frame + seg.n_frames - 2 * seg.half_out_frames - seg.fade_out_frames
-    return (lo + hi) // 2 if hi - lo >= 2 else None
+    """A frame in the middle of the clip's solo stretch (``solo_span``); None if there is none."""
+    span = solo_span(seg)
+    return (span[0] + span[1]) // 2 if span is not None else None
 
 
 def windows_at(segments: Sequence[Segment], split_frames: Sequence[int]) -> list[Window]:
@@ -365,10 +377,7 @@ def windows_at(segments: Sequence[Segment], split_frames: Sequence[int]) -> list
     edges = [0, *sorted(set(split_frames)), total]
     for f in edges[1:-1]:
         inside = [s for s in segments if s.start_frame < f < s.start_frame + s.n_frames]
-        solo = len(inside) == 1 and (
-            inside[0].start_frame + 2 * inside[0].half_in_frames + inside[0].fade_in_frames
-            <= f <= inside[0].start_frame + inside[0].n_frames - 2 * inside[0].half_out_frames
-            - inside[0].fade_out_frames)
+        solo = len(inside) == 1 and _solo_bounds(inside[0])[0] <= f <= _solo_bounds(inside[0])[1]
         if not (0 < f < total and (solo or not inside)):
             raise ValueError(f"split at frame {f} is inside a transition or off the timeline "
                              f"(0..{total}); fix: split on a hard cut or in a clip's solo stretch")
