@@ -1,4 +1,5 @@
-"""Run analysis for notebooks: polars frames over the DuckDB warehouse and the Dagster instance,
+"""Run analysis for notebooks: polars frames over the warehouse (either store: one DuckDB file, or
+the Parquet files in the media store, read through the same table names) and the Dagster instance,
 and matplotlib figures of them.
 
 Everything here reads; nothing writes. ``notebooks/run_analysis.ipynb`` is a thin page over these
@@ -20,17 +21,31 @@ from matplotlib.figure import Figure
 
 from video_assets.config import warehouse_path
 from video_assets.store import MediaStore, job_key
+from video_assets.warehouse import DuckDBWarehouse, ParquetWarehouse, Warehouse
 
 RENDER_JOB = "render_job"
 
 
-def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the warehouse (``$VIDEO_ASSETS_WAREHOUSE`` or the default)."""
-    path = Path(path) if path else warehouse_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"no warehouse at {path}; fix: render a job first (videogen demo) "
-                                "or point VIDEO_ASSETS_WAREHOUSE at an existing warehouse.duckdb")
-    return duckdb.connect(str(path), read_only=True)
+def _warehouse(path: str | Path | None = None, store: MediaStore | None = None) -> Warehouse:
+    if store is not None:
+        return ParquetWarehouse(store=store)
+    if path:
+        return DuckDBWarehouse(path)
+    return Warehouse(warehouse_path())  # the configured store (VIDEO_ASSETS_WAREHOUSE_STORE)
+
+
+def connect(path: str | Path | None = None,
+            store: MediaStore | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse: the DuckDB file at ``path``, the Parquet files in
+    the media store ``store``, or by default the configured one (``$VIDEO_ASSETS_WAREHOUSE`` or
+    ``$DAGSTER_HOME/warehouse.duckdb``; the media store's for ``VIDEO_ASSETS_WAREHOUSE_STORE=parquet``
+    or the postgres profile). On the Parquet store it sees the rows written before it opened."""
+    return _warehouse(path, store).open_reader()
+
+
+def location(path: str | Path | None = None, store: MediaStore | None = None) -> str:
+    """Where ``connect`` with the same arguments reads (a file, or a folder in the media store)."""
+    return _warehouse(path, store).location()
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
