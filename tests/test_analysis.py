@@ -1,9 +1,10 @@
 """The analysis functions over a warehouse and instance made by a real render, and the notebook
-executed headless against them."""
+executed headless against them; both also on the Parquet store the warehouse migrates to."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,10 +12,13 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 from nbclient import NotebookClient
+from polars.testing import assert_frame_equal
 
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS, REPO, scoped_env
 from video_assets import analysis
 from video_assets.resources import StoreResource
+from video_assets.store import LocalStore
+from video_assets.warehouse import migrate
 
 
 @pytest.fixture()
@@ -94,5 +98,46 @@ def test_notebook_runs_headless_and_draws_its_figures(rendered_job: dict, home: 
     assert len(figures) == 5
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert f"dagster home: {home}" in printed  # it read the rendered instance, not a default one
+    tables = "".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
+    assert rendered_job["job_id"] in tables
+
+
+def parquet_copy(home: Path, root: Path) -> LocalStore:
+    """The rendered warehouse, migrated into a Parquet store in the media folder ``root``."""
+    store = LocalStore(root)
+    counts = migrate(home / "warehouse.duckdb", store)
+    assert counts["provider_calls"] > 0 and counts["jobs"] > 0
+    return store
+
+
+def test_the_analysis_functions_give_the_same_frames_on_the_parquet_store(con, home: Path,
+                                                                          tmp_path: Path):
+    parquet = analysis.connect(store=parquet_copy(home, tmp_path / "media"))
+    try:
+        for frame in (analysis.jobs_over_time, analysis.provider_reliability, analysis.latencies,
+                      analysis.cache_hit_rate, analysis.quality_pass_rates,
+                      lambda c: analysis.cost_by(c, "job_id", "asset", "provider", "model"),
+                      lambda c: analysis.quality_values(c, ["duration_error_ms", "audio_offset_ms"])):
+            expected, got = frame(con), frame(parquet)
+            assert len(expected) > 0
+            assert_frame_equal(got, expected, check_row_order=False, check_exact=False)
+    finally:
+        parquet.close()
+
+
+def test_notebook_runs_headless_on_the_parquet_store(rendered_job: dict, home: Path):
+    store = parquet_copy(home, home / "media")
+    path = REPO / "notebooks" / "run_analysis.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    try:
+        with scoped_env({"VIDEO_ASSETS_WAREHOUSE_STORE": "parquet", "VIDEO_ASSETS_BUCKET": None}):
+            NotebookClient(nb, timeout=300, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        shutil.rmtree(store.path("warehouse"), ignore_errors=True)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"warehouse: {home / 'media' / 'warehouse'}" in printed
     tables = "".join(o["data"].get("text/html", "") for o in outputs if "data" in o)
     assert rendered_job["job_id"] in tables
