@@ -33,8 +33,10 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The webserver and the daemon on the profile's instance (videogen dev: DAGSTER_HOME is set to the
+# profile's folder); `make ui PROFILE=postgres` with DAGSTER_POSTGRES_URL for the postgres profile
 ui: install
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(if $(PROFILE),VIDEO_ASSETS_PROFILE=$(PROFILE) )$(VENV)/bin/videogen dev
 
 notebooks: install
 	$(UV) run --frozen --group notebooks jupyter lab notebooks/

@@ -28,12 +28,12 @@ def _err(message: str) -> None:
 
 
 def _instance():
-    from dagster import DagsterInstance
+    """The Dagster instance of the profile (``VIDEO_ASSETS_PROFILE``: video_assets/profiles.py);
+    a ``ProfileError`` (exit 2, the message names the variable and the fix) when it cannot be
+    used."""
+    from video_assets.profiles import instance
 
-    from video_assets.config import dagster_home
-
-    dagster_home()
-    return DagsterInstance.get()
+    return instance()
 
 
 @contextlib.contextmanager
@@ -54,13 +54,15 @@ def held_job(job_id: str) -> Iterator[None]:
 
 def execute_job(job_id: str, tags: dict[str, str] | None = None,
                 log_level: str = "INFO", verbose: bool = False, job_name: str | None = None,
-                ops_config: dict[str, Any] | None = None) -> dict[str, Any]:
+                ops_config: dict[str, Any] | None = None,
+                stages: list[str] | None = None) -> dict[str, Any]:
     """Materialize every stage of one job in this process (the caller holds the job:
     ``held_job``); return the summary dict. ``job_name``: ``edit_job`` for an edit (default: the
-    render job); ``ops_config``: the run config of its assets (the edits, for ``script``)."""
+    render job); ``ops_config``: the run config of its assets (the edits, for ``script``);
+    ``stages``: only these assets (a retry: what a failed run did not finish)."""
     import uuid
 
-    from dagster import DagsterEventType
+    from dagster import AssetKey, DagsterEventType
 
     from video_assets.cli_log import LOGGER_NAME
     from video_assets.definitions import defs
@@ -82,6 +84,7 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
         result = job.execute_in_process(
             instance=instance, partition_key=job_id, raise_on_error=False, run_id=run_id,
             tags={**(tags or {}), **worker_tags()},
+            asset_selection=[AssetKey(s) for s in stages] if stages else None,
             run_config={"loggers": {"console" if verbose else LOGGER_NAME:
                                     {"config": {"log_level": log_level}}},
                         **({"ops": ops_config} if ops_config else {})},
@@ -172,6 +175,8 @@ def render(args: argparse.Namespace) -> int:
         except (RequestError, JobBusy) as exc:
             _err(str(exc).replace('request "command line": ', "--"))
             return EXIT_BAD_INPUT
+        if getattr(args, "queue", False):
+            return submit_render(job_id, args.json)
         if not args.json:
             length_s = duration_s or request.duration_s
             print(f"job {job_id}: rendering "
@@ -192,6 +197,37 @@ def render(args: argparse.Namespace) -> int:
             print(json.dumps({**summary, "status": "cancelled"}, sort_keys=True))
         return 128 + stop.signum
     return _report(summary, args.json)
+
+
+def submit_render(job_id: str, as_json: bool) -> int:
+    """``render --queue``: submit the staged job's render run to the instance's run queue (the
+    daemon launches it within the queue's limits); print its run id."""
+    from video_assets.partitions import job_model_tags
+    from video_assets.resources import StoreResource
+    from video_assets.run_queue import QueueError, daemon_alive, has_queue, submit, workspace
+
+    instance = _instance()
+    if not has_queue(instance):
+        _err("render --queue: this instance has no run queue (its dagster.yaml sets another run "
+             "coordinator); fix: render without --queue, or use the committed dagster.yaml")
+        return EXIT_BAD_INPUT
+    from video_assets.jobs import RUN_JOB_NAME
+
+    tags = {"video_assets/job_id": job_id, **job_model_tags(StoreResource().get(), job_id)}
+    try:
+        with workspace(instance) as request:
+            run_id = submit(instance, request, RUN_JOB_NAME, job_id, tags)
+    except QueueError as exc:
+        _err(f"render --queue: {exc}")
+        return EXIT_FAILED
+    if not daemon_alive(instance):
+        _err(f"job {job_id}: no daemon is running, so the run waits in the queue until one starts; "
+             "fix: `make ui` or `videogen dev` (or `videogen dev --daemon`)")
+    if as_json:
+        print(json.dumps({"job_id": job_id, "run_id": run_id, "status": "queued"}, sort_keys=True))
+    else:
+        print(f"job {job_id}: run {run_id} queued (videogen cancel {job_id} stops it)")
+    return EXIT_OK
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -328,12 +364,54 @@ def ingest(args: argparse.Namespace) -> int:
     print(f"inbox: {len(new)} new job(s), {len(tick.rejected)} rejected, "
           f"{len(tick.waiting)} waiting" + ("; more remain: run ingest again" if tick.more else ""),
           file=sys.stderr)
+    from video_assets.run_queue import uses_queue
+
+    if new and uses_queue(instance):  # a daemon launches them within the queue's limits
+        return submit_jobs(instance, new, args.wait, args.json)
     if not args.wait:
         if new:
             log = launch_background(new)
             print(f"launched {len(new)} run(s) in the background; log: {log}", file=sys.stderr)
         return EXIT_OK
     return run_jobs(new, args.json)
+
+
+def submit_jobs(instance, jobs: list[tuple], wait: bool, as_json: bool) -> int:
+    """Submit admitted jobs' runs to the run queue, tagged as the sensor tags them (so
+    ``max_concurrent_runs`` and every tag limit apply); with ``wait``, wait for their ends.
+    Each entry: ``(job_id, run_key, inbox key, edits or None)``."""
+    from video_assets.jobs import EDIT_JOB_NAME, RUN_JOB_NAME
+    from video_assets.partitions import job_model_tags
+    from video_assets.resources import StoreResource
+    from video_assets.run_queue import QueueError, submit, wait_for_runs, workspace
+    from video_assets.sensors import edit_run_config
+
+    media = StoreResource().get()
+    submitted: dict[str, str] = {}
+    try:
+        with workspace(instance) as request:
+            for job_id, run_key, key, edits in jobs:
+                tags = {"dagster/run_key": run_key, "video_assets/source": key,
+                        "video_assets/job_id": job_id, **job_model_tags(media, job_id)}
+                submitted[submit(instance, request, EDIT_JOB_NAME if edits else RUN_JOB_NAME,
+                                 job_id, tags, edit_run_config(edits) if edits else None)] = job_id
+                print(f"job {job_id}: run {list(submitted)[-1]} queued", file=sys.stderr)
+    except QueueError as exc:
+        _err(f"ingest: {exc}")
+        return EXIT_FAILED
+    if not wait:
+        print(f"queued {len(submitted)} run(s); the daemon launches them", file=sys.stderr)
+        return EXIT_OK
+    code = EXIT_OK
+    for run_id, run in wait_for_runs(instance, list(submitted)).items():
+        status = run.status.value if run else "missing"
+        if as_json:
+            print(json.dumps({"job_id": submitted[run_id], "run_id": run_id,
+                              "status": status.lower()}, sort_keys=True))
+        else:
+            print(f"job {submitted[run_id]}: run {run_id} {status.lower()}")
+        code = max(code, EXIT_OK if status == "SUCCESS" else EXIT_FAILED)
+    return code
 
 
 def run_jobs(jobs: list[tuple], as_json: bool) -> int:
@@ -382,6 +460,90 @@ def worker_main(argv: list[str]) -> int:
     """The worker behind ``ingest`` (``python -m video_assets.cli run-jobs SPEC``), not a
     ``videogen`` command: SPEC is a JSON list of ``[job_id, run_key, source key, edits]``."""
     return run_jobs([tuple(j) for j in json.loads(argv[0])], as_json=False)
+
+
+def retry(args: argparse.Namespace) -> int:
+    """Run a failed or cancelled job again from where its last run stopped: through the run queue
+    when a daemon runs it (Dagster's re-execution from failure), else in this process (the
+    stages its last run did not finish). Generations are taken from the content cache, so
+    nothing made before is paid again."""
+    from dagster import DagsterEventType, RunsFilter
+
+    from video_assets.monitor import sweep_dead_runs
+    from video_assets.resources import WarehouseResource
+    from video_assets.run_queue import QueueError, submit_retry, uses_queue, wait_for_runs, workspace
+
+    instance = _instance()
+    for dead in sweep_dead_runs(instance, WarehouseResource().get()):  # a killed run: failed now
+        _err(dead.describe())
+    records = instance.get_run_records(RunsFilter(tags={"dagster/partition": args.job_id}),
+                                       limit=1)
+    if not records:
+        _err(f"retry: job {args.job_id!r} has no run; fix: check the job id (`dagster run list`), "
+             "or render the job")
+        return EXIT_BAD_INPUT
+    parent = records[0].dagster_run
+    if parent.status.value not in ("FAILURE", "CANCELED"):
+        _err(f"retry: job {args.job_id}: its last run {parent.run_id} is "
+             f"{parent.status.value.lower()}, not failed or cancelled; fix: retry only a failed or "
+             "cancelled job (`videogen cancel` stops one in progress)")
+        return EXIT_BAD_INPUT
+    if uses_queue(instance):
+        try:
+            with workspace(instance) as request:
+                run_id = submit_retry(instance, request, parent)
+        except QueueError as exc:
+            _err(f"retry: {exc}")
+            return EXIT_FAILED
+        if not args.wait:
+            print(json.dumps({"job_id": args.job_id, "run_id": run_id, "status": "queued"},
+                             sort_keys=True) if args.json
+                  else f"job {args.job_id}: retry run {run_id} queued (retrying run "
+                  f"{parent.run_id})")
+            return EXIT_OK
+        run = wait_for_runs(instance, [run_id])[run_id]
+        status = run.status.value.lower() if run else "missing"
+        print(json.dumps({"job_id": args.job_id, "run_id": run_id, "status": status},
+                         sort_keys=True) if args.json else f"job {args.job_id}: run {run_id} {status}")
+        return EXIT_OK if status == "success" else EXIT_FAILED
+    done = {r.event_log_entry.step_key for r in instance.get_records_for_run(
+        parent.run_id, of_type=DagsterEventType.STEP_SUCCESS).records}
+    from video_assets.definitions import defs
+
+    layer = defs.resolve_job_def(parent.job_name).asset_layer
+    stages = sorted(k.to_user_string() for k in layer.selected_asset_keys
+                    if str(layer.get_op_output_handle(k).node_handle) not in done)
+    tags = {k: v for k, v in parent.tags.items()
+            if k.startswith("video_assets/") and k.split("/", 1)[1] not in
+            ("worker_host", "worker_pid", "heartbeat_at")}
+    from video_assets.providers.retry import stop_on_signals
+
+    try:
+        with held_job(args.job_id), stop_on_signals():
+            summary = execute_job(args.job_id, tags={**tags, "video_assets/retry_of": parent.run_id},
+                                  job_name=parent.job_name,
+                                  ops_config=(parent.run_config or {}).get("ops"),
+                                  stages=stages or None, verbose=args.verbose)
+    except JobBusy as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    return _report(summary, args.json)
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Prepare the profile's instance folder, then run ``dagster dev`` (the webserver and the
+    daemon) or, with ``--daemon``, ``dagster-daemon run``, with ``DAGSTER_HOME`` pointing at it."""
+    import os
+
+    from video_assets.profiles import dagster_command, prepare_home
+
+    home = prepare_home()
+    command = dagster_command(args.daemon)
+    print(f"{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(command))} "
+          f"(DAGSTER_HOME={home})", file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(command[0], command)  # replaces this process: signals reach Dagster directly
+    return EXIT_FAILED  # not reached
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -470,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--continuation", action="store_true",
                    help="start each scene from the previous clip's last frame")
     r.add_argument("--job-id")
+    r.add_argument("--queue", action="store_true",
+                   help="submit the run to the instance's run queue instead of running it here "
+                   "(a daemon launches it; prints the run id)")
     r.add_argument("--json", action="store_true", help="last stdout line is a JSON summary")
     r.add_argument("--verbose", action="store_true",
                    help="print Dagster's own log, tracebacks included")
@@ -507,6 +672,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--wait-s", type=float, default=30.0,
                    help="how long to wait for the run to end (default 30)")
     c.set_defaults(func=cancel)
+    rt = sub.add_parser("retry", help="run a failed or cancelled job again from where it stopped "
+                        "(through the run queue when a daemon runs; nothing generated is paid "
+                        "again)")
+    rt.add_argument("job_id")
+    rt.add_argument("--wait", action="store_true", help="queued: wait for the retry run's end")
+    rt.add_argument("--json", action="store_true")
+    rt.add_argument("--verbose", action="store_true",
+                    help="print Dagster's own log, tracebacks included")
+    rt.set_defaults(func=retry)
+    dv = sub.add_parser("dev", help="the profile's webserver and daemon (`dagster dev`), or with "
+                        "--daemon the daemon alone (`dagster-daemon run`)")
+    dv.add_argument("--daemon", action="store_true", help="the daemon only, no webserver")
+    dv.set_defaults(func=dev)
     from video_assets.cli_edit import add_parsers
 
     add_parsers(sub)  # edit, history, undo, redo, rerender
@@ -522,8 +700,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from video_assets.profiles import ProfileError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ProfileError as exc:  # the profile's variables or its database: say which and the fix
+        _err(str(exc))
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

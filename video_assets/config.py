@@ -8,8 +8,12 @@ from pathlib import Path
 
 
 def dagster_home() -> Path:
-    """``$DAGSTER_HOME``, defaulting to ``./dagster_home`` (created, and exported for Dagster)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or "dagster_home").resolve()
+    """``$DAGSTER_HOME``, defaulting to ``./dagster_home``, or ``./dagster_home/postgres`` for the
+    postgres profile (``VIDEO_ASSETS_PROFILE=postgres``: an instance folder of its own, see
+    video_assets/profiles.py); created, and exported for Dagster."""
+    default = "dagster_home/postgres" if os.environ.get(
+        "VIDEO_ASSETS_PROFILE", "").strip().lower() == "postgres" else "dagster_home"
+    home = Path(os.environ.get("DAGSTER_HOME") or default).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     return home

@@ -1,4 +1,7 @@
-"""One dynamic partition per job: the job id is the partition key."""
+"""One dynamic partition per job: the job id is the partition key; and the tags and pool that bound
+provider calls across runs."""
+
+from __future__ import annotations
 
 from dagster import DynamicPartitionsDefinition
 
@@ -9,3 +12,36 @@ jobs_partitions = DynamicPartitionsDefinition(name=JOBS_PARTITION_NAME)
 # pool: `dagster instance concurrency set providers 2` caps how many run them at once across
 # runs (unlimited until set); inside a run, PipelineSettings.provider_concurrency bounds the calls
 PROVIDERS_POOL = "providers"
+
+# Per model, across runs: each run is tagged `video_assets/model_<capability>: <owner/model>` for
+# every capability a real provider serves (the sensor, `ingest` and `render --queue` set them
+# from the job's request), and the run queue's `tag_concurrency_limits` in dagster.yaml cap the
+# runs at once per model value (1 for the Replicate media models: images, video, lipsync, music).
+# Inside a run, steps run one at a time (in-process executor) and a stage's calls are bounded by
+# PipelineSettings.clip_workers threads and the provider_concurrency semaphore, so predictions in
+# flight for one model <= (its runs-at-once limit) x min(clip_workers, provider_concurrency):
+# 1 x min(2, 4) = 2 with the committed settings.
+MODEL_TAG_PREFIX = "video_assets/model_"
+
+
+def model_tags(providers) -> dict[str, str]:
+    """``{video_assets/model_<capability>: model}`` for each capability a real provider serves
+    (``providers``: a request's resolved ``schemas.Providers``)."""
+    from video_assets.schemas import PROVIDER_CAPABILITIES
+
+    return {f"{MODEL_TAG_PREFIX}{cap}": model for cap in PROVIDER_CAPABILITIES
+            if (model := providers.model_for(cap))}
+
+
+def job_model_tags(media, job_id: str) -> dict[str, str]:
+    """The model tags of a job's runs, from its staged request (a new job) or its own
+    ``request.json`` (an edit, a retry); none when neither is there."""
+    from video_assets.admission import staged_key
+    from video_assets.layout import REQUEST
+    from video_assets.schemas import StoredRequest
+    from video_assets.store import job_key
+
+    for key in (staged_key(job_id), job_key(job_id, REQUEST)):
+        if media.exists(key):
+            return model_tags(StoredRequest.model_validate(media.get_json(key)).request.providers)
+    return {}

@@ -47,7 +47,7 @@ from video_assets.edits import EditError, ReplaceEdit, parse_ops
 from video_assets.jobs import EDIT_JOB_NAME, edit_job, render_job
 from video_assets.media.audio import short
 from video_assets.media.user_clip import MAX_CLIP_BYTES, ClipFileError, probe_clip_s
-from video_assets.partitions import jobs_partitions
+from video_assets.partitions import job_model_tags, jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import MAX_AUDIO_BYTES, MAX_REQUEST_BYTES
 from video_assets.store import LocalStore, MediaStore, ObjectInfo, _check_key, sha256_file
@@ -289,11 +289,14 @@ def inbox_store() -> MediaStore:
     return StoreResource().get() if s3_bucket() else LocalStore(dagster_home())
 
 
-def run_requests(tick: TickResult) -> list[RunRequest]:
-    """A render run per admitted request; an edit run (the edits as run config) per edit file."""
+def run_requests(tick: TickResult, media: MediaStore | None = None) -> list[RunRequest]:
+    """A render run per admitted request; an edit run (the edits as run config) per edit file.
+    With ``media``, each run is tagged with the models of its job (``partitions.model_tags``),
+    which the run queue's per-model limits count."""
     return [
         RunRequest(run_key=run_key, partition_key=job_id,
-                   tags={"video_assets/source": key, "video_assets/job_id": job_id},
+                   tags={"video_assets/source": key, "video_assets/job_id": job_id,
+                         **(job_model_tags(media, job_id) if media is not None else {})},
                    **({"job_name": EDIT_JOB_NAME, "run_config": edit_run_config(
                        tick.edits[run_key])} if run_key in tick.edits
                       else {"job_name": render_job.name}))
@@ -316,7 +319,7 @@ def inbox_sensor(context: SensorEvaluationContext, store: StoreResource,
     for key, message in tick.rejected:
         context.log.warning(f"rejected {key}: {message}")
     return SensorResult(
-        run_requests=run_requests(tick),
+        run_requests=run_requests(tick, store.get()),
         dynamic_partitions_requests=[
             jobs_partitions.build_add_request([job_id for job_id, _, _ in tick.admitted])
         ] if tick.admitted else [],
