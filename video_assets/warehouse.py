@@ -457,10 +457,13 @@ class ParquetWarehouse(Warehouse):
                                             schema), keys)
         return pa.concat_tables([schema.empty_table(), *parts])
 
-    def _open(self, job_id: str | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB whose views read the files there are now (all, or one job's)."""
+    def _open(self, job_id: str | None = None,
+              tables: Sequence[str] = TABLES) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB whose views read the files there are now (all, or one job's) of
+        ``tables`` (the others empty)."""
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            raw = {t: self._read(t, job_id, pool) for t in TABLES}
+            raw = {t: self._read(t, job_id, pool) if t in tables else _layout()[1][t].empty_table()
+                   for t in TABLES}
         con = duckdb.connect()
         try:
             for table, data in raw.items():
@@ -487,7 +490,7 @@ class ParquetWarehouse(Warehouse):
 
     @contextmanager
     def _job_reader(self, job_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open(job_id)
+        con = self._open(job_id, ("provider_calls",))  # all that the job's readers ask
         try:
             yield con
         finally:
