@@ -14,6 +14,7 @@ The instances here keep SQLite storage: constructing Postgres storage connects t
 from __future__ import annotations
 
 import json
+import re
 import string
 import threading
 from collections.abc import Iterator
@@ -319,6 +320,15 @@ def test_postgres_profile_stores_runs_events_and_schedules_in_postgres_from_the_
                                 yaml.safe_load(ref.storage_data.config_yaml))
     assert result.success, result.errors
     assert pg_url_from_config(result.value) == url
+
+
+def test_postgres_profile_url_in_the_deploy_readme_names_a_driver_that_is_installed() -> None:
+    # SQLAlchemy 2.1 maps a plain postgresql:// URL to psycopg 3, which is not installed
+    # (dagster-postgres brings psycopg2): the storage could not even open.
+    from sqlalchemy import create_engine
+
+    [url] = set(re.findall(r"DAGSTER_POSTGRES_URL=(\S+)", (DEPLOY / "README.md").read_text()))
+    create_engine(url).dispose()  # loads the driver; connects to nothing
 
 
 def test_postgres_profile_queues_runs_with_the_local_profiles_limits(tmp_path: Path) -> None:

@@ -276,3 +276,27 @@ def test_k8s_job_has_the_run_launchers_resources(launched: dict) -> None:
     resources = launched["values"]["runLauncher"]["config"]["k8sRunLauncher"]["resources"]
     assert launched["container"]["resources"] == resources
 
+
+
+def chart_postgres_db(vals: dict[str, Any], password: str) -> dict[str, Any]:
+    """The instance's storage config as the chart renders it (dagsterYaml.postgresql.config),
+    with the password the pods read from global.postgresqlSecretName."""
+    pg = vals["postgresql"]
+    config = {"username": pg["postgresqlUsername"], "password": password,
+              "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"],
+              "port": pg["service"]["port"], "params": pg["postgresqlParams"]}
+    if pg.get("postgresqlScheme"):
+        config["scheme"] = pg["postgresqlScheme"]
+    return {"postgres_db": config}
+
+
+def test_k8s_instance_storage_url_names_a_driver_the_image_has() -> None:
+    # SQLAlchemy 2.1 maps a plain postgresql:// URL to psycopg 3, which is not installed
+    # (dagster-postgres brings psycopg2): the storage could not even open.
+    from dagster_postgres.utils import pg_url_from_config
+    from sqlalchemy import create_engine
+
+    vals = values()
+    assert not vals["postgresql"]["enabled"] and not vals["generatePostgresqlPasswordSecret"]
+    engine = create_engine(pg_url_from_config(chart_postgres_db(vals, "unused")))  # no connection
+    engine.dispose()
