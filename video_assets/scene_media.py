@@ -29,7 +29,7 @@ from video_assets.generation import (
     with_fallback,
 )
 from video_assets.layout import CONTACT_SHEET, STORYBOARD, clip_key, storyboard_key
-from video_assets.media.art import contact_sheet
+from video_assets.media.art import contact_sheet, sheet_tile
 from video_assets.media.compose import Segment, plan_segments
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 from video_assets.providers.base import (
@@ -43,7 +43,7 @@ from video_assets.providers.offline import OfflineImages, OfflineVideo
 from video_assets.providers.registry import registry
 from video_assets.providers.retry import ProviderError, cancel_calls
 from video_assets.schemas import BeatGrid, ClipSpec, Scene, Script, StoredRequest, Take
-from video_assets.store import MediaStore, is_cache_key, job_key, sha256_file
+from video_assets.store import MediaStore, cache_key, is_cache_key, job_key, sha256_file
 
 MIN_REAL_CLIPS = 2
 
@@ -188,13 +188,27 @@ def storyboard_images(stage: Stage, provider: ImageProvider, plan: Script, size:
     return out
 
 
+TILE_WIDTH_PX = 216  # a contact sheet's tile
+
+
 def write_contact_sheet(media: MediaStore, job_id: str, n_scenes: int) -> Image.Image:
-    """The storyboard's images tiled into one sheet (``storyboard/contact_sheet.jpg``)."""
-    with ExitStack() as stack:
-        paths = [stack.enter_context(media.local_path(storyboard_key(job_id, i)))
-                 for i in range(n_scenes)]
-        sheet = contact_sheet(paths)
+    """The storyboard's images tiled into one sheet (``storyboard/contact_sheet.jpg``). Each
+    tile is kept in the cache by its image's digest, so an edit's sheet shrinks only the new
+    images (decoding and shrinking a 1080x1920 image takes about 0.1 s)."""
+    tiles = []
     with media.scratch_dir() as tmp:
+        for i in range(n_scenes):
+            with media.local_path(storyboard_key(job_id, i)) as path:
+                key = cache_key("tile", ".png", image_sha256=sha256_file(path),
+                                width_px=TILE_WIDTH_PX)
+                if media.cached(key):
+                    with media.local_path(key) as cached, Image.open(cached) as im:
+                        tiles.append(im.convert("RGB"))
+                    continue
+                tiles.append(sheet_tile(path, TILE_WIDTH_PX))
+            tiles[-1].save(tmp / "tile.png")
+            media.put_file(key, tmp / "tile.png")
+        sheet = contact_sheet(tiles)
         sheet.save(tmp / CONTACT_SHEET, quality=85)
         media.put_file(job_key(job_id, STORYBOARD, CONTACT_SHEET), tmp / CONTACT_SHEET)
     return sheet

@@ -183,21 +183,26 @@ def _caption(img: Image.Image, text: str, label: str) -> None:
         draw.text((margin_x, margin_y), label, font=small, fill=(255, 255, 255))
 
 
-def contact_sheet(paths: Sequence[str | Path], tile_width: int = 216, columns: int = 6) -> Image.Image:
-    """Tile images (same aspect) into one sheet, left to right, top to bottom."""
-    if not paths:
+def sheet_tile(path: str | Path, tile_width: int = 216) -> Image.Image:
+    """One image of a contact sheet: ``tile_width`` pixels wide, its aspect kept (Lanczos,
+    after an integer box reduction down to 3x the size, which looks the same and is faster)."""
+    with Image.open(path) as im:
+        tile_h = int(round(tile_width * im.height / im.width))
+        return im.convert("RGB").resize((tile_width, tile_h), Image.Resampling.LANCZOS,
+                                        reducing_gap=3.0)
+
+
+def contact_sheet(tiles: Sequence[Image.Image], columns: int = 6) -> Image.Image:
+    """Tiles of one size (``sheet_tile``) laid into one sheet, left to right, top to bottom."""
+    if not tiles:
         raise ValueError("no images for a contact sheet")
-    with Image.open(paths[0]) as first:
-        aspect = first.height / first.width
-    tile_h = int(round(tile_width * aspect))
-    cols = min(columns, len(paths))
-    rows = math.ceil(len(paths) / cols)
+    tile_width, tile_h = tiles[0].size
+    cols = min(columns, len(tiles))
+    rows = math.ceil(len(tiles) / cols)
     gap = 6
     sheet = Image.new("RGB", (cols * (tile_width + gap) + gap, rows * (tile_h + gap) + gap),
                       (18, 18, 22))
-    for i, path in enumerate(paths):
-        with Image.open(path) as im:
-            tile = im.convert("RGB").resize((tile_width, tile_h), Image.Resampling.LANCZOS)
+    for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         sheet.paste(tile, (gap + c * (tile_width + gap), gap + r * (tile_h + gap)))
     return sheet
