@@ -300,3 +300,10 @@ def test_k8s_instance_storage_url_names_a_driver_the_image_has() -> None:
     assert not vals["postgresql"]["enabled"] and not vals["generatePostgresqlPasswordSecret"]
     engine = create_engine(pg_url_from_config(chart_postgres_db(vals, "unused")))  # no connection
     engine.dispose()
+
+
+def test_k8s_job_pod_is_placed_on_nodes_of_the_images_architecture(launched: dict) -> None:
+    pod_spec = launched["values"]["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"][
+        "podSpecConfig"]
+    assert launched["job"]["spec"]["template"]["spec"]["nodeSelector"] == pod_spec["nodeSelector"]
+    assert pod_spec["nodeSelector"] == deployment(launched["values"])["nodeSelector"]
