@@ -72,6 +72,12 @@ def task_definition(name: str, values: dict[str, str]) -> dict[str, Any]:
     return json.loads(string.Template(text).substitute(values))
 
 
+def placeholder_values(name: str) -> dict[str, str]:
+    """A value for each ${...} placeholder of a template (for checks of its shape)."""
+    text = (ECS / f"{name}.task-definition.json").read_text()
+    return dict.fromkeys(re.findall(r"\$\{(\w+)\}", text), "x")
+
+
 def container_env(definition: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in definition["containerDefinitions"][0]["environment"]}
 
@@ -347,3 +353,32 @@ def test_postgres_profile_queues_runs_with_the_local_profiles_limits(tmp_path: P
 def test_ecs_instance_config_is_the_postgres_profile_plus_the_launcher(section: str) -> None:
     assert load_yaml(ECS / "dagster.yaml")[section] == load_yaml(
         DEPLOY / "postgres" / "dagster.yaml")[section]
+
+
+def env_references(node: Any) -> set[str]:
+    """Every variable a Dagster config reads (``{env: NAME}``)."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(env_references(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(env_references(v) for v in node))
+    return set()
+
+
+@pytest.mark.parametrize("service", ["daemon", "webserver"])
+def test_ecs_templates_set_every_variable_the_instance_config_reads(service: str) -> None:
+    config = load_yaml(ECS / "dagster.yaml")
+    needed = env_references(config) | set(config["run_launcher"]["config"]["env_vars"])
+    definition = task_definition(service, placeholder_values(service))
+    [container] = definition["containerDefinitions"]
+    assert needed <= set(container_env(definition)) | {s["name"] for s in container["secrets"]}
+
+
+@pytest.mark.parametrize("service", ["daemon", "webserver"])
+def test_ecs_templates_point_dagster_home_where_the_image_has_the_ecs_config(service: str) -> None:
+    [copied_to] = re.findall(r"^COPY deploy/ecs/dagster\.yaml .* (\S+)/$",
+                             (DEPLOY / "Dockerfile").read_text(), re.MULTILINE)
+    definition = task_definition(service, placeholder_values(service))
+    assert container_env(definition)["DAGSTER_HOME"] == copied_to
+    assert f"{copied_to}/workspace.yaml" in definition["containerDefinitions"][0]["command"]
