@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from video_assets import layout
-from video_assets.store import LocalStore, job_key
+from video_assets.schemas import ClipSpec
+from video_assets.store import LocalStore, cache_key, job_key
 from video_assets.versions import (
     HistoryError,
     PendingEdit,
@@ -17,6 +18,7 @@ from video_assets.versions import (
     load_history,
     redo,
     restore_current,
+    restore_takes,
     undo,
 )
 
@@ -119,14 +121,35 @@ def test_undo_of_the_first_version_or_an_unknown_job_is_refused(media):
     assert load_history(media, JOB).current == 1
 
 
-def test_on_s3_a_versions_video_and_json_files_live_as_long_as_finals():
+def test_on_s3_every_file_of_a_version_lives_as_long_as_finals():
     from video_assets.store_s3 import object_kind
 
     assert object_kind("jobs/j/history.json") == "final"
     assert object_kind("jobs/j/versions/3/final.mp4") == "final"
     assert object_kind("jobs/j/versions/3/quality.json") == "final"
-    assert object_kind("jobs/j/versions/3/clips/01.mp4") == "intermediate"
+    assert object_kind("jobs/j/versions/3/clips/01.mp4") == "final"
+    assert object_kind("jobs/j/versions/3/storyboard/01.png") == "final"
     assert object_kind("jobs/j/versions/3/script.json") == "final"
     assert object_kind("jobs/j/beat_grid.json") == "final"
     assert object_kind("jobs/j/storyboard/01.png") == "intermediate"
     assert object_kind("cache/clip/ab/abcd.mp4") == "intermediate"
+
+
+def test_takes_the_cache_lost_are_put_back_from_their_version(media):
+    """An expired cache (S3's lifecycle) loses the takes' images and clips; the version's own
+    copies bring them back under their keys, except a lip-synced clip (not its take)."""
+    write_version(media, 2, "a")
+    commit_version(media, JOB, None, "done", 0, 0.0)
+    keys = [{"image": cache_key("image", ".png", n=i), "clip": cache_key("clip", ".mp4", n=i)}
+            for i in range(2)]
+    specs = [ClipSpec(index=i, key=layout.clip_key(JOB, i), clip_duration_s=5.0,
+                      segment_start_s=5.0 * i, segment_duration_s=5.0, provider="offline",
+                      lipsync=i == 1, source_key=keys[i]["clip"], image_key=keys[i]["image"])
+             for i in range(2)]
+    assert restore_takes(media, JOB, 1, specs) == 3
+    assert media.get_bytes(keys[0]["image"]) == b"image 0 a"
+    assert media.get_bytes(keys[0]["clip"]) == b"clip 0 a"
+    assert media.get_bytes(keys[1]["image"]) == b"image 1 a"
+    assert not media.exists(keys[1]["clip"])  # lip-synced: the version has no copy of its take
+    assert all(media.cached(keys[i]["image"]) for i in range(2)) and media.cached(keys[0]["clip"])
+    assert restore_takes(media, JOB, 1, specs) == 0  # held now: nothing to do

@@ -19,7 +19,7 @@ from video_assets.media.user_clip import ClipFileError, clean_clip, probe_clip_s
 from video_assets.providers.offline import FLAVOR_BIAS, boundary_energy, pick_transition, relative_energy
 from video_assets.schemas import BeatGrid, ClipSpec, Request, Script, StoredRequest, Take
 from video_assets.store import MediaStore, job_key, sha256_file
-from video_assets.versions import History, PendingEdit, load_history
+from video_assets.versions import History, PendingEdit, load_history, restore_takes
 
 UPLOADS = "uploads"  # a job's folder of users' replacement clips (re-encoded), by content
 
@@ -183,6 +183,7 @@ def next_script(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: B
                             f"{state.history.current}, so its cuts moved; fix: render it again "
                             "(videogen rerender JOB_ID --replan), then edit")
         return None  # another song (an ad's music made again): its cuts are elsewhere
+    restore_takes(media, job_id, state.history.current, state.clips)
     if ops:
         result = apply_edits(state.script, ops, edit_context(media, job_id, state, limits, fps,
                                                              half_frames))

@@ -28,17 +28,20 @@ DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in it
 
 def object_kind(key: str) -> str:
     """``final`` for what a job delivers and what describes it (its video, thumbnail and its
-    small JSON files: request, beat grid, script, quality, the history of its versions; each
-    version's own copies of them), the inbox and rejection reports (users' own files);
-    ``intermediate`` for everything else (images, clips, the cache, staging)."""
+    small JSON files: request, beat grid, script, quality, the history of its versions), every
+    file of every version (``versions/<n>/``: the versions are the user's history, kept whole),
+    the inbox and rejection reports (users' own files); ``intermediate`` for everything else
+    (the current version's images and clips, which its version folder keeps too; the cache;
+    staging)."""
     parts = PurePosixPath(key).parts
     if parts[0] in ("inbox", "rejected"):
         return "final"
-    kept = parts[-1] in FINAL_NAMES or parts[-1].endswith(".json")  # the JSON files are small
-    if parts[0] == "jobs" and kept and (len(parts) == 3 or len(parts) == 5
-                                        and parts[2] == "versions"):
+    if parts[0] != "jobs" or len(parts) < 3:
+        return "intermediate"
+    if parts[2] == "versions" and len(parts) >= 5:
         return "final"
-    return "intermediate"
+    kept = parts[-1] in FINAL_NAMES or parts[-1].endswith(".json")  # the JSON files are small
+    return "final" if kept and len(parts) == 3 else "intermediate"
 
 
 def s3_client(endpoint_url: str | None = None) -> Any:

@@ -14,12 +14,14 @@ Pure store operations (no Dagster).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
 from video_assets import layout
-from video_assets.store import MediaStore, job_key
+from video_assets.schemas import ClipSpec
+from video_assets.store import MediaStore, is_cache_key, job_key
 from video_assets.warehouse import Warehouse
 
 PENDING_EDIT = "edit.json"  # what the run in progress is making: written by `script`, read at commit
@@ -106,6 +108,26 @@ def _copy_tree(media: MediaStore, src_root: str, dst_root: str) -> None:
         media.copy(f"{src_root}/{name}", f"{dst_root}/{name}")
     for name in set(_files(media, dst_root)) - set(wanted):
         media.delete(f"{dst_root}/{name}")
+
+
+def restore_takes(media: MediaStore, job_id: str, version: int, clips: Sequence[ClipSpec]) -> int:
+    """Put back into the cache, from version ``version``'s own copies, the images and clips its
+    scenes' takes name (``ClipSpec.take``) that the cache no longer holds: on S3 the cache
+    expires after a day while a version's files are kept, and an edit then reuses them instead
+    of making (and paying for) them again. A lip-synced clip is not its take (the take is the
+    clip before lip-sync), so it is not restored. Returns how many entries were put back."""
+    restored = 0
+    for spec in clips:
+        kept = [(spec.image_key, layout.version_key(job_id, version, layout.STORYBOARD,
+                                                    layout.scene_file(spec.index, "png")))]
+        if not spec.lipsync:
+            kept.append((spec.source_key, layout.version_key(job_id, version, layout.CLIPS,
+                                                             layout.scene_file(spec.index, "mp4"))))
+        for key, copy in kept:
+            if key and is_cache_key(key) and not media.cached(key) and media.exists(copy):
+                media.copy(copy, key)
+                restored += 1
+    return restored
 
 
 def _prune_scenes(media: MediaStore, job_id: str) -> None:
