@@ -49,6 +49,7 @@ class PipelineSettings(ConfigurableResource):
     crf: int = 20
     preset: str = "veryfast"
     clip_workers: int = 2  # parallel generations (storyboard images, clips) inside one run
+    compose_workers: int = 2  # chunks of the final video encoded at once (one x264 thread each)
     inbox_grace_s: float = 120.0  # how long a request in the inbox may wait for its audio
     default_budget_usd: float = 5.0  # cap for paid calls when the request sets no budget_usd
     provider_concurrency: int = 4  # calls in flight per provider, per run

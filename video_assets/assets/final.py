@@ -108,7 +108,7 @@ def final_video(
             clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
             settings.compose_settings(size), clip_in_s=[s.in_s for s in specs],
             clip_digests=[sha256_file(p) for p in clip_paths], audio_digest=sha256_file(audio),
-            cache=StoreChunkCache(media, stack), frames=tap)
+            cache=StoreChunkCache(media, stack), workers=settings.compose_workers, frames=tap)
         context.log.info(f"encoded {len(render.encoded)} of {len(render.chunks)} chunks "
                          f"({len(render.reused)} reused from the cache)")
         probe = probe_video(out)

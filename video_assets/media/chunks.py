@@ -61,7 +61,7 @@ from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe, ffm
 from video_assets.media.probe import mp4_video_size
 
 CHUNK_FORMAT = 3  # bump when what a chunk holds, or how it is made, changes
-DEFAULT_WORKERS = 2  # chunks encoded at once (this machine has 2 cores)
+DEFAULT_WORKERS = 2  # chunks encoded at once (PipelineSettings.compose_workers; 2 cores here)
 TAP_SIZE = FramesTap(Path()).size
 CHUNK_SUFFIX = ".mov"  # QuickTime: H.264 and the tap (qtrle) in one file
 TAP_CODEC = "qtrle"
