@@ -84,8 +84,9 @@ def container_env(definition: dict[str, Any]) -> dict[str, str]:
 
 def _fargate_resources(original: Any) -> Any:
     """moto's run_task sums each container's ``memory``, which Fargate task definitions (ours and
-    the ones EcsRunLauncher registers) leave to the task: count such a container as 0 MiB (a
-    Fargate task is not placed on an instance, so moto does not use the sum)."""
+    the ones EcsRunLauncher registers) leave to the task, and fails on the missing value
+    (getmoto/moto#7272): count such a container as 0 MiB (a Fargate task is not placed on an
+    instance, so moto does not use the sum)."""
 
     def calculate(task_definition: Any) -> Any:
         containers = [c if c.get("memory") or c.get("memoryReservation") else {**c, "memory": 0}
