@@ -277,6 +277,7 @@ def test_ecs_task_definition_has_secrets_by_arn_only(launched: dict) -> None:
 def test_ecs_secret_values_reach_no_task_definition_task_tag_or_event(launched: dict) -> None:
     seen = json.dumps([launched["definition"], launched["task"], launched["run"].tags],
                       default=str) + repr(launched["events"])
+    assert repr(launched["task"]["taskArn"])[1:-1] in repr(launched["events"])  # the launch event
     for _, value in [*SECRETS.values(), TAGGED_SECRET]:
         assert value not in seen
 
