@@ -31,6 +31,7 @@ from video_assets.schemas import (
     StoredRequest,
 )
 from video_assets.store import MediaStore, sha256_file
+from video_assets.webhooks import WebhookConfigError, WebhookUrlError, check_webhook_url, webhook_secret
 
 REQUEST_SUFFIXES = (".yaml", ".yml", ".json")
 INBOX = "inbox/"  # request files (and their songs) are dropped here
@@ -51,6 +52,7 @@ FIXES = {
                  "video_assets/providers/prices.json",
     "lipsync": "use true or false",
     "continuation": "use true or false",
+    "webhook_url": "give an https:// URL whose host the operator lists in VIDEO_ASSETS_WEBHOOK_HOSTS",
 }
 
 
@@ -102,7 +104,7 @@ def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
     """The job id of a ``videogen render`` of the song ``name``: the request (its providers
     resolved, see ``resolve_providers``) and the song's content hash, not where the song lies:
     the same song and request are one job, and one video, wherever the file is."""
-    content = json.dumps({**request.model_dump(mode="json", exclude={"audio"}),
+    content = json.dumps({**request.model_dump(mode="json", exclude={"audio", "webhook_url"}),
                           "audio_sha256": audio_sha256}, sort_keys=True).encode()
     return job_id_for(name, content)
 
@@ -195,6 +197,8 @@ def validate_request(data: dict, source: str) -> Request:
             msg = f"unknown key {short(field)!r}; fix: remove it or use one of: {known}"
         elif err["type"] == "missing":
             msg = f"missing; fix: {FIXES.get(top, 'add it')}"
+        elif isinstance(cause := (err.get("ctx") or {}).get("error"), WebhookUrlError):
+            msg = f"{cause.problem}; fix: {cause.fix}"  # the URL is not quoted: it may hold a password
         else:
             raw = err.get("input")
             shown = f" (got {short(repr(raw))})" if raw is not None and not isinstance(raw, dict) \
@@ -324,6 +328,15 @@ def check_operator_limits(request: Request, source: str) -> None:
     ``VIDEO_ASSETS_ALLOWED_MODELS``."""
     from video_assets.providers.registry import DEFAULT_MODELS
 
+    if request.webhook_url is not None:  # a listed host, and a secret to sign with
+        try:
+            check_webhook_url(request.webhook_url)
+            webhook_secret()
+        except WebhookUrlError as exc:
+            raise RequestError(source, "webhook_url", f"{exc.problem}; fix: {exc.fix}") from None
+        except WebhookConfigError as exc:
+            raise RequestError(source, "webhook_url", f"{exc} (or remove webhook_url from the "
+                               "request)") from None
     cap = max_budget_usd()
     if request.budget_usd is not None and request.budget_usd > cap:
         raise RequestError(source, "budget_usd", f"{request.budget_usd:g} is over this "

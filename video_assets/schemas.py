@@ -103,6 +103,15 @@ class Request(Frozen):
     providers: Providers = Providers()
     lipsync: bool = False  # lip-sync the scenes where words are sung (providers.lipsync)
     continuation: bool = False  # each scene starts from the previous clip's last frame
+    # POSTed to when the job ends (video_assets/webhooks.py); its host is judged at admission
+    webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        from video_assets.webhooks import check_webhook_url_form
+
+        return None if value is None else check_webhook_url_form(value)
 
     @field_validator("prompt")
     @classmethod
