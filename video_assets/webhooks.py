@@ -93,7 +93,7 @@ def webhook_secret() -> str:
     return secret
 
 
-def _host_of(url: str) -> str:
+def url_host(url: str) -> str:
     """The URL's host, or ``?`` (for messages and records: never the whole URL)."""
     try:
         return _norm_host(urlsplit(url).hostname or "?")
@@ -140,7 +140,7 @@ def check_webhook_url(url: str, hosts: Collection[str] | None = None) -> str:
     ``VIDEO_ASSETS_WEBHOOK_HOSTS``) exactly. Returns the URL unchanged."""
     check_webhook_url_form(url)
     listed = allowed_hosts() if hosts is None else frozenset(_norm_host(h) for h in hosts)
-    host = _host_of(url)
+    host = url_host(url)
     if host not in listed:
         allows = (f"it allows {', '.join(sorted(listed))}" if listed
                   else f"{HOSTS_ENV} is empty: webhooks are off")
@@ -289,7 +289,7 @@ def deliver(url: str, body: bytes, secret: str, attempts: int = 5, backoff_s: fl
             retryable = code == 429 or code >= 500
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            error = f"no answer from {_host_of(url)[:100]}: {type(reason).__name__}: {reason}"[:300]
+            error = f"no answer from {url_host(url)[:100]}: {type(reason).__name__}: {reason}"[:300]
             retryable = True
         latency_s = round(time.monotonic() - t0, 4)
         records.append(Attempt(n, code, error, latency_s, sent_at, ok=error is None))
