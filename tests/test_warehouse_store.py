@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from tests.conftest import free_port, scoped_env
 from video_assets.schemas import CallRecord, QualityMetric
 from video_assets.store import LocalStore
-from video_assets.store_s3 import KIND_TAG, lifecycle_rules
+from video_assets.store_s3 import KIND_TAG, S3Store, lifecycle_rules
 from video_assets.warehouse import (
     TABLES,
     DuckDBWarehouse,
@@ -30,6 +32,7 @@ from video_assets.warehouse import (
 
 BUCKET = "warehouse-test"
 ROWS_PER_WRITER = 120
+ROWS_PER_WRITER_S3 = 50  # moto answers slower than a folder
 
 
 def call(job_id: str, cost_usd: float, model: str = "kwaivgi/kling-v2.1", scene: int = 0,
@@ -39,13 +42,23 @@ def call(job_id: str, cost_usd: float, model: str = "kwaivgi/kling-v2.1", scene:
                       cost_usd=cost_usd, cache_hit=cache_hit)
 
 
+def compact_until(root: str, stop, rounds) -> None:
+    """A compactor process: merges the files of the store at ``root`` until ``stop`` is set."""
+    wh = ParquetWarehouse(store=LocalStore(root))
+    n = 0
+    while not stop.is_set():
+        n += wh.compact()["provider_calls"] > 0
+    rounds.put(n)
+
+
 def write_ledger(root: str | None, env: dict[str, str], writer: int, job_id: str, n: int,
                  start, times) -> None:
     """A writer process: ``n`` one-row ledger writes (as ``CallLog.finish`` makes them), started
-    with the other writer. ``root``: a local media folder; None: the configured store (``env``)."""
+    with the other writer. ``root``: a local media folder; None: the bucket ``env`` names (through
+    a plain boto3 client: the process starts without importing Dagster)."""
     os.environ.update(env)
-    wh = ParquetWarehouse(store=LocalStore(root)) if root else Warehouse("unused.duckdb")
-    assert isinstance(wh, ParquetWarehouse)
+    store = LocalStore(root) if root else S3Store(env["VIDEO_ASSETS_BUCKET"], boto3.client("s3"))
+    wh = ParquetWarehouse(store=store)
     start.wait(60)
     began = time.time()
     for i in range(n):
@@ -53,31 +66,37 @@ def write_ledger(root: str | None, env: dict[str, str], writer: int, job_id: str
     times.put((writer, began, time.time()))
 
 
-def run_writers(root: str | None, env: dict[str, str], job_id: str) -> list[tuple]:
-    """Two writer processes at once; returns each one's (writer, start, end) times."""
+def run_writers(root: str | None, env: dict[str, str], job_id: str, compacting: bool = False,
+                n: int = ROWS_PER_WRITER) -> list[tuple]:
+    """Two writer processes at once (and a compactor, if ``compacting``); returns each writer's
+    (writer, start, end) times."""
     ctx = multiprocessing.get_context("spawn")
-    start, times = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=write_ledger, args=(root, env, w, job_id, ROWS_PER_WRITER,
-                                                    start, times)) for w in (1, 2)]
-    for p in procs:
+    start, stop, times, rounds = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=write_ledger, args=(root, env, w, job_id, n, start, times))
+             for w in (1, 2)]
+    compactor = ctx.Process(target=compact_until, args=(root, stop, rounds))
+    for p in procs + [compactor] * compacting:
         p.start()
     start.set()
     spans = [times.get(timeout=180) for _ in procs]
-    for p in procs:
+    stop.set()
+    if compacting:
+        assert rounds.get(timeout=60) > 1  # it merged files while the writers wrote
+    for p in procs + [compactor] * compacting:
         p.join(30)
         assert p.exitcode == 0
     return spans
 
 
-def assert_no_row_lost(wh: Warehouse, job_id: str, spans: list[tuple]) -> None:
+def assert_no_row_lost(wh: Warehouse, job_id: str, spans: list[tuple],
+                       n: int = ROWS_PER_WRITER) -> None:
     assert max(s[1] for s in spans) < min(s[2] for s in spans), f"writers did not overlap: {spans}"
     with wh.connect(read_only=True) as con:
         per_writer = con.execute(
             "SELECT model, count(*), count(DISTINCT scene_index), sum(cost_usd) FROM provider_calls "
             "WHERE job_id = ? GROUP BY model ORDER BY model", [job_id]).fetchall()
-    expected_usd = sum(0.01 * (i + 1) for i in range(ROWS_PER_WRITER))
-    assert [(m, n, d) for m, n, d, _ in per_writer] == [
-        (f"writer-{w}", ROWS_PER_WRITER, ROWS_PER_WRITER) for w in (1, 2)]
+    expected_usd = sum(0.01 * (i + 1) for i in range(n))
+    assert [(m, rows, d) for m, rows, d, _ in per_writer] == [(f"writer-{w}", n, n) for w in (1, 2)]
     assert [usd for *_, usd in per_writer] == pytest.approx([expected_usd] * 2)
     assert wh.job_cost_usd(job_id) == pytest.approx(2 * expected_usd)
 
@@ -85,6 +104,15 @@ def assert_no_row_lost(wh: Warehouse, job_id: str, spans: list[tuple]) -> None:
 def test_two_processes_writing_ledger_rows_at_once_lose_none_in_a_local_folder(tmp_path: Path):
     spans = run_writers(str(tmp_path / "media"), {}, "shared-local")
     assert_no_row_lost(ParquetWarehouse(store=LocalStore(tmp_path / "media")), "shared-local", spans)
+
+
+def test_two_processes_writing_while_a_third_compacts_lose_no_row(tmp_path: Path):
+    spans = run_writers(str(tmp_path / "media"), {}, "compacted", compacting=True)
+    wh = ParquetWarehouse(store=LocalStore(tmp_path / "media"))
+    assert_no_row_lost(wh, "compacted", spans)
+    wh.compact()
+    assert len(wh.store.list("warehouse/provider_calls/")) == 1
+    assert_no_row_lost(wh, "compacted", spans)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +137,9 @@ def s3_env() -> Iterator[dict[str, str]]:
 
 
 def test_two_processes_writing_ledger_rows_at_once_lose_none_on_s3(s3_env: dict[str, str]):
-    spans = run_writers(None, s3_env, "shared-s3")
+    spans = run_writers(None, s3_env, "shared-s3", n=ROWS_PER_WRITER_S3)
     with scoped_env(s3_env):
-        assert_no_row_lost(Warehouse("unused.duckdb"), "shared-s3", spans)
+        assert_no_row_lost(Warehouse("unused.duckdb"), "shared-s3", spans, n=ROWS_PER_WRITER_S3)
 
 
 def expires(rule: dict, key: str, tags: dict[str, str]) -> bool:
@@ -253,3 +281,57 @@ def test_the_profile_or_the_setting_chooses_the_store(tmp_path: Path):
     with (scoped_env({"VIDEO_ASSETS_WAREHOUSE_STORE": "ducklake"}),
           pytest.raises(ValueError, match="fix: duckdb .* or parquet")):
         warehouse_store()
+
+
+def all_tables(wh: Warehouse) -> dict[str, list[tuple]]:
+    return {table: table_rows(wh, table) for table in TABLES}
+
+
+def test_compact_leaves_one_file_per_table_and_job_and_every_row(tmp_path: Path):
+    wh = ParquetWarehouse(store=LocalStore(tmp_path))
+    write_history(wh)
+    before = all_tables(wh)
+    folders = Counter(info.key.rsplit("/", 1)[0] for info in wh.store.list("warehouse/"))
+    assert max(folders.values()) > 1
+    assert sum(wh.compact().values()) == sum(n for n in folders.values() if n > 1)
+    assert Counter(info.key.rsplit("/", 1)[0] for info in wh.store.list("warehouse/")) == \
+        dict.fromkeys(folders, 1)  # one file per table and job
+    assert all_tables(wh) == before
+    wh.upsert_job("j2", status="done", failed_stage=None)  # writes after a compaction still win
+    wh.compact()
+    with wh.connect(read_only=True) as con:
+        assert con.execute("SELECT status, failed_stage FROM jobs WHERE job_id = 'j2'").fetchall() \
+            == [("done", None)]
+
+
+def test_a_reader_that_lists_a_merged_file_and_its_originals_reads_each_row_once(tmp_path: Path):
+    wh = ParquetWarehouse(store=LocalStore(tmp_path / "a"))
+    write_history(wh)
+    before = all_tables(wh)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    ParquetWarehouse(store=LocalStore(tmp_path / "b")).compact()
+    originals = {info.key for info in wh.store.list("warehouse/")}
+    for info in LocalStore(tmp_path / "b").list("warehouse/"):  # merged, originals not yet gone
+        if info.key not in originals:
+            shutil.copy(tmp_path / "b" / info.key, tmp_path / "a" / info.key)
+    assert len(wh.store.list("warehouse/")) > len(originals)
+    assert all_tables(wh) == before
+
+
+class CompactedWhileRead(LocalStore):
+    """A local store whose first read comes after another process compacted the files."""
+
+    compacted = False
+
+    def get_bytes(self, key: str) -> bytes:
+        if not self.compacted:
+            self.compacted = True
+            ParquetWarehouse(store=LocalStore(self.root)).compact()
+        return super().get_bytes(key)
+
+
+def test_a_reader_lists_again_when_a_file_it_listed_was_merged_away(tmp_path: Path):
+    write_history(ParquetWarehouse(store=LocalStore(tmp_path)))
+    before = all_tables(ParquetWarehouse(store=LocalStore(tmp_path)))
+    reader = ParquetWarehouse(store=CompactedWhileRead(tmp_path))
+    assert all_tables(reader) == before and reader.store.compacted

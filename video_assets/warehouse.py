@@ -24,7 +24,11 @@ Files hold hidden columns for this (``_batch``, ``_written_at``, ``_seq``, and `
 which columns that write set). A reader lists the files and reads them into Arrow through the
 media store (boto3 on S3), so nothing is downloaded at run time: DuckDB's ``httpfs`` extension
 would be, and the ``duckdb-extension-*`` wheels on PyPI (1.5.5) refuse to load into DuckDB 2.0.0.
-A job's own reads (``job_cost_usd``, ``has_calls``, ``calls_since``) list only that job's folders.
+A job's own reads (``job_cost_usd``, ``has_calls``, ``calls_since``) list only its ledger folder.
+
+A paid call is written the moment it ends, so files are small and many; ``compact`` merges each
+table's files of a job into one and removes the merged ones, safely while others write and read
+(a batch is read from one file only; a reader whose file was merged away lists again).
 Writes on one machine are ordered by its clock; machines' clocks are assumed in sync (NTP).
 On S3 the files are tagged ``final`` outside ``jobs/``: no lifecycle rule expires them.
 
@@ -314,9 +318,13 @@ def _sync_job_cost(con: duckdb.DuckDBPyConnection, job_id: str) -> None:
 
 HIDDEN = {"_batch": "VARCHAR", "_written_at": "TIMESTAMPTZ", "_seq": "BIGINT"}
 JOB_SET = "_set"  # on jobs: the columns a write set
+FILE = "_file"  # added when read: the key of the file a row came from
 ORDER = "(_written_at, _seq, _batch)"  # write order: time, then order within one process
 _seq = itertools.count()
 READ_THREADS = 16  # files fetched at once (S3 GETs)
+READ_ATTEMPTS = 5
+# a batch is read from one file only: from its own, or from a file compact() merged it into
+ONE_COPY = f"QUALIFY {FILE} = min({FILE}) OVER (PARTITION BY job_id, _batch)"
 
 
 @cache
@@ -361,19 +369,21 @@ def _jobs_view() -> str:
                       for c in _columns("jobs"))
     return f"""
         CREATE TEMP VIEW jobs AS
-        WITH j AS (SELECT job_id, {inner} FROM _raw_jobs GROUP BY job_id),
-             c AS (SELECT job_id, sum(cost_usd) AS cost_usd FROM _raw_provider_calls GROUP BY job_id)
+        WITH j AS (SELECT job_id, {inner} FROM _rows_jobs GROUP BY job_id),
+             c AS (SELECT job_id, sum(cost_usd) AS cost_usd FROM _rows_provider_calls GROUP BY job_id)
         SELECT {outer} FROM j LEFT JOIN c USING (job_id)"""
 
 
 def _views() -> str:
     cols = {t: ", ".join(_columns(t)) for t in TABLES}
-    return _jobs_view() + f""";
-        CREATE TEMP VIEW provider_calls AS SELECT {cols["provider_calls"]} FROM _raw_provider_calls;
-        CREATE TEMP VIEW edits AS SELECT {cols["edits"]} FROM _raw_edits;
+    one_copy = "".join(f"CREATE TEMP VIEW _rows_{t} AS SELECT * FROM _raw_{t} {ONE_COPY};"
+                       for t in TABLES)
+    return one_copy + _jobs_view() + f""";
+        CREATE TEMP VIEW provider_calls AS SELECT {cols["provider_calls"]} FROM _rows_provider_calls;
+        CREATE TEMP VIEW edits AS SELECT {cols["edits"]} FROM _rows_edits;
         CREATE TEMP VIEW quality_metrics AS SELECT {cols["quality_metrics"]} FROM (
             SELECT *, arg_max(_batch, {ORDER}) OVER (PARTITION BY job_id) AS _latest
-            FROM _raw_quality_metrics)
+            FROM _rows_quality_metrics)
         WHERE _batch = _latest AND metric IS NOT NULL"""
 
 
@@ -404,10 +414,10 @@ class ParquetWarehouse(Warehouse):
         else:
             self.store.put_bytes(key, data)
 
-    def _write(self, table: str, job_id: str, data: pa.Table, name: str) -> None:
+    def _write(self, table: str, key: str, data: pa.Table) -> None:
         buffer = io.BytesIO()
         pq.write_table(_conform(data, _layout()[1][table]), buffer)
-        self._put(_folder(table, job_id) + name, buffer.getvalue())
+        self._put(key, buffer.getvalue())
 
     def _append(self, table: str, rows: list[dict]) -> None:
         """One new file per job among ``rows``, each under a name no other writer uses."""
@@ -416,8 +426,8 @@ class ParquetWarehouse(Warehouse):
             batch = uuid.uuid4().hex
             mine = [{**r, "_batch": batch, "_written_at": now, "_seq": next(_seq)}
                     for r in rows if r["job_id"] == job_id]
-            self._write(table, job_id, pa.Table.from_pylist(mine, schema=_layout()[1][table]),
-                        f"{now:%Y%m%dT%H%M%S%fZ}-{batch}.parquet")
+            self._write(table, _folder(table, job_id) + f"{now:%Y%m%dT%H%M%S%fZ}-{batch}.parquet",
+                        pa.Table.from_pylist(mine, schema=_layout()[1][table]))
 
     def record_calls(self, calls: Sequence[CallRecord]) -> int:
         self._append("provider_calls", [{col: getattr(c, col) for col in CALL_COLUMNS}
@@ -450,19 +460,32 @@ class ParquetWarehouse(Warehouse):
 
     # reading
 
-    def _read(self, table: str, job_id: str | None, pool: ThreadPoolExecutor) -> pa.Table:
-        schema = _layout()[1][table]
-        keys = [o.key for o in self.store.list(_folder(table, job_id)) if o.key.endswith(".parquet")]
-        parts = pool.map(lambda k: _conform(pq.read_table(io.BytesIO(self.store.get_bytes(k))),
-                                            schema), keys)
-        return pa.concat_tables([schema.empty_table(), *parts])
+    def _read_file(self, key: str) -> pa.Table:
+        data = pq.ParquetFile(pa.BufferReader(self.store.get_bytes(key))).read()
+        return data.append_column(FILE, pa.array([key] * data.num_rows, pa.string()))
+
+    def _read(self, table: str, folder: str, pool: ThreadPoolExecutor) -> pa.Table:
+        """The rows of the files under ``folder``, each with the key of its file (``_file``). A
+        file gone between the listing and its read was merged by ``compact``: list again."""
+        schema = _layout()[1][table].append(pa.field(FILE, pa.string()))
+        for attempt in range(READ_ATTEMPTS):
+            keys = [o.key for o in self.store.list(folder) if o.key.endswith(".parquet")]
+            try:
+                parts = list(pool.map(self._read_file, keys))
+                break
+            except FileNotFoundError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        return _conform(pa.concat_tables([schema.empty_table(), *parts],
+                                         promote_options="permissive"), schema)
 
     def _open(self, job_id: str | None = None,
               tables: Sequence[str] = TABLES) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB whose views read the files there are now (all, or one job's) of
         ``tables`` (the others empty)."""
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            raw = {t: self._read(t, job_id, pool) if t in tables else _layout()[1][t].empty_table()
+            raw = {t: self._read(t, _folder(t, job_id), pool) if t in tables
+                   else _layout()[1][t].append(pa.field(FILE, pa.string())).empty_table()
                    for t in TABLES}
         con = duckdb.connect()
         try:
@@ -487,6 +510,38 @@ class ParquetWarehouse(Warehouse):
             yield con
         finally:
             con.close()
+
+    def compact(self, min_files: int = 2) -> dict[str, int]:
+        """Merge the files of each table and job (where there are at least ``min_files``) into one,
+        and remove the merged ones: fewer files to list and fetch. Safe while others write, read
+        or compact: files written meanwhile are left alone or merged whole; a reader that lists
+        both a merged file and its originals reads each batch once (``ONE_COPY``), one whose
+        file was removed lists again. Returns how many files were merged away, per table."""
+        removed = dict.fromkeys(TABLES, 0)
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            for table in TABLES:
+                folders: dict[str, int] = {}
+                for info in self.store.list(_folder(table)):
+                    if info.key.endswith(".parquet"):
+                        folder = info.key.rsplit("/", 1)[0] + "/"
+                        folders[folder] = folders.get(folder, 0) + 1
+                for folder in [f for f, n in folders.items() if n >= min_files]:
+                    data = self._read(table, folder, pool)
+                    con = duckdb.connect()
+                    try:
+                        con.register("_raw", data)
+                        rows = con.sql(f"SELECT * EXCLUDE ({FILE}) FROM _raw {ONE_COPY}"
+                                       ).to_arrow_table()
+                    finally:
+                        con.close()
+                    now = datetime.now(UTC)
+                    self._write(table, f"{folder}{now:%Y%m%dT%H%M%S%fZ}-compact-{uuid.uuid4().hex}"
+                                ".parquet", rows)
+                    merged = set(data.column(FILE).to_pylist())
+                    for key in merged:
+                        self.store.delete(key)
+                    removed[table] += len(merged)
+        return removed
 
     @contextmanager
     def _job_reader(self, job_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -533,7 +588,7 @@ def migrate(src_duckdb: str | Path, dest: Warehouse | MediaStore) -> dict[str, i
                     set_columns = [c for c in _columns("jobs") if c not in ("job_id", "cost_usd")]
                     rows = rows.append_column(JOB_SET, pa.array([set_columns] * rows.num_rows,
                                                                 pa.list_(pa.string())))
-                dest._write(table, job_id or "", rows, "migrated.parquet")
+                dest._write(table, _folder(table, job_id or "") + "migrated.parquet", rows)
     finally:
         con.close()
     return counts
