@@ -143,10 +143,9 @@ def notify_run_end(instance: DagsterInstance, run, media: MediaStore, warehouse:
                         delivered=bool(attempts) and attempts[-1].ok, attempts=attempts)
     if log is not None:
         for a in attempts:
-            log(f"job {job_id}: webhook ({status}) to {host}: attempt {a.attempt}: "
-                + ("delivered" if a.ok else a.error or "not delivered")
-                + (f" (HTTP {a.status_code})" if a.status_code is not None else "")
-                + f" in {a.latency_s:.2f} s")
+            outcome = f"delivered (HTTP {a.status_code})" if a.ok else a.error or "not delivered"
+            log(f"job {job_id}: webhook ({status}) to {host}: attempt {a.attempt}: {outcome} "
+                f"in {a.latency_s:.2f} s")
     record(media, delivery)
     return delivery
 
