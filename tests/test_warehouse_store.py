@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from video_assets.warehouse import (
     DuckDBWarehouse,
     ParquetWarehouse,
     Warehouse,
+    WarehouseBusy,
     migrate,
     warehouse_store,
 )
@@ -265,6 +268,48 @@ def test_migrate_keeps_every_row_and_running_it_again_doubles_none(tmp_path: Pat
     with dest.connect(read_only=True) as con:
         assert con.execute("SELECT status, failed_stage, prompt FROM jobs WHERE job_id = 'j2'"
                            ).fetchall() == [("done", None, "rain")]
+
+
+def test_migrate_copies_a_warehouse_older_than_the_newest_columns(tmp_path: Path):
+    import duckdb
+
+    src = tmp_path / "old.duckdb"
+    with duckdb.connect(str(src)) as con:  # before final_url, input/output units and edits
+        con.execute("""
+            CREATE TABLE jobs (job_id VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, mode VARCHAR,
+                prompt VARCHAR, audio_duration_s DOUBLE, status VARCHAR, final_uri VARCHAR,
+                cost_usd DOUBLE, failed_stage VARCHAR, updated_at TIMESTAMPTZ);
+            CREATE TABLE provider_calls (job_id VARCHAR, asset VARCHAR, scene_index INTEGER,
+                provider VARCHAR, model VARCHAR, units DOUBLE, unit VARCHAR, unit_price_usd DOUBLE,
+                cost_usd DOUBLE, latency_s DOUBLE, cache_hit BOOLEAN, attempt INTEGER,
+                status VARCHAR, error VARCHAR, started_at TIMESTAMPTZ);
+            INSERT INTO jobs VALUES ('old', now(), 'music_video', 'p', 10, 'done', 'f.mp4', 0.75,
+                                     NULL, now());
+            INSERT INTO provider_calls SELECT 'old', 'clips', i, 'replicate', 'm', 5, 'video_s',
+                0.05, 0.25, 1.0, false, 1, 'ok', NULL, now() FROM range(3) t(i);""")
+    assert migrate(src, LocalStore(tmp_path / "media")) == {
+        "jobs": 1, "provider_calls": 3, "quality_metrics": 0, "edits": 0}
+    with ParquetWarehouse(store=LocalStore(tmp_path / "media")).connect(read_only=True) as con:
+        assert con.execute("SELECT status, cost_usd, final_url FROM jobs").fetchall() == [
+            ("done", 0.75, None)]
+        assert con.execute("SELECT count(*), sum(cost_usd), count(input_units) FROM provider_calls"
+                           ).fetchone() == (3, 0.75, 0)
+
+
+def test_migrate_names_the_fix_while_another_process_writes_the_file(tmp_path: Path):
+    src = DuckDBWarehouse(tmp_path / "w.duckdb")
+    src.upsert_job("j1", status="running")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", str(src.path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseBusy, match="fix: wait for running jobs to end"):
+            migrate(src.path, LocalStore(tmp_path / "media"))
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_profile_or_the_setting_chooses_the_store(tmp_path: Path):

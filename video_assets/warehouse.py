@@ -554,8 +554,10 @@ class ParquetWarehouse(Warehouse):
 
 def migrate(src_duckdb: str | Path, dest: Warehouse | MediaStore) -> dict[str, int]:
     """Copy every row of the single-file warehouse ``src_duckdb`` into the Parquet warehouse
-    ``dest`` (or one in the media store ``dest``); returns the rows copied per table. Each table's
-    rows of a job go to one file at a fixed name, so running it again replaces, never doubles."""
+    ``dest`` (or one in the media store ``dest``); returns the rows copied per table. Columns an
+    older warehouse lacks are copied as NULL. Each table's rows of a job go to one file at a fixed
+    name, so running it again replaces them, never doubles them (before a ``compact``, which keeps
+    the copy it merged: migrate once, when switching stores, with no run writing the file)."""
     if isinstance(dest, MediaStore):
         dest = ParquetWarehouse(store=dest)
     if not isinstance(dest, ParquetWarehouse):
@@ -570,7 +572,11 @@ def migrate(src_duckdb: str | Path, dest: Warehouse | MediaStore) -> dict[str, i
     # they were measured; later writes to the Parquet store come after them
     written_at = {"jobs": "coalesce(updated_at, created_at)", "quality_metrics": "measured_at"}
     counts = {}
-    con = duckdb.connect(str(src), read_only=True)
+    try:
+        con = duckdb.connect(str(src), read_only=True)
+    except duckdb.IOException as exc:
+        raise WarehouseBusy(f"migrate: {src} is open for writing in another process ({exc}); fix: "
+                            "wait for running jobs to end, close notebooks holding it open") from exc
     try:
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = 'main'").fetchall()}
