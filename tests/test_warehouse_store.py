@@ -380,3 +380,35 @@ def test_a_reader_lists_again_when_a_file_it_listed_was_merged_away(tmp_path: Pa
     before = all_tables(ParquetWarehouse(store=LocalStore(tmp_path)))
     reader = ParquetWarehouse(store=CompactedWhileRead(tmp_path))
     assert all_tables(reader) == before and reader.store.compacted
+
+
+def test_videogen_warehouse_migrate_and_compact_copy_and_merge_the_configured_warehouse(
+        tmp_path: Path, capsys: pytest.CaptureFixture):
+    import argparse
+    import json
+
+    from video_assets.warehouse import add_parsers
+
+    parser = argparse.ArgumentParser(prog="videogen")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    src = DuckDBWarehouse(tmp_path / "home" / "warehouse.duckdb")
+    write_history(src)
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "VIDEO_ASSETS_BUCKET": None,
+           "VIDEO_ASSETS_WAREHOUSE": None, "VIDEO_ASSETS_WAREHOUSE_STORE": None}
+    dest = ParquetWarehouse(store=LocalStore(tmp_path / "home" / "media"))
+    with scoped_env(env):
+        args = parser.parse_args(["warehouse", "migrate", "--json"])
+        assert args.func(args) == 0
+        assert json.loads(capsys.readouterr().out) == {
+            "from": str(src.path), "to": dest.location(),
+            "rows": {"jobs": 2, "provider_calls": 6, "quality_metrics": 2, "edits": 3}}
+        assert all_tables(dest) == all_tables(src)
+        dest.record_calls([call("j1", 0.1)])  # j1's ledger: its migrated file and this one
+        args = parser.parse_args(["warehouse", "compact", "--json"])
+        assert args.func(args) == 0
+        assert json.loads(capsys.readouterr().out)["files_merged"] == {
+            "jobs": 0, "provider_calls": 2, "quality_metrics": 0, "edits": 0}
+        assert dest.job_cost_usd("j1") == pytest.approx(1.0)
+        args = parser.parse_args(["warehouse", "migrate", "--from", str(tmp_path / "none.duckdb")])
+        assert args.func(args) == 2
+    assert "fix: give the path of an existing" in capsys.readouterr().err
