@@ -160,9 +160,12 @@ def test_warehouse_files_on_s3_match_no_expiring_lifecycle_rule(s3_env: dict[str
         wh = Warehouse("unused.duckdb")
         wh.upsert_job("kept", status="running")
         wh.record_calls([call("kept", 0.1)])
+        wh.record_calls([call("kept", 0.2)])
+        wh.compact()  # the merged file is kept too
+        assert wh.job_cost_usd("kept") == pytest.approx(0.3)
         client = wh.store.client
         keys = [o.key for o in wh.store.list("warehouse/") if "job_id=kept/" in o.key]
-        assert len(keys) == 2
+        assert len(keys) == 2 and "-compact-" in keys[1]
         for key in keys:
             tags = {t["Key"]: t["Value"] for t in
                     client.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]}
