@@ -343,3 +343,38 @@ def test_a_job_without_webhook_url_sends_nothing(home, tmp_path):
     summary = execute_job("hook-none-0001")
     run_sensor("webhook_on_failure", summary["run_id"], DagsterEventType.RUN_FAILURE)
     assert not (home / "media" / "jobs" / "hook-none-0001" / "webhooks.json").exists()
+
+
+def test_sensor_ticks_deliver_each_run_end_once(home, tmp_path):
+    """The sensor as the daemon evaluates it (its cursor over the instance's run ends): the first
+    tick starts the cursor, the next delivers the failed run, the one after sends nothing more."""
+    from dagster import Definitions, build_sensor_context
+
+    from video_assets.cli import execute_job
+    from video_assets.resources import StoreResource, WarehouseResource
+    from video_assets.webhook_sensor import webhook_sensors
+
+    (sensor,) = [s for s in webhook_sensors if s.name == "webhook_on_failure"]
+    defs = Definitions(sensors=[sensor], resources={"store": StoreResource(),
+                                                    "warehouse": WarehouseResource()})
+    instance = DagsterInstance.get()
+
+    def tick(cursor: str | None) -> str | None:
+        context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                       resources={"store": StoreResource(),
+                                                  "warehouse": WarehouseResource()})
+        sensor.evaluate_tick(context)
+        return context.cursor
+
+    cursor = tick(None)
+    song = make_song(tmp_path / "gone.wav", 9.0)
+    with webhook_env(), Receiver(SECRET) as receiver:
+        staged = staged_job("hook-tick-0001", song, receiver.url)
+        StoreResource().get().delete(staged.audio_key)
+        summary = execute_job("hook-tick-0001")
+        cursor = tick(cursor)
+        assert len(receiver.received) == 1
+        tick(cursor)
+    assert len(receiver.received) == 1
+    sent = json.loads(receiver.received[0]["body"])
+    assert (sent["run_id"], sent["status"]) == (summary["run_id"], "failed")
