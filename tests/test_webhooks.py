@@ -378,3 +378,18 @@ def test_sensor_ticks_deliver_each_run_end_once(home, tmp_path):
     assert len(receiver.received) == 1
     sent = json.loads(receiver.received[0]["body"])
     assert (sent["run_id"], sent["status"]) == (summary["run_id"], "failed")
+
+
+def test_a_run_end_already_delivered_is_not_sent_again(home, tmp_path):
+    from video_assets.cli import execute_job
+    from video_assets.resources import StoreResource
+
+    song = make_song(tmp_path / "gone.wav", 9.0)
+    with webhook_env(), Receiver(SECRET, statuses=[400]) as receiver:
+        staged = staged_job("hook-twice-0001", song, receiver.url)
+        StoreResource().get().delete(staged.audio_key)
+        summary = execute_job("hook-twice-0001")
+        for _ in range(3):  # refused once (HTTP 400, not retried), then delivered, then not again
+            run_sensor("webhook_on_failure", summary["run_id"], DagsterEventType.RUN_FAILURE)
+    assert len(receiver.received) == 2
+    assert [d["delivered"] for d in deliveries(home, "hook-twice-0001")] == [False, True]

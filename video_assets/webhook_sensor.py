@@ -15,8 +15,9 @@ refusal is recorded like a failed attempt. Every delivery (its attempts: number,
 error, latency, time; no secret, no signature, no body, the URL's host only) goes to ``record``:
 by default appended to ``jobs/<job_id>/webhooks.json`` in the media store
 (``record_in_store``), and each attempt is also a line of the sensor's log. A sensor tick is
-evaluated at least once per run end: a receiver should treat ``run_id`` + ``status`` as the
-delivery's identity (a tick that fails half-way may deliver again).
+evaluated at least once per run end; a run whose end ``webhooks.json`` records as delivered is not
+sent again, but a tick that fails between the delivery and the record may send it twice, so a
+receiver should treat ``run_id`` as the delivery's identity.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def record_in_store(media: MediaStore, delivery: Delivery) -> None:
     media.put_json(key, [*earlier, delivery.to_dict()])
 
 
+def delivered_before(media: MediaStore, job_id: str, run_id: str) -> bool:
+    """Whether ``jobs/<job_id>/webhooks.json`` records a delivered end of run ``run_id`` (a sensor
+    tick evaluated again, or a run also notified by another process, sends nothing twice)."""
+    key = job_key(job_id, WEBHOOKS)
+    return media.exists(key) and any(d.get("run_id") == run_id and d.get("delivered")
+                                     for d in media.get_json(key))
+
+
 def stored_request(media: MediaStore, job_id: str):
     """The job's request: its ``request.json``, or while its run has not written one (a run that
     failed in its first stage) the staged one; None when neither is there."""
@@ -118,8 +127,8 @@ def notify_run_end(instance: DagsterInstance, run, media: MediaStore, warehouse:
                    record: Recorder = record_in_store,
                    log: Callable[[str], None] | None = None) -> Delivery | None:
     """Deliver the end of ``run`` to its job's ``webhook_url`` and ``record`` the delivery;
-    None (nothing sent) when the run is not a job's, has not ended, or its request names no
-    ``webhook_url``."""
+    None (nothing sent) when the run is not a job's, has not ended, its request names no
+    ``webhook_url``, or its end was delivered already (``delivered_before``)."""
     from video_assets.job_status import ENDED_STATUSES, run_outcome
 
     job_id = run.tags.get(PARTITION_TAG)
@@ -127,7 +136,7 @@ def notify_run_end(instance: DagsterInstance, run, media: MediaStore, warehouse:
     if stored is None or stored.request.webhook_url is None:
         return None
     status, failed_stage, _ = run_outcome(instance, run)
-    if status not in ENDED_STATUSES:
+    if status not in ENDED_STATUSES or delivered_before(media, job_id, run.run_id):
         return None
     url = stored.request.webhook_url
     host = url_host(url)
