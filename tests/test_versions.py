@@ -133,6 +133,7 @@ def test_on_s3_every_file_of_a_version_lives_as_long_as_finals():
     assert object_kind("jobs/j/beat_grid.json") == "final"
     assert object_kind("jobs/j/storyboard/01.png") == "intermediate"
     assert object_kind("cache/clip/ab/abcd.mp4") == "intermediate"
+    assert object_kind("warehouse/provider_calls/job_id=j/1-a.parquet") == "final"
 
 
 def test_takes_the_cache_lost_are_put_back_from_their_version(media):
