@@ -347,7 +347,8 @@ def format_status(status: JobStatus) -> str:
         lines.append(f"version:   {s.version}")
     if s.checks:
         lines.append("checks:    " + ", ".join(f"{k} {'ok' if v else 'FAILED'}"
-                                               for k, v in s.checks.items()))
+                                               for k, v in s.checks.items())
+                     + (f" (version {s.version})" if s.version is not None else ""))
     if s.final_video:
         lines.append(f"video:     {s.final_video}")
     if s.elapsed_s is not None:
