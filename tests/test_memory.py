@@ -82,3 +82,47 @@ def test_measuring_10_minutes_of_frames_takes_no_more_memory_than_1_minute(tmp_p
         assert found[minutes]["cuts"] == (n - 1) // SCENE_FRAMES  # every scene change seen
     assert found[10]["growth_mb"] - found[1]["growth_mb"] <= 25, found
     assert found[10]["growth_mb"] <= 100, found  # a chunk and its margins, not the video
+
+
+# a child process decodes a video's first frames as the quality report's check of the encoder's
+# copy does, and reports its peak resident memory (ru_maxrss) over what it held before
+DECODE_HEAD = """
+import json, resource, sys
+from video_assets.media import quality
+before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+head = quality.decode_first_frames(sys.argv[1], int(sys.argv[2]))
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_mb": (peak_kb - before_kb) / 1024, "n_frames": len(head)}))
+"""
+
+
+def looped_video(folder: Path, seconds: int) -> Path:
+    """``seconds`` of 1080x1920 video (a second of noisy test pattern, ~1 MB, repeated by stream
+    copy: a 200 s file of ~190 MB is made in about a second)."""
+    from video_assets.media.ffmpeg_bin import run_ffmpeg
+
+    one = folder / "one.mp4"
+    if not one.exists():
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=1080x1920:rate=30,noise=alls=6:allf=t",
+                    "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", "30",
+                    "-pix_fmt", "yuv420p", str(one)], what="encoding a second of test video",
+                   media_s=1)
+    out = folder / f"{seconds}s.mp4"
+    run_ffmpeg(["-y", "-stream_loop", str(seconds - 1), "-i", str(one), "-c", "copy", str(out)],
+               what="repeating the test video", media_s=seconds)
+    return out
+
+
+def test_decoding_the_first_frames_of_a_long_video_takes_no_more_memory_than_of_a_short_one(
+        tmp_path):
+    """The check of the encoder's copy decodes a render's first 60 frames: the same memory for a
+    1 s and a 200 s (190 MB) 1080x1920 file. (decord read the file's packets ahead of its decoder
+    without bound: 66 MB more for the 200 s file, 136 MB for a 4-minute render's 117 MB.)"""
+    found = {}
+    for seconds in (1, 200):
+        video = looped_video(tmp_path, seconds)
+        run = subprocess.run([sys.executable, "-c", DECODE_HEAD, str(video), "60"],
+                             capture_output=True, text=True, check=True)
+        found[seconds] = json.loads(run.stdout.strip().splitlines()[-1])
+        assert found[seconds]["n_frames"] == min(60, 30 * seconds)
+    assert found[200]["growth_mb"] - found[1]["growth_mb"] <= 16, found

@@ -1,8 +1,9 @@
-"""Measuring a finished video independently of what the planner intended (decord + numpy).
+"""Measuring a finished video independently of what the planner intended (ffmpeg + numpy).
 
-Frames are decoded downscaled with decord, or read from the copy the encoder wrote of the frames
-it encoded (``compose.FramesTap``); audio is decoded with ffmpeg and compared with the source by
-cross-correlation. Times are seconds, frame indices are ints at the video's frame rate.
+Frames are decoded downscaled by an ffmpeg process into a pipe (``decoded_chunks``), or read from
+the copy the encoder wrote of the frames it encoded (``compose.FramesTap``); audio is decoded with
+ffmpeg and compared with the source by cross-correlation. Times are seconds, frame indices are
+ints at the video's frame rate.
 
 A whole video is measured in one pass over its frames, ``CHUNK_FRAMES`` at a time, each chunk
 seen with the frames around it that its measurements look at (``overlapping_windows``,
@@ -29,38 +30,80 @@ CHUNK_FRAMES = 128  # frames measured at a time: 8 MB at 108x192, 32 MB as float
 
 
 def decode_frames(path: str | Path, width: int = 108, height: int = 192) -> np.ndarray:
-    """Every frame, downscaled, as uint8 ``(n, height, width, 3)`` (decord, read in order: a
-    quarter faster than ``get_batch`` of every index, the same frames)."""
+    """Every frame, downscaled, as uint8 ``(n, height, width, 3)`` (``decoded_chunks``)."""
     return decode_first_frames(path, sys.maxsize, width, height)
 
 
 def decode_first_frames(path: str | Path, n_frames: int, width: int = 108,
                         height: int = 192) -> np.ndarray:
     """The first ``n_frames`` frames (or all, if fewer), downscaled, as uint8
-    ``(n, height, width, 3)``."""
-    n, chunks = decoded_chunks(path, width, height, chunk_frames=max(1, n_frames), limit=n_frames)
-    return next(chunks, np.empty((0, height, width, 3), np.uint8))
+    ``(n, height, width, 3)``; only those are decoded."""
+    chunks = list(_decoded(path, width, height, CHUNK_FRAMES, n_frames))
+    return np.concatenate(chunks) if chunks else np.empty((0, height, width, 3), np.uint8)
 
 
 def decoded_chunks(path: str | Path, width: int = 108, height: int = 192,
                    chunk_frames: int = CHUNK_FRAMES,
                    limit: int = sys.maxsize) -> tuple[int, Iterator[np.ndarray]]:
-    """How many frames the video has (up to ``limit``), and its frames decoded in order, downscaled,
-    ``chunk_frames`` at a time as uint8 ``(k, height, width, 3)`` (decord, read in order: a
-    quarter faster than ``get_batch`` of every index, the same frames)."""
-    import decord
+    """How many frames the video has (up to ``limit``: its first video stream's packets), and
+    its frames decoded in order, downscaled, ``chunk_frames`` at a time as uint8
+    ``(k, height, width, 3)``.
 
-    reader = decord.VideoReader(str(path), width=width, height=height)
-    n = min(limit, len(reader))
+    ffmpeg decodes them in its own process (bilinear scaling to rgb24: decord's frames byte for
+    byte) into a pipe that is read a chunk at a time, so this process holds a chunk whatever the
+    video's length. (decord, used before, reads packets ahead of its decoder without bound: after
+    60 frames of a 4-minute 1080x1920 render it held 136 MB, most of the file's 117 MB.)"""
+    return min(limit, _video_packets(path)), _decoded(path, width, height, chunk_frames, limit)
 
-    def chunks() -> Iterator[np.ndarray]:
-        for start in range(0, n, chunk_frames):
-            out = np.empty((min(chunk_frames, n - start), height, width, 3), np.uint8)
-            for i in range(len(out)):
-                out[i] = reader.next().asnumpy()
-            yield out
 
-    return n, chunks()
+def _video_packets(path: str | Path) -> int:
+    """The number of packets (frames) of the first video stream: the container's count if it
+    has one (MP4), else counted by reading the packets (PyAV; nothing decoded)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.frames or sum(1 for p in container.demux(stream) if p.size)
+
+
+def _decoded(path: str | Path, width: int, height: int, chunk_frames: int,
+             limit: int) -> Iterator[np.ndarray]:
+    """The first ``limit`` frames of ``path`` (or all), downscaled, ``chunk_frames`` at a time
+    (``decoded_chunks``): an ffmpeg process writes them into a pipe, with a deadline for the
+    file's length; closing the iterator early stops it."""
+    import subprocess
+    import tempfile
+
+    from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe
+    from video_assets.media.probe import mp4_duration_s
+
+    frame_bytes = width * height * 3
+    frames = [] if limit == sys.maxsize else ["-frames:v", str(limit)]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+           "-map", "0:v:0", *frames, "-vf", f"scale={width}:{height}:flags=bilinear",
+           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    what = f"decoding the frames of {Path(path).name}"
+    with tempfile.TemporaryFile() as log, Deadline(what, mp4_duration_s(path)) as deadline:
+        proc = deadline.watch(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log))
+        assert proc.stdout is not None
+        at_end = False
+        try:
+            while not at_end:
+                data = proc.stdout.read(chunk_frames * frame_bytes)
+                at_end = len(data) < chunk_frames * frame_bytes
+                if k := len(data) // frame_bytes:
+                    yield np.frombuffer(data, np.uint8, k * frame_bytes).reshape(k, height, width, 3)
+        finally:
+            if not at_end:  # the caller stopped early (or failed): ffmpeg is not left running
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+        if deadline.expired:
+            raise deadline.error()
+        if proc.returncode != 0:
+            log.seek(0)
+            tail = "\n".join(log.read().decode("utf-8", "replace").strip().splitlines()[-12:])
+            raise FfmpegError(f"ffmpeg failed while {what} (exit {proc.returncode}):\n{tail}")
 
 
 def frames_match(copy: np.ndarray, decoded: np.ndarray, max_mean_diff: float = 8.0,
