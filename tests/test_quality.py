@@ -311,3 +311,16 @@ def test_a_missed_cut_between_different_shots_still_fails(one_clip_twice):
     assert report.cut_frames == [210]
     assert metrics["missed_cuts"].value == 1 and metrics["cuts_unmeasurable"].value == 0
     assert not next(r for r in check_results(report) if r.check_name == "cuts_on_beats").passed
+
+
+def test_decoding_stopped_early_leaves_no_ffmpeg_running(edit):
+    """The frames are decoded by an ffmpeg process into a pipe: a reader that stops after its
+    first chunk (an error, or only the head wanted) does not leave that process running."""
+    import psutil
+
+    n, chunks = quality.decoded_chunks(edit["good"], chunk_frames=16)
+    first = next(chunks)
+    decoders = [p for p in psutil.Process().children() if "ffmpeg" in p.name()]
+    assert n == 315 and first.shape == (16, 192, 108, 3) and len(decoders) == 1
+    chunks.close()
+    assert not decoders[0].is_running()  # ended and reaped
