@@ -224,6 +224,10 @@ def write_history(wh: Warehouse) -> None:
     wh.record_edit("j1", 1, "render", None, "{}", 3, 0.9, t0)
     wh.record_edit("j1", 2, "regenerate", 2, '{"prompt": "boats at dusk"}', 1, 0.3, t0)
     wh.record_edit("j1", 1, "undo", None, "{}", 0, 0.0, t0)
+    wh.record_webhook([{"job_id": "j1", "run_id": "r1", "status": "done", "host": "hooks.example.com",
+                        "attempt": k, "http_status": code, "error": None if ok else "HTTP 500",
+                        "latency_s": 0.25 * k, "delivered": ok, "sent_at": t0}
+                       for k, code, ok in ((1, 500, False), (2, 200, True))])
 
 
 def table_rows(wh: Warehouse, table: str, exclude: tuple[str, ...] = ()) -> list[tuple]:
@@ -253,7 +257,7 @@ def test_migrate_keeps_every_row_and_running_it_again_doubles_none(tmp_path: Pat
     write_history(src)
     dest = ParquetWarehouse(store=LocalStore(tmp_path / "media"))
     sums = {"jobs": "cost_usd", "provider_calls": "cost_usd", "quality_metrics": "value",
-            "edits": "cost_usd"}
+            "edits": "cost_usd", "webhook_deliveries": "latency_s"}
 
     def totals(wh: Warehouse) -> dict[str, tuple]:
         with wh.connect(read_only=True) as con:
@@ -291,7 +295,7 @@ def test_migrate_copies_a_warehouse_older_than_the_newest_columns(tmp_path: Path
             INSERT INTO provider_calls SELECT 'old', 'clips', i, 'replicate', 'm', 5, 'video_s',
                 0.05, 0.25, 1.0, false, 1, 'ok', NULL, now() FROM range(3) t(i);""")
     assert migrate(src, LocalStore(tmp_path / "media")) == {
-        "jobs": 1, "provider_calls": 3, "quality_metrics": 0, "edits": 0}
+        "jobs": 1, "provider_calls": 3, "quality_metrics": 0, "edits": 0, "webhook_deliveries": 0}
     with ParquetWarehouse(store=LocalStore(tmp_path / "media")).connect(read_only=True) as con:
         assert con.execute("SELECT status, cost_usd, final_url FROM jobs").fetchall() == [
             ("done", 0.75, None)]
@@ -404,7 +408,8 @@ def test_videogen_warehouse_migrate_and_compact_copy_and_merge_the_configured_wa
         assert args.func(args) == 0
         assert json.loads(capsys.readouterr().out) == {
             "from": str(src.path), "to": dest.location(),
-            "rows": {"jobs": 2, "provider_calls": 6, "quality_metrics": 2, "edits": 3}}
+            "rows": {"jobs": 2, "provider_calls": 6, "quality_metrics": 2, "edits": 3,
+                     "webhook_deliveries": 2}}
         assert all_tables(dest) == all_tables(src)
         dest.record_calls([call("j1", 0.1)])  # j1's ledger: its migrated file and this one
         args = parser.parse_args(["warehouse", "compact", "--json"])

@@ -288,6 +288,13 @@ def test_a_failed_run_is_delivered_as_failed_with_its_stage(home, tmp_path, capf
     assert "webhook (failed) to 127.0.0.1: attempt 1: HTTP 500 in " in log
     assert "attempt 3: delivered (HTTP 200)" in log
     assert SECRET not in json.dumps(delivery) + log
+    from video_assets.resources import WarehouseResource
+
+    with WarehouseResource().get().connect(read_only=True) as con:
+        rows = con.execute("SELECT attempt, http_status, delivered, host FROM webhook_deliveries "
+                           "WHERE job_id = 'hook-gone-0001' ORDER BY attempt").fetchall()
+    assert rows == [(1, 500, False, "127.0.0.1"), (2, 500, False, "127.0.0.1"),
+                    (3, 200, True, "127.0.0.1")]
 
 
 def test_a_host_removed_from_the_list_after_admission_is_not_called(home, tmp_path):

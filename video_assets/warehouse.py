@@ -115,6 +115,19 @@ CREATE TABLE IF NOT EXISTS edits (
     cost_usd DOUBLE,
     created_at TIMESTAMPTZ
 );
+-- one row per webhook delivery attempt (nothing secret: the URL's host only, no body)
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    job_id VARCHAR,
+    run_id VARCHAR,
+    status VARCHAR,
+    host VARCHAR,
+    attempt INTEGER,
+    http_status INTEGER,
+    error VARCHAR,
+    latency_s DOUBLE,
+    delivered BOOLEAN,
+    sent_at TIMESTAMPTZ
+);
 """
 
 CALL_COLUMNS = (
@@ -124,7 +137,7 @@ CALL_COLUMNS = (
 )  # fmt: skip
 
 
-TABLES = ("jobs", "provider_calls", "quality_metrics", "edits")
+TABLES = ("jobs", "provider_calls", "quality_metrics", "edits", "webhook_deliveries")
 PREFIX = "warehouse/"  # the Parquet store's folder in the media store
 STORES = ("duckdb", "parquet")
 
@@ -188,6 +201,10 @@ class Warehouse:
     def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
                         measured_at: datetime) -> None:
         """The job's latest measurement replaces its earlier one (one row per metric)."""
+        raise NotImplementedError
+
+    def record_webhook(self, rows: Sequence[dict]) -> None:
+        """Webhook delivery attempts, one row each (``webhook_deliveries``' columns)."""
         raise NotImplementedError
 
     def job_cost_usd(self, job_id: str) -> float:
@@ -296,6 +313,12 @@ class DuckDBWarehouse(Warehouse):
                         [job_id, version, operation, scene, parameters, paid_calls, cost_usd,
                          created_at])
 
+    def record_webhook(self, rows: Sequence[dict]) -> None:
+        cols = _columns("webhook_deliveries")
+        with self.connect() as con:
+            con.executemany(f"INSERT INTO webhook_deliveries ({', '.join(cols)}) VALUES "
+                            f"({', '.join('?' * len(cols))})", [[r[c] for c in cols] for r in rows])
+
     def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
                         measured_at: datetime) -> None:
         with self.connect() as con:
@@ -381,6 +404,8 @@ def _views() -> str:
     return one_copy + _jobs_view() + f""";
         CREATE TEMP VIEW provider_calls AS SELECT {cols["provider_calls"]} FROM _rows_provider_calls;
         CREATE TEMP VIEW edits AS SELECT {cols["edits"]} FROM _rows_edits;
+        CREATE TEMP VIEW webhook_deliveries AS
+            SELECT {cols["webhook_deliveries"]} FROM _rows_webhook_deliveries;
         CREATE TEMP VIEW quality_metrics AS SELECT {cols["quality_metrics"]} FROM (
             SELECT *, arg_max(_batch, {ORDER}) OVER (PARTITION BY job_id) AS _latest
             FROM _rows_quality_metrics)
@@ -450,6 +475,9 @@ class ParquetWarehouse(Warehouse):
         self._append("edits", [dict(job_id=job_id, version=version, operation=operation, scene=scene,
                                     parameters=parameters, paid_calls=paid_calls, cost_usd=cost_usd,
                                     created_at=created_at)])
+
+    def record_webhook(self, rows: Sequence[dict]) -> None:
+        self._append("webhook_deliveries", [dict(r) for r in rows])
 
     def replace_quality(self, job_id: str, metrics: Sequence[QualityMetric],
                         measured_at: datetime) -> None:

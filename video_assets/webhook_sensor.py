@@ -14,7 +14,8 @@ may have removed it since admission) and ``VIDEO_ASSETS_WEBHOOK_SECRET`` must be
 refusal is recorded like a failed attempt. Every delivery (its attempts: number, HTTP status,
 error, latency, time; no secret, no signature, no body, the URL's host only) goes to ``record``:
 by default appended to ``jobs/<job_id>/webhooks.json`` in the media store
-(``record_in_store``), and each attempt is also a line of the sensor's log. A sensor tick is
+(``record_in_store``); each attempt is also a row of the warehouse's ``webhook_deliveries`` and
+a line of the sensor's log. A sensor tick is
 evaluated at least once per run end; a run whose end ``webhooks.json`` records as delivered is not
 sent again, but a tick that fails between the delivery and the record may send it twice, so a
 receiver should treat ``run_id`` as the delivery's identity.
@@ -156,6 +157,11 @@ def notify_run_end(instance: DagsterInstance, run, media: MediaStore, warehouse:
             log(f"job {job_id}: webhook ({status}) to {host}: attempt {a.attempt}: {outcome} "
                 f"in {a.latency_s:.2f} s")
     record(media, delivery)
+    warehouse.record_webhook([{
+        "job_id": job_id, "run_id": run.run_id, "status": status, "host": host,
+        "attempt": a.attempt, "http_status": a.status_code, "error": a.error,
+        "latency_s": a.latency_s, "delivered": a.ok,
+        "sent_at": datetime.fromisoformat(a.delivered_at)} for a in attempts])
     return delivery
 
 
