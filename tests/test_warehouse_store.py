@@ -415,7 +415,7 @@ def test_videogen_warehouse_migrate_and_compact_copy_and_merge_the_configured_wa
         args = parser.parse_args(["warehouse", "compact", "--json"])
         assert args.func(args) == 0
         assert json.loads(capsys.readouterr().out)["files_merged"] == {
-            "jobs": 0, "provider_calls": 2, "quality_metrics": 0, "edits": 0}
+            "jobs": 0, "provider_calls": 2, "quality_metrics": 0, "edits": 0, "webhook_deliveries": 0}
         assert dest.job_cost_usd("j1") == pytest.approx(1.0)
         args = parser.parse_args(["warehouse", "migrate", "--from", str(tmp_path / "none.duckdb")])
         assert args.func(args) == 2
