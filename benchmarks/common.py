@@ -38,12 +38,51 @@ def _unexeced_fork(proc) -> bool:
     return parent is not None and proc.cmdline() == parent.cmdline()
 
 
+def high_water_bytes(pid: int) -> dict[str, int]:
+    """The kernel's memory figures of a live process (``/proc/<pid>/status``), in bytes:
+    ``VmHWM`` (its peak resident set so far: no poll can miss it), ``VmRSS``, and the resident
+    set split into ``RssAnon`` (heap, stacks: what it allocated) and ``RssFile`` (pages of mapped
+    files: its program, libraries, any mapped data). Empty if the process is gone."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                    out[key] = int(value.split()[0]) * 1024
+    except OSError:
+        return {}
+    return out
+
+
+@dataclass
+class ProcessPeak:
+    """One process's peak as ``TreeRssPoller`` saw it: its kernel high-water mark (``VmHWM``,
+    at the last poll before it ended) and, at the poll where its resident set was largest, how
+    much of it was anonymous and how much file pages."""
+
+    pid: int
+    command: str  # program name and arguments (the first 200 characters)
+    hwm_bytes: int = 0
+    rss_bytes: int = 0
+    anon_bytes: int = 0  # RssAnon at the largest poll
+    file_bytes: int = 0  # RssFile at the largest poll
+
+    def as_mb(self) -> dict:
+        return {"command": self.command, "hwm_mb": round(self.hwm_bytes / 2**20, 1),
+                "rss_mb": round(self.rss_bytes / 2**20, 1),
+                "anon_mb": round(self.anon_bytes / 2**20, 1),
+                "file_mb": round(self.file_bytes / 2**20, 1)}
+
+
 class TreeRssPoller:
     """Polls the summed resident set size of a process tree every ``interval_s`` and keeps the
     peak: the process ``pid`` itself (``include_root``) and its children (all descendants with
     ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core.
     ``samples``: (time.time(), summed bytes, the root's own bytes) of every poll. A fork caught
-    before it runs its program (``_unexeced_fork``) is not counted: its pages are its parent's."""
+    before it runs its program (``_unexeced_fork``) is not counted: its pages are its parent's.
+    ``peaks``: per process, its kernel high-water mark and the anonymous/file split of its
+    largest resident set (``ProcessPeak``): a peak between two polls still shows in ``VmHWM``."""
 
     def __init__(self, pid: int | None = None, include_root: bool = False,
                  recursive: bool = False, interval_s: float = 0.1) -> None:
@@ -51,6 +90,7 @@ class TreeRssPoller:
         self.interval_s = interval_s
         self.peak_bytes = 0
         self.samples: list[tuple[float, int, int]] = []
+        self.peaks: dict[int, ProcessPeak] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -67,14 +107,32 @@ class TreeRssPoller:
                 procs = root.children(recursive=self.recursive)
                 own = root.memory_info().rss
                 total += own if self.include_root else 0
+                if self.include_root:
+                    self._note(root)
                 for proc in procs:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
                         if _unexeced_fork(proc):
                             continue
                         total += proc.memory_info().rss
+                        self._note(proc)
             self.peak_bytes = max(self.peak_bytes, total)
             self.samples.append((time.time(), total, own))
             self._stop.wait(self.interval_s)
+
+    def _note(self, proc) -> None:
+        """Update ``proc``'s ``ProcessPeak`` from ``/proc/<pid>/status``."""
+        figures = high_water_bytes(proc.pid)
+        if not figures:
+            return
+        peak = self.peaks.get(proc.pid)
+        if peak is None:
+            cmd = proc.cmdline()
+            peak = self.peaks[proc.pid] = ProcessPeak(proc.pid, " ".join(
+                " ".join([Path(cmd[0]).name if cmd else proc.name(), *cmd[1:]]).split())[:200])
+        peak.hwm_bytes = max(peak.hwm_bytes, figures.get("VmHWM", 0))
+        if figures.get("VmRSS", 0) > peak.rss_bytes:
+            peak.rss_bytes = figures["VmRSS"]
+            peak.anon_bytes, peak.file_bytes = figures.get("RssAnon", 0), figures.get("RssFile", 0)
 
     def __enter__(self) -> TreeRssPoller:
         self._thread.start()
@@ -88,13 +146,18 @@ class TreeRssPoller:
 @dataclass(frozen=True)
 class ChildRun:
     wall_s: float
-    peak_rss_mb: float  # the child's own peak resident set size (kernel's ru_maxrss)
+    # the kernel's ru_maxrss from wait4: the largest peak resident set of the child and of every
+    # process it reaped (a process started by vfork, as subprocess does, reports its parent's
+    # high-water mark at exec as its own: never more than the parent's own peak)
+    peak_rss_mb: float
     cpu_s: float  # user + system CPU time of the child and the children it reaped
     returncode: int
     stdout: str
     stderr: str
     tree_peak_rss_mb: float | None = None  # with poll_tree: the peak of the tree's summed RSS
     tree_samples: list[tuple[float, int, int]] | None = None  # with poll_tree: TreeRssPoller's
+    tree_peaks: dict[int, ProcessPeak] | None = None  # with poll_tree: TreeRssPoller.peaks
+    pid: int | None = None
 
 
 def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
@@ -114,7 +177,8 @@ def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
     run = ChildRun(wall_s, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
                    proc.returncode, out, err,
                    poller.peak_bytes / 2**20 if poller is not None else None,
-                   poller.samples if poller is not None else None)
+                   poller.samples if poller is not None else None,
+                   poller.peaks if poller is not None else None, proc.pid)
     if check and run.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} ... exited {run.returncode}:\n"
                            f"{err[-2000:]}")
