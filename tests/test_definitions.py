@@ -36,7 +36,8 @@ def test_render_job_runs_in_process():
     job = defs.resolve_job_def("render_job")
     assert job.executor_def.name == "in_process"
     assert {s.name for s in defs.sensors} == {"inbox_sensor", "job_failure_sensor",
-                                              "dead_run_sensor"}
+                                              "dead_run_sensor", "webhook_on_success",
+                                              "webhook_on_failure", "webhook_on_cancel"}
 
 
 def test_final_video_checks_block_when_the_video_is_wrong():

@@ -20,6 +20,7 @@ from video_assets.jobs import edit_job, render_job
 from video_assets.monitor import dead_run_sensor
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.sensors import inbox_sensor, job_failure_sensor
+from video_assets.webhook_sensor import webhook_sensors
 
 STAGES = [job_request, beat_grid, lyrics, script, voiceover, storyboard, clips, final_video]
 
@@ -27,7 +28,7 @@ defs = Definitions(
     loggers={"console": colored_console_logger, LOGGER_NAME: videogen_console},
     assets=STAGES,
     jobs=[render_job, edit_job, version_job],
-    sensors=[inbox_sensor, job_failure_sensor, dead_run_sensor],
+    sensors=[inbox_sensor, job_failure_sensor, dead_run_sensor, *webhook_sensors],
     resources={
         "store": StoreResource(),
         "warehouse": WarehouseResource(),
