@@ -394,7 +394,7 @@ def test_videogen_warehouse_migrate_and_compact_copy_and_merge_the_configured_wa
     import argparse
     import json
 
-    from video_assets.warehouse import add_parsers
+    from video_assets.cli_warehouse import add_parsers
 
     parser = argparse.ArgumentParser(prog="videogen")
     add_parsers(parser.add_subparsers(dest="command", required=True))
