@@ -305,10 +305,10 @@ def render_memory(work: Path, songs_s: Sequence[float]) -> Result:
     return result
 
 
-WHY_MEMORY = ("beat_grid analyses the whole song at once (its STFT power, onset envelope, mel and "
-              "chroma at 22050 Hz: the render process reached 1172 MB for 10 minutes, 345 MB for "
-              "1, media/beats.py and spectral.py); in final_video the composition's ffmpeg "
-              "processes (x264 at 1080x1920 ~300 MB and two decoding windows) run beside a render "
-              "process of ~400-550 MB (Dagster and the libraries, ~260 MB, and what earlier "
-              "stages left on its heap); the quality measurement holds 128 frames at a time "
-              "(flat: 559 MB for 10 minutes, 636 MB for 1); see peak_rss_by_stage_mb")
+WHY_MEMORY = ("beat_grid analyses the whole song at once (the decoded song, its STFT power, "
+              "onset envelope, mel and chroma at 22050 Hz: the render process reached 326 MB for "
+              "1 minute and 674 MB for 10 in that stage, media/audio.py decode_mono, beats.py, "
+              "spectral.py); in final_video the composition's ffmpeg processes (x264 at "
+              "1080x1920, ~250 MB each, two at once) run beside a render process of ~450-550 MB "
+              "(Dagster and the libraries, ~260 MB, and what earlier stages left on its heap); "
+              "see render_process_peak, largest_child_peak and peak_rss_by_stage_mb")
