@@ -10,7 +10,10 @@
 Faults: ``p_429`` (with ``Retry-After``), ``p_500``, ``next_statuses`` (forced answers, in order),
 ``failing_models`` (predictions end ``failed``),
 ``malformed_models`` (succeed without an output URL), ``echo_auth_errors`` (a 500's detail quotes
-the request's Authorization header, as some proxies do). Output files: ``file_redirect`` (answer
+the request's Authorization header, as some proxies do), ``finish_after_s`` (``slow_models``
+finish by themselves that long after their creation, polled or not, as a real model does).
+Accounting: each prediction's creation and end times (``max_in_flight``: the most predictions of a
+model in flight at once). Output files: ``file_redirect`` (answer
 with a redirect there instead), ``file_bytes`` (send that many bytes instead, ``file_hide_length``:
 without a Content-Length), ``file_trickle_s`` (one byte per that many seconds). Every request is
 logged with its headers.
@@ -56,6 +59,7 @@ class FakeReplicate:
     file_bytes: int = 0  # output files are this many bytes of zeros instead
     file_hide_length: bool = False  # ... sent without a Content-Length (read until closed)
     file_trickle_s: float = 0.0  # output files are sent one byte per this many seconds
+    finish_after_s: float = 0.0  # > 0: slow_models finish on their own after this long
     seed: int = 7
     predictions: dict[str, dict] = field(default_factory=dict)
     created: list[tuple[str, str]] = field(default_factory=list)  # (model, prediction id)
@@ -130,6 +134,7 @@ class FakeReplicate:
                         p["_polls"] += 1
                         if p["_polls"] >= 2:
                             fake.finish(p)
+                            fake.ended(p)
                         else:
                             p["status"] = "processing"
                     body = fake.public(p)
@@ -147,6 +152,7 @@ class FakeReplicate:
                         p = fake.predictions.get(m.group(1))
                         if p and p["status"] not in ("succeeded", "failed", "canceled"):
                             p["status"] = "canceled"
+                            fake.ended(p)
                         body = fake.public(p) if p else {"detail": "not found"}
                     return self._send(200 if p else 404, body)
                 m = re.fullmatch(r"/v1/models/([\w.-]+)/([\w.-]+)/predictions", self.path)
@@ -167,12 +173,17 @@ class FakeReplicate:
                 pid = uuid.uuid4().hex[:16]
                 p = {"id": pid, "model": model, "version": "v1", "status": "starting",
                      "input": json.loads(raw or b"{}").get("input", {}), "output": None,
-                     "error": None, "logs": "", "_polls": 0,
+                     "error": None, "logs": "", "_polls": 0, "_created_s": time.time(),
                      "urls": {"get": f"{fake.base_url}/v1/predictions/{pid}",
                               "cancel": f"{fake.base_url}/v1/predictions/{pid}/cancel"}}
                 with fake.lock:
                     fake.predictions[pid] = p
                     fake.created.append((model, pid))
+                if model in fake.slow_models and fake.finish_after_s > 0:
+                    p["_finishing"] = True  # finishes on its own time, polled or not
+                    timer = threading.Timer(fake.finish_after_s, fake.finish_safely, args=(p,))
+                    timer.daemon = True
+                    timer.start()
                 prefer = re.fullmatch(r"wait(?:=(\d+))?", (self.headers.get("Prefer") or "").strip())
                 if model not in fake.slow_models | fake.stuck_models and prefer:
                     p["_finishing"] = True  # polls leave it to this thread
@@ -204,9 +215,18 @@ class FakeReplicate:
 
     def finish_safely(self, p: dict) -> None:
         try:
-            self.finish(p)
+            if p["status"] != "canceled":
+                self.finish(p)
         except Exception as exc:  # a broken fake output is a failed prediction, not a hang
             p.update(status="failed", error=f"fake server: {exc}"[:300])
+        with self.lock:
+            self.ended(p)
+
+    @staticmethod
+    def ended(p: dict) -> None:
+        """Note when the prediction reached its end (the first time: an end is final)."""
+        if p["status"] in ("succeeded", "failed", "canceled"):
+            p.setdefault("_ended_s", time.time())
 
     def finish(self, p: dict) -> None:
         model = p["model"]
@@ -284,6 +304,22 @@ class FakeReplicate:
         with self.lock:
             return [p for p in self.predictions.values() if p["status"] == "succeeded"
                     and (not kind or kind_of(p["input"]) == kind)]
+
+    def max_in_flight(self) -> dict[str, int]:
+        """Per model, the most predictions in flight at once (created, not yet ended; one still
+        running counts until now)."""
+        with self.lock:
+            spans = [(p["model"], p["_created_s"], p.get("_ended_s", time.time()))
+                     for p in self.predictions.values()]
+        most: dict[str, int] = {}
+        for model in {m for m, _, _ in spans}:
+            edges = sorted([(s, 1) for m, s, _ in spans if m == model]
+                           + [(e, -1) for m, _, e in spans if m == model], key=lambda x: (x[0], x[1]))
+            now = 0
+            for _, step in edges:  # at equal times an end is counted before a start
+                now += step
+                most[model] = max(most.get(model, 0), now)
+        return most
 
     def posts(self) -> int:
         with self.lock:

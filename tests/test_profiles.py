@@ -162,12 +162,32 @@ def test_run_queue_limits_each_replicate_media_model(config):
         assert limit["limit"] == 1 and limit["value"] == {"applyLimitPerUniqueValue": True}
 
 
-def test_runs_are_tagged_with_the_models_of_their_request():
+def stored_request(audio: bool, **fields) -> object:
+    from video_assets.schemas import Request, StoredRequest
+
+    request = Request(prompt="a kite over green hills", audio="song.wav" if audio else None,
+                      **fields)
+    return StoredRequest(job_id="kite-1234abcd", request=request, source_name="kite.yaml",
+                         audio_key="", audio_duration_s=10.0, audio_sha256="",
+                         synthesized_audio=not audio)
+
+
+def test_runs_are_tagged_with_the_models_their_job_calls():
     from video_assets.partitions import model_tags
     from video_assets.schemas import Providers
 
-    tags = model_tags(Providers(planner="offline", images="replicate",
-                                video="replicate:kwaivgi/kling-v2.1"))
-    assert tags["video_assets/model_video"] == "kwaivgi/kling-v2.1"
-    assert tags["video_assets/model_images"]  # the images capability's default model
-    assert "video_assets/model_planner" not in tags  # offline: no model, no limit
+    providers = Providers(planner="offline", transcribe="offline", images="replicate",
+                          video="replicate:kwaivgi/kling-v2.1", music="replicate")
+    tags = model_tags(stored_request(True, providers=providers))
+    assert tags == {"video_assets/model_images": "black-forest-labs/flux-schnell",
+                    "video_assets/model_video": "kwaivgi/kling-v2.1"}  # a song: no music bed
+
+
+def test_a_synthesized_music_bed_tags_the_music_model():
+    from video_assets.partitions import model_tags
+    from video_assets.schemas import Providers
+
+    tags = model_tags(stored_request(False, mode="ad", duration_s=10,
+                                     providers=Providers(images="offline", video="offline",
+                                                         music="replicate")))
+    assert tags == {"video_assets/model_music": "meta/musicgen"}

@@ -24,13 +24,17 @@ PROVIDERS_POOL = "providers"
 MODEL_TAG_PREFIX = "video_assets/model_"
 
 
-def model_tags(providers) -> dict[str, str]:
-    """``{video_assets/model_<capability>: model}`` for each capability a real provider serves
-    (``providers``: a request's resolved ``schemas.Providers``)."""
-    from video_assets.schemas import PROVIDER_CAPABILITIES
-
-    return {f"{MODEL_TAG_PREFIX}{cap}": model for cap in PROVIDER_CAPABILITIES
-            if (model := providers.model_for(cap))}
+def model_tags(stored) -> dict[str, str]:
+    """``{video_assets/model_<capability>: model}`` for each capability the job calls a real
+    provider for (``stored``: its ``schemas.StoredRequest``): images and video always; music only
+    for a synthesized music bed; transcription only for a song; voice only for an ad; lip-sync
+    only when asked for; the planner when a real one is chosen."""
+    providers, request = stored.request.providers, stored.request
+    used = {"images": True, "video": True, "music": stored.synthesized_audio,
+            "transcribe": not stored.synthesized_audio, "voice": request.mode == "ad",
+            "lipsync": request.lipsync, "planner": True}
+    return {f"{MODEL_TAG_PREFIX}{cap}": model for cap, wanted in used.items()
+            if wanted and (model := providers.model_for(cap))}
 
 
 def job_model_tags(media, job_id: str) -> dict[str, str]:
@@ -43,5 +47,5 @@ def job_model_tags(media, job_id: str) -> dict[str, str]:
 
     for key in (staged_key(job_id), job_key(job_id, REQUEST)):
         if media.exists(key):
-            return model_tags(StoredRequest.model_validate(media.get_json(key)).request.providers)
+            return model_tags(StoredRequest.model_validate(media.get_json(key)))
     return {}

@@ -51,7 +51,9 @@ def workspace(instance: DagsterInstance) -> Iterator[Any]:
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as ctx:
+    # the code server shares our stdout: only its warnings, so a --json line stays the last one
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)]),
+                                 code_server_log_level="WARNING") as ctx:
         request = ctx.create_request_context()
         error = request.get_code_location_error(LOCATION)
         if error is not None:
