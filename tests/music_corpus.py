@@ -11,7 +11,9 @@ added to every time.
 
 Pieces (``PIECES``; ``build(name)`` gives the score, ``render(name, folder)`` the WAV and truth):
 
-- ``swing``: a blues shuffle at 100 BPM, 4/4, triplet hats and swung eighths everywhere.
+- ``swing``: jazz swing at 104 BPM, 4/4: ride "ding ding-a", hi-hat on 2 and 4, feathered kick,
+  comping on swung off-beats, walking bass.
+- ``shuffle``: a blues shuffle at 100 BPM, 4/4, triplet hats and swung eighths everywhere.
 - ``ramp``: a rock groove with an accelerando from 90 to 130 BPM (a tempo event on every beat).
 - ``rubato``: solo piano around 76 BPM whose tempo wanders +-10 % beat by beat (smooth, seeded).
 - ``six_eight``: a jig-like 6/8 at 70 dotted-quarter beats per minute (beat = dotted quarter).
@@ -24,8 +26,9 @@ Pieces (``PIECES``; ``build(name)`` gives the score, ``render(name, folder)`` th
 
 Beats are the beats a listener taps: quarter notes in x/4, dotted quarters in 6/8; downbeats are
 bar starts; sections are ``{start_s, end_s, label}`` (pieces without a song form have one section).
-Rendering is deterministic (seeded) and cached in a folder the caller gives: the WAV's name holds a
-hash of the MIDI bytes, the parts rendered and the SoundFont, so a changed score renders again.
+Every render is scaled to peak at -1 dBFS. Rendering is deterministic (seeded) and cached in a
+folder the caller gives: the WAV's name holds a hash of the MIDI bytes, the parts rendered and the
+SoundFont, so a changed score renders again.
 ``render(name, folder, parts=("click",))`` renders only a wood-block click on every beat (the
 check that the tempo-map arithmetic matches what FluidSynth plays); ``parts=("drums",)`` etc. render
 stems. Missing tools: ``missing_tools()`` says what to install.
@@ -51,6 +54,7 @@ import soundfile as sf
 TPB = 960  # ticks per quarter note: fine ticks keep FluidSynth's per-tempo-change rounding small
 SAMPLE_RATE = 44100
 TAIL_S = 1.0  # sound kept after the last bar (the final chord rings)
+PEAK = 10 ** (-1 / 20)  # every render is scaled to peak at -1 dBFS, as a mastered track
 SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/soundfonts"))
 SOUNDFONT_NAMES = ("FluidR3_GM.sf2", "default-GM.sf2")
 INSTALL_FIX = "fix: apt-get install -y fluidsynth fluid-soundfont-gm"
@@ -207,8 +211,45 @@ def _melody(s: Score, rng: np.random.Generator, part: str, start: int, beat: int
 
 
 def swing(seed: int = 1) -> Score:
+    """Jazz swing: ride "ding ding-a", hi-hat on 2 and 4, feathered kick, snare and piano comping
+    on swung off-beats, walking bass, a sax line in swung eighths."""
     rng = np.random.default_rng(seed)
-    s = Score("swing", "blues shuffle, triplet hats and swung eighths", "100 (swing)", "4/4", "drums")
+    s = Score("swing", "jazz swing: ride, walking bass, comping on swung off-beats", "104 (swing)",
+              "4/4", "drums")
+    s.part("drums", None), s.part("bass", "ac_bass"), s.part("piano", "piano"), s.part("sax", "alto_sax")
+    s.tempo(0, 104.0)
+    s.section("verse")
+    loop = ["Dm7", "G7", "C", "A7", "Dm7", "G7", "E7", "A7"]
+    for bar in range(22):
+        t0, b = s.bar(4, 4, 4)
+        chord = loop[bar % len(loop)]
+        root, tones = chord_notes(chord)
+        nxt_root, _ = chord_notes(loop[(bar + 1) % len(loop)])
+        walk = [root, root + (3 if "m" in chord else 4), root + 7, nxt_root + 1 if rng.random() < 0.5
+                else nxt_root - 1]
+        for k in range(4):
+            t = t0 + k * b
+            s.add("drums", t, b / 2, RIDE, (92 if k % 2 else 76) + rng.normal(0, 4))
+            if k % 2:
+                s.add("drums", t + 2 * b / 3, b / 3, RIDE, 62 + rng.normal(0, 4))
+                s.add("drums", t, b / 2, PEDAL_HAT, 70)
+            s.add("drums", t, b / 2, KICK, 38 + rng.normal(0, 3))  # feathered
+            if rng.random() < 0.3:
+                s.add("drums", t + 2 * b / 3, b / 3, SNARE, 55 + rng.normal(0, 8))
+            s.add("bass", t, b * 0.85, walk[k], 88 + rng.normal(0, 4))
+        for pos in ([0, 1 + 2 / 3] if bar % 2 == 0 else [2 / 3, 2 + 2 / 3]):  # Charleston comping
+            for key in tones:
+                s.add("piano", t0 + pos * b, b * 0.4, key, 64 + rng.normal(0, 4))
+        if bar >= 2:
+            _melody(s, rng, "sax", t0, b, chord, [0, 2 / 3, 1 + 2 / 3, 2, 2 + 2 / 3, 3 + 2 / 3], 80,
+                    octave=0)
+    return s
+
+
+def shuffle(seed: int = 10) -> Score:
+    rng = np.random.default_rng(seed)
+    s = Score("shuffle", "blues shuffle, triplet hats and swung eighths", "100 (shuffle)", "4/4",
+              "drums")
     s.part("drums", None), s.part("bass", "ac_bass"), s.part("piano", "piano"), s.part("sax", "alto_sax")
     s.tempo(0, 100.0)
     s.section("verse")
@@ -449,7 +490,7 @@ def song_waltz(seed: int = 9) -> Score:
                  ["G", "A", "F#m", "Bm"])
 
 
-BUILDERS = {f.__name__: f for f in (swing, ramp, rubato, six_eight, march, electronic, ballad,
+BUILDERS = {f.__name__: f for f in (swing, shuffle, ramp, rubato, six_eight, march, electronic, ballad,
                                       song_pop, song_waltz)}
 PIECES = tuple(BUILDERS)
 
@@ -570,13 +611,13 @@ class Piece:
 
 def render(name: str, folder: str | Path, parts: Sequence[str] | None = None) -> Piece:
     """Render piece ``name`` (all its instruments, or only ``parts``) into ``folder`` (cached)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     s = build(name)
     chosen = tuple(p for p in s.parts if p != CLICK_PART) if parts is None else tuple(parts)
     unknown = [p for p in chosen if p not in s.parts]
     if unknown:
         raise ValueError(f"parts {unknown}: not in piece {name!r}; fix: use some of {list(s.parts)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     latency = render_latency_s(folder)
     midi = s.midi_bytes(chosen)
     end_s = float(s.ticks_to_s([s.end_tick])[0]) + TAIL_S
@@ -588,6 +629,7 @@ def render(name: str, folder: str | Path, parts: Sequence[str] | None = None) ->
         y, sr = sf.read(raw, always_2d=True, dtype="float32")
         n = int(round(end_s * sr))
         y = np.pad(y, ((0, max(0, n - len(y))), (0, 0)))[:n]
+        y *= PEAK / max(float(np.abs(y).max()), 1e-9)  # mastered level: peak at -1 dBFS
         tmp = wav.with_name(f".{wav.name}.tmp.wav")
         sf.write(tmp, y, sr, subtype="PCM_16")
         os.replace(tmp, wav)
