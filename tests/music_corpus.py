@@ -549,9 +549,9 @@ def _font_key() -> str:
 
 
 def onset_s(y: np.ndarray, sr: int, near_s: float, threshold: float = 0.1) -> float:
-    """First time within [near_s - 20 ms, near_s + 100 ms] the signal reaches ``threshold`` of its
-    peak there: the start of an isolated attack."""
-    a = max(0, int((near_s - 0.02) * sr))
+    """First time within ``near_s`` +- 100 ms the signal reaches ``threshold`` of its peak there:
+    the start of an isolated attack (clicks must be more than 100 ms apart)."""
+    a = max(0, int((near_s - 0.1) * sr))
     seg = np.abs(y[a: int((near_s + 0.1) * sr)])
     return (a + int(np.argmax(seg >= threshold * seg.max()))) / sr
 
