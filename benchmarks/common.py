@@ -79,7 +79,8 @@ class TreeRssPoller:
     """Polls the summed resident set size of a process tree every ``interval_s`` and keeps the
     peak: the process ``pid`` itself (``include_root``) and its children (all descendants with
     ``recursive``). Default: this process's direct children. Polling costs ~1 % of a core.
-    ``samples``: (time.time(), summed bytes, the root's own bytes) of every poll. A fork caught
+    ``samples``: (time.time(), summed bytes, the root's own bytes, the root's high-water mark so
+    far: ``VmHWM``, 0 without ``include_root``) of every poll. A fork caught
     before it runs its program (``_unexeced_fork``) is not counted: its pages are its parent's.
     ``peaks``: per process, its kernel high-water mark and the anonymous/file split of its
     largest resident set (``ProcessPeak``): a peak between two polls still shows in ``VmHWM``."""
@@ -89,7 +90,7 @@ class TreeRssPoller:
         self.pid, self.include_root, self.recursive = pid, include_root, recursive
         self.interval_s = interval_s
         self.peak_bytes = 0
-        self.samples: list[tuple[float, int, int]] = []
+        self.samples: list[tuple[float, int, int, int]] = []
         self.peaks: dict[int, ProcessPeak] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -102,13 +103,13 @@ class TreeRssPoller:
         except psutil.Error:  # already gone
             return
         while not self._stop.is_set():
-            total = own = 0
+            total = own = own_hwm = 0
             with contextlib.suppress(psutil.Error):  # the root may have just exited
                 procs = root.children(recursive=self.recursive)
                 own = root.memory_info().rss
                 total += own if self.include_root else 0
                 if self.include_root:
-                    self._note(root)
+                    own_hwm = self._note(root)
                 for proc in procs:
                     with contextlib.suppress(psutil.Error):  # it may have just exited
                         if _unexeced_fork(proc):
@@ -116,14 +117,14 @@ class TreeRssPoller:
                         total += proc.memory_info().rss
                         self._note(proc)
             self.peak_bytes = max(self.peak_bytes, total)
-            self.samples.append((time.time(), total, own))
+            self.samples.append((time.time(), total, own, own_hwm))
             self._stop.wait(self.interval_s)
 
-    def _note(self, proc) -> None:
-        """Update ``proc``'s ``ProcessPeak`` from ``/proc/<pid>/status``."""
+    def _note(self, proc) -> int:
+        """Update ``proc``'s ``ProcessPeak`` from ``/proc/<pid>/status``; its ``VmHWM``."""
         figures = high_water_bytes(proc.pid)
         if not figures:
-            return
+            return 0
         peak = self.peaks.get(proc.pid)
         if peak is None:
             cmd = proc.cmdline()
@@ -133,6 +134,7 @@ class TreeRssPoller:
         if figures.get("VmRSS", 0) > peak.rss_bytes:
             peak.rss_bytes = figures["VmRSS"]
             peak.anon_bytes, peak.file_bytes = figures.get("RssAnon", 0), figures.get("RssFile", 0)
+        return peak.hwm_bytes
 
     def __enter__(self) -> TreeRssPoller:
         self._thread.start()
@@ -155,7 +157,7 @@ class ChildRun:
     stdout: str
     stderr: str
     tree_peak_rss_mb: float | None = None  # with poll_tree: the peak of the tree's summed RSS
-    tree_samples: list[tuple[float, int, int]] | None = None  # with poll_tree: TreeRssPoller's
+    tree_samples: list[tuple[float, int, int, int]] | None = None  # with poll_tree: TreeRssPoller's
     tree_peaks: dict[int, ProcessPeak] | None = None  # with poll_tree: TreeRssPoller.peaks
     pid: int | None = None
 

@@ -81,17 +81,21 @@ def stage_spans(home: Path, run_id: str) -> dict[str, tuple[float, float]]:
     return {k: tuple(v) for k, v in json.loads(run.stdout.strip().splitlines()[-1]).items()}
 
 
-def peak_by_stage(samples: list[tuple[float, int, int]],
+def peak_by_stage(samples: list[tuple[float, int, int, int]],
                   spans: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
-    """The peak summed RSS and the render process's own peak (MB) within each stage."""
+    """Within each stage (MB): the peak summed RSS, the render process's own largest polled RSS,
+    the children's share at the summed peak, and the render process's high-water mark (VmHWM)
+    at the stage's end: the stage where it first reaches its final value made the render's own
+    peak, even if that fell between two polls."""
     out = {}
     for step, (a, b) in spans.items():
-        inside = [(total, own) for t, total, own in samples if a <= t <= b]
+        inside = [(total, own, hwm) for t, total, own, hwm in samples if a <= t <= b]
         if inside:
-            total, own = max(inside)  # the sample with the largest sum, and its split
+            total, own, _ = max(inside)  # the sample with the largest sum, and its split
             out[step] = {"summed_mb": round(total / 2**20, 1),
-                         "render_process_mb": round(max(y for _, y in inside) / 2**20, 1),
-                         "children_at_peak_mb": round((total - own) / 2**20, 1)}
+                         "render_process_mb": round(max(y for _, y, _ in inside) / 2**20, 1),
+                         "children_at_peak_mb": round((total - own) / 2**20, 1),
+                         "render_process_hwm_mb": round(inside[-1][2] / 2**20, 1)}
     return out
 
 
