@@ -4,6 +4,7 @@ never show the password; runs are tagged with their models, which the run queue 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -191,3 +192,43 @@ def test_a_synthesized_music_bed_tags_the_music_model():
                                      providers=Providers(images="offline", video="offline",
                                                          music="replicate")))
     assert tags == {"video_assets/model_music": "meta/musicgen"}
+
+
+def test_render_queue_submits_a_queued_run_of_the_job(home, song_10s, capsys):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    code = main(["render", "--audio", str(song_10s), "--prompt", "a queued render of a kite",
+                 "--images", "offline", "--video", "offline", "--queue", "--json"])
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert code == 0, out
+    queued = json.loads(captured.out.strip().splitlines()[-1])
+    run = DagsterInstance.get().get_run_by_id(queued["run_id"])
+    assert run.status == DagsterRunStatus.QUEUED  # no daemon here: it waits in the queue
+    assert "no daemon is running" in out
+    assert run.job_name == "render_job" and run.tags["dagster/partition"] == queued["job_id"]
+    assert run.tags["video_assets/job_id"] == queued["job_id"]
+    assert run.remote_job_origin.location_name == "video_assets.definitions"  # the daemon's
+    DagsterInstance.get().delete_run(run.run_id)  # other tests' runs of the job are not held
+
+
+def test_retry_of_a_job_without_runs_exits_2(home, capsys):
+    code, out = run_cli(capsys, "retry", "never-rendered-1234abcd")
+    assert code == 2 and "has no run" in out and "fix:" in out
+
+
+def test_retry_of_a_job_whose_last_run_succeeded_exits_2(home, capsys):
+    from dagster import DagsterInstance, job, op
+
+    @op
+    def nothing() -> None:
+        pass
+
+    @job
+    def finished():
+        nothing()
+
+    finished.execute_in_process(instance=DagsterInstance.get(),
+                                tags={"dagster/partition": "finished-1234abcd"})
+    code, out = run_cli(capsys, "retry", "finished-1234abcd")
+    assert code == 2 and "is success, not failed or cancelled" in out
