@@ -255,3 +255,32 @@ def _scenario(fake: FakeReplicate, home: Path, child_env: dict, started: float,
           f"model {in_flight} (bound {per_run}); paid ledger rows {paid_rows} of {created} "
           f"predictions ({len(orphans)} orphaned by the kill); retry paid calls {retry_paid}; "
           f"{time.monotonic() - started:.0f} s")
+
+
+def test_retry_without_a_daemon_runs_the_unfinished_stages_in_process(home, tmp_path, capsys):
+    """No daemon: ``videogen retry`` runs, in this process, the stages the failed run did not
+    finish; the storyboard's paid images are not made (or paid) again."""
+    from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+    from tests.fake_replicate import serving
+    from video_assets.cli import main
+
+    song = make_song(tmp_path / "retry song.wav", 9.5, tempo_bpm=118.0)
+    with serving(FakeReplicate(token=TOKEN, failing_models={"kwaivgi/kling-v2.1"}),
+                 OPENAI_API_KEY=None) as fake:
+        code = main(["render", "--audio", str(song), "--prompt", "a retried render of a kite",
+                     "--images", "replicate", "--video", "replicate", "--json"])
+        failed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 1 and failed["failed_stage"] == "clips", failed
+        images_before = len(fake.succeeded("image"))
+        fake.failing_models.clear()  # the video model works again
+        code = main(["retry", failed["job_id"], "--json"])
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0 and summary["status"] == "done", summary
+        assert len(fake.succeeded("image")) == images_before >= 3  # no image made again
+    instance = DagsterInstance.get()
+    retry_run = instance.get_run_records(RunsFilter(run_ids=[summary["run_id"]]))[0].dagster_run
+    assert retry_run.tags["video_assets/retry_of"] == failed["run_id"]
+    steps = {r.event_log_entry.step_key for r in instance.get_records_for_run(
+        summary["run_id"], of_type=DagsterEventType.STEP_START).records}
+    assert steps == {"clips", "final_video"}  # what the failed run had not finished
