@@ -27,7 +27,10 @@ import pytest
 
 from tests.conftest import make_song, scoped_env
 from tests.fake_replicate import FakeReplicate
-from tests.postgres_server import postgres  # noqa: F401 - the session's server fixture
+from tests.postgres_server import (
+    PASSWORD,
+    postgres,  # noqa: F401 - the session's server fixture
+)
 
 pytestmark = pytest.mark.slow
 
@@ -250,6 +253,13 @@ def _scenario(fake: FakeReplicate, home: Path, child_env: dict, started: float,
               if input_digest(p) in {input_digest(q) for q in after} and p["_created_s"] <= kill_s]
     assert not again, (again, before)
     assert retry_paid == len([p for p in after if p["model"] in (SLOW_VIDEO,)]) >= 1
+
+    # the database password never reached a log or a file: not the daemon's output, not the
+    # runs' logs, not the instance config, media or warehouse
+    password = PASSWORD.encode()
+    assert password not in (tmp_path / "daemon.log").read_bytes()
+    leaked = [f for f in home.rglob("*") if f.is_file() and password in f.read_bytes()]
+    assert not leaked
 
     print(f"\nqueue on postgres: max runs at once {most_runs} (limit {limit}); max in flight per "
           f"model {in_flight} (bound {per_run}); paid ledger rows {paid_rows} of {created} "
