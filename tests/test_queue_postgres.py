@@ -294,3 +294,49 @@ def test_retry_without_a_daemon_runs_the_unfinished_stages_in_process(home, tmp_
     steps = {r.event_log_entry.step_key for r in instance.get_records_for_run(
         summary["run_id"], of_type=DagsterEventType.STEP_START).records}
     assert steps == {"clips", "final_video"}  # what the failed run had not finished
+
+
+def test_ingest_with_a_daemon_queues_its_runs_and_the_sensor_runs_none_again(tmp_path):
+    """Local profile, ``videogen dev --daemon``: ``ingest --once --wait`` submits the request's run
+    to the queue (the daemon launches it) and waits for it; the daemon's inbox sensor, seeing the
+    same file on its next tick, does not run it a second time."""
+    from dagster import DagsterInstance
+
+    from tests.conftest import REPO
+
+    home = tmp_path / "home"
+    (home / "inbox").mkdir(parents=True)
+    (home / "dagster.yaml").write_bytes((REPO / "dagster_home" / "dagster.yaml").read_bytes())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "VIDEO_ASSETS_PROFILE": "local"}
+    for name in ("DAGSTER_POSTGRES_URL", "VIDEO_ASSETS_BUCKET", "REPLICATE_API_TOKEN",
+                 "OPENAI_API_KEY", "VIDEO_ASSETS_WAREHOUSE", "VIDEO_ASSETS_WAREHOUSE_STORE"):
+        env.pop(name, None)
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([VIDEOGEN, "dev", "--daemon"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        tick = "Checking for new runs for sensor: inbox_sensor"
+        deadline = time.monotonic() + 180
+        while log_path.read_text(errors="replace").count(tick) < 1:  # after its first tick
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        make_song(home / "inbox" / "kite.wav", 2.5)
+        (home / "inbox" / "kite.yaml").write_text(request_yaml(
+            "an ingested kite", "kite.wav", "{images: offline, video: offline}"))
+        ingest = subprocess.run([VIDEOGEN, "ingest", "--once", "--wait", "--json"], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert ingest.returncode == 0, ingest.stderr[-3000:]
+        ended = json.loads(ingest.stdout.strip().splitlines()[-1])
+        assert ended["status"] == "success" and "queued" in ingest.stderr
+        seen = log_path.read_text(errors="replace").count(tick)
+        while log_path.read_text(errors="replace").count(tick) < seen + 1:  # one more tick
+            assert time.monotonic() < deadline + 300
+            time.sleep(0.5)
+        time.sleep(2)
+        with scoped_env({"DAGSTER_HOME": str(home)}):
+            runs = DagsterInstance.get().get_runs()
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(30)
+    assert [r.run_id for r in runs] == [ended["run_id"]]  # the sensor ran nothing again

@@ -379,20 +379,23 @@ def ingest(args: argparse.Namespace) -> int:
 def submit_jobs(instance, jobs: list[tuple], wait: bool, as_json: bool) -> int:
     """Submit admitted jobs' runs to the run queue, tagged as the sensor tags them (so
     ``max_concurrent_runs`` and every tag limit apply); with ``wait``, wait for their ends.
-    Each entry: ``(job_id, run_key, inbox key, edits or None)``."""
+    Each entry: ``(job_id, run_key, inbox key, edits or None)``. The runs carry the inbox
+    sensor's name: ingest is one evaluation of that sensor, and the daemon's sensor, which
+    skips run keys it has already run, then does not run the same request again."""
     from video_assets.jobs import EDIT_JOB_NAME, RUN_JOB_NAME
     from video_assets.partitions import job_model_tags
     from video_assets.resources import StoreResource
     from video_assets.run_queue import QueueError, submit, wait_for_runs, workspace
-    from video_assets.sensors import edit_run_config
+    from video_assets.sensors import edit_run_config, inbox_sensor
 
     media = StoreResource().get()
     submitted: dict[str, str] = {}
     try:
         with workspace(instance) as request:
             for job_id, run_key, key, edits in jobs:
-                tags = {"dagster/run_key": run_key, "video_assets/source": key,
-                        "video_assets/job_id": job_id, **job_model_tags(media, job_id)}
+                tags = {"dagster/run_key": run_key, "dagster/sensor_name": inbox_sensor.name,
+                        "video_assets/source": key, "video_assets/job_id": job_id,
+                        **job_model_tags(media, job_id)}
                 submitted[submit(instance, request, EDIT_JOB_NAME if edits else RUN_JOB_NAME,
                                  job_id, tags, edit_run_config(edits) if edits else None)] = job_id
                 print(f"job {job_id}: run {list(submitted)[-1]} queued", file=sys.stderr)
