@@ -1,4 +1,5 @@
-"""``videogen``: render, submit, ingest and demo, all through the same Dagster asset graph.
+"""``videogen``: render, submit, ingest, retry, dev and demo, all through the same Dagster asset
+graph, on the instance of the profile (``VIDEO_ASSETS_PROFILE``, video_assets/profiles.py).
 
 Exit codes: 0 success, 2 bad input (message on stderr), 1 a stage failed (the stage is named),
 130 / 143 a render stopped by SIGINT / SIGTERM (or ``videogen cancel``).
