@@ -15,8 +15,9 @@ reads its instance from ``$DAGSTER_HOME/dagster.yaml``. So a profile is which ``
 marked on its first line and refreshed whenever the template changes; the URL (it holds the
 password) is read from the environment when an instance loads and is never written anywhere.
 A ``dagster.yaml`` that is the operator's own (not marked) is used as it is when its storage is
-PostgreSQL. A ``postgresql://`` URL is exported as ``postgresql+psycopg2://`` (SQLAlchemy 2.1 would
-otherwise pick the psycopg 3 driver, which is not installed). ``videogen dev`` (``make ui``)
+PostgreSQL. The URL is exported as ``postgresql+psycopg2://`` (the driver dagster-postgres itself
+uses; SQLAlchemy 2.1 reads a plain ``postgresql://`` as psycopg 3), so every process of the
+profile uses one driver whichever form was given. ``videogen dev`` (``make ui``)
 prepares the folder, then runs ``dagster dev`` (or, with ``--daemon``, ``dagster-daemon run``)
 with ``DAGSTER_HOME`` pointing at it.
 """
@@ -93,7 +94,7 @@ def postgres_url() -> str:
         _ = parts.port  # a port that is not a number raises here
     except ValueError:
         raise ProfileError(f"{URL_VAR}={redact_url(url)}: not a URL (bad port?); {fix}") from None
-    if parts.scheme not in ("postgresql", "postgresql+psycopg2"):
+    if parts.scheme not in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
         raise ProfileError(f"{URL_VAR}: the scheme is {parts.scheme[:20]!r}, not postgresql; {fix}")
     if not parts.hostname or not parts.path.strip("/"):
         raise ProfileError(f"{URL_VAR}={redact_url(url)}: no host or no database name; {fix}")
@@ -159,8 +160,8 @@ def prepare_home() -> Path:
             tmp.write_text(wanted)
             tmp.replace(config_file)  # atomic: a daemon reading it sees one whole file
     check_reachable(url)
-    # SQLAlchemy 2.1 reads a bare postgresql:// as the psycopg 3 driver; the installed one is
-    # psycopg2. Exported for this process and the ones it starts (the daemon, the run workers).
+    # one driver, dagster-postgres's own (SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3),
+    # exported for this process and the ones it starts (the daemon, the run workers)
     os.environ[URL_VAR] = DRIVER_SCHEME + url.split("://", 1)[1]
     return home
 
