@@ -232,3 +232,22 @@ def test_retry_of_a_job_whose_last_run_succeeded_exits_2(home, capsys):
                                 tags={"dagster/partition": "finished-1234abcd"})
     code, out = run_cli(capsys, "retry", "finished-1234abcd")
     assert code == 2 and "is success, not failed or cancelled" in out
+
+
+def test_sensor_run_requests_carry_the_models_of_the_staged_job(tmp_path, song_10s):
+    from video_assets.admission import check_audio, stage, validate_request
+    from video_assets.sensors import TickResult, run_requests
+    from video_assets.store import LocalStore
+
+    media = LocalStore(tmp_path / "media")
+    with scoped_env({"REPLICATE_API_TOKEN": "r8_tags_test_token", "OPENAI_API_KEY": None}):
+        request = validate_request({"prompt": "a kite over green hills", "audio": song_10s.name,
+                                    "providers": {"images": "offline",
+                                                  "video": "replicate:kwaivgi/kling-v2.1"}}, "t")
+        stage(media, "kite-1234abcd", request, song_10s.name, song_10s,
+              check_audio(song_10s, "t"))
+    tick = TickResult(admitted=[("kite-1234abcd", "inbox/kite.yaml:etag", "inbox/kite.yaml")])
+    (run,) = run_requests(tick, media)
+    assert run.tags["video_assets/model_video"] == "kwaivgi/kling-v2.1"
+    assert "video_assets/model_images" not in run.tags  # offline images: no model to limit
+    assert run.tags["video_assets/job_id"] == "kite-1234abcd"
