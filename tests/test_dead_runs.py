@@ -351,3 +351,31 @@ def test_a_running_worker_rewrites_its_heartbeat(own_home: Path):
             assert time.monotonic() < deadline, "no heartbeat in 10 s"
             time.sleep(0.1)
     assert float(instance.get_run_by_id(run.run_id).tags[TAG_HEARTBEAT]) > time.time() - 60
+
+
+def test_a_run_failed_from_outside_names_the_stage_it_was_in(own_home: Path):
+    """A run failed with no STEP_FAILURE (its code server saw the worker die) is marked failed
+    in the stage that started and never ended, not ``unknown``."""
+    from dagster import DagsterEventType, DagsterRunStatus, build_run_status_sensor_context
+
+    from tests.conftest import scoped_env
+    from video_assets.resources import StoreResource, WarehouseResource
+    from video_assets.sensors import job_failure_sensor
+
+    instance = instance_at(own_home)
+    instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    run = started_run(instance, "a-job", {}, step_key="final_video")
+    instance.report_run_failed(run, "the run worker died")  # as the code server reports it
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed.status == DagsterRunStatus.FAILURE
+    event = instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.RUN_FAILURE).records[0].event_log_entry.dagster_event
+    with scoped_env({"DAGSTER_HOME": str(own_home), "VIDEO_ASSETS_WAREHOUSE": None}):
+        WarehouseResource().get().upsert_job("a-job", status="running")
+        context = build_run_status_sensor_context(
+            sensor_name="job_failure_sensor", dagster_event=event, dagster_instance=instance,
+            dagster_run=failed, resources={"warehouse": WarehouseResource(),
+                                           "store": StoreResource()},
+        ).for_run_failure()
+        job_failure_sensor(context)
+    assert job_row(own_home, "a-job") == ("failed", "final_video")

@@ -29,7 +29,7 @@ from dagster import (
 
 from video_assets.jobs import EDIT_JOB_NAME, RUN_JOB_NAME, STAGE_KEYS
 from video_assets.layout import FINAL, QUALITY, THUMBNAIL
-from video_assets.monitor import STEP_ENDS
+from video_assets.monitor import STEP_ENDS, open_steps
 from video_assets.store import MediaStore, job_key
 from video_assets.warehouse import Warehouse
 
@@ -135,7 +135,7 @@ def run_outcome(instance: DagsterInstance, run) -> tuple[str, str | None, str | 
     failures = _step_failures(instance, run.run_id)
     if run.status == DagsterRunStatus.CANCELED:
         return "cancelled", (failures[0].step_key if failures else None), None
-    status, stage, error = run_failure(failures)
+    status, stage, error = run_failure(failures, [e.step_key for e in open_steps(instance, run.run_id)])
     return status, (None if stage == "unknown" else stage), error or None
 
 

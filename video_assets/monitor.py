@@ -182,7 +182,7 @@ def _worker_of(instance: DagsterInstance, run) -> Worker | None:
     return None
 
 
-def _open_steps(instance: DagsterInstance, run_id: str) -> list:
+def open_steps(instance: DagsterInstance, run_id: str) -> list:
     """The STEP_START events of steps that never ended (what the worker was doing when it died)."""
     records = instance.get_records_for_run(
         run_id, of_type={DagsterEventType.STEP_START, *STEP_ENDS}).records
@@ -197,8 +197,8 @@ def fail_dead_run(instance: DagsterInstance, run, reason: str) -> str:
     message = (f"{reason}; fix: run the job again (videogen render, or re-execute the run): its "
                "finished stages and cached generations are reused")
     error = SerializableErrorInfo(message=message, stack=[], cls_name="DeadRunWorker")
-    open_steps = _open_steps(instance, run.run_id)
-    for start in open_steps:  # the step fails like any failing step, naming the stage
+    started = open_steps(instance, run.run_id)
+    for start in started:  # the step fails like any failing step, naming the stage
         instance.report_dagster_event(start._replace(
             event_type_value=DagsterEventType.STEP_FAILURE.value,
             message=f'Execution of step "{start.step_key}" failed: {message}',
@@ -210,7 +210,7 @@ def fail_dead_run(instance: DagsterInstance, run, reason: str) -> str:
     else:
         instance.report_run_failed(run, message)
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return open_steps[0].step_key if open_steps else "unknown"
+    return started[0].step_key if started else "unknown"
 
 
 def free_slots_of_finished_runs(instance: DagsterInstance, now_s: float) -> int:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -327,14 +327,16 @@ def inbox_sensor(context: SensorEvaluationContext, store: StoreResource,
     )
 
 
-def run_failure(step_failures: list) -> tuple[str, str, str]:
-    """``(status, stage, error)`` of a failed run from its STEP_FAILURE events.
+def run_failure(step_failures: list, open_steps: Sequence[str] = ()) -> tuple[str, str, str]:
+    """``(status, stage, error)`` of a failed run from its STEP_FAILURE events; with none (the
+    run failed from outside, e.g. its code server saw the worker die), the stage is the first of
+    ``open_steps`` (steps started and never ended: ``monitor.open_steps``), else ``unknown``.
 
     A blocking quality check that fails leaves a finished but wrong video: ``checks_failed``;
     anything else is ``failed``. ``error`` is the stage's own message, not Dagster's wrapper.
     """
     if not step_failures:
-        return "failed", "unknown", ""
+        return "failed", open_steps[0] if open_steps else "unknown", ""
     event = step_failures[0]
     err = event.step_failure_data.error if event.step_failure_data else None
     status = "failed"
@@ -358,11 +360,14 @@ def job_failure_sensor(context: RunFailureSensorContext, warehouse: WarehouseRes
                        store: StoreResource) -> None:
     """Mark the job ``failed`` (or ``checks_failed``) with the failing stage when a run fails;
     a failed edit's files go back to the job's current version (``versions.restore_current``)."""
+    from video_assets.monitor import open_steps
     from video_assets.versions import restore_current
 
     job_id = context.dagster_run.tags.get("dagster/partition")
     if job_id:
-        status, stage, _ = run_failure(context.get_step_failure_events())
+        status, stage, _ = run_failure(
+            context.get_step_failure_events(),
+            [e.step_key for e in open_steps(context.instance, context.dagster_run.run_id)])
         warehouse.get().upsert_job(job_id, status=status, failed_stage=stage)
         busy = context.instance.get_run_records(RunsFilter(
             tags={"dagster/partition": job_id}, statuses=ACTIVE), limit=1)
