@@ -37,11 +37,18 @@ def nothing_written(home: Path) -> bool:
 
 
 @pytest.fixture()
-def clean_home(home: Path):
+def clean_home(tmp_path: Path):
+    """A DAGSTER_HOME of the test's own (the session's holds other tests' jobs, which a check
+    that nothing was written must neither see nor remove)."""
     import shutil
 
-    shutil.rmtree(home / "media", ignore_errors=True)
-    yield home
+    from tests.conftest import REPO, scoped_env
+
+    own = tmp_path / "dagster_home"
+    own.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", own / "dagster.yaml")
+    with scoped_env({"DAGSTER_HOME": str(own), "VIDEO_ASSETS_WAREHOUSE": None}):
+        yield own
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:

@@ -136,9 +136,10 @@ def test_on_s3_every_file_of_a_version_lives_as_long_as_finals():
     assert object_kind("warehouse/provider_calls/job_id=j/1-a.parquet") == "final"
 
 
-def test_takes_the_cache_lost_are_put_back_from_their_version(media):
+def test_takes_an_expired_cache_lost_are_put_back_from_their_version(media):
     """An expired cache (S3's lifecycle) loses the takes' images and clips; the version's own
-    copies bring them back under their keys, except a lip-synced clip (not its take)."""
+    copies bring them back under their keys, except a lip-synced clip (not its take). A cache
+    that does not expire restores nothing."""
     write_version(media, 2, "a")
     commit_version(media, JOB, None, "done", 0, 0.0)
     keys = [{"image": cache_key("image", ".png", n=i), "clip": cache_key("clip", ".mp4", n=i)}
@@ -147,6 +148,10 @@ def test_takes_the_cache_lost_are_put_back_from_their_version(media):
                       segment_start_s=5.0 * i, segment_duration_s=5.0, provider="offline",
                       lipsync=i == 1, source_key=keys[i]["clip"], image_key=keys[i]["image"])
              for i in range(2)]
+    # a local cache does not expire: a missing entry was damaged, and the version's copy is a
+    # hard link to the same bytes: it is made again, not restored
+    assert restore_takes(media, JOB, 1, specs) == 0 and not media.exists(keys[0]["image"])
+    media.cache_expires = True  # as on S3, whose lifecycle expires the cache
     assert restore_takes(media, JOB, 1, specs) == 3
     assert media.get_bytes(keys[0]["image"]) == b"image 0 a"
     assert media.get_bytes(keys[0]["clip"]) == b"clip 0 a"

@@ -88,6 +88,7 @@ class MediaStore(abc.ABC):
         """Where the object lives (a local path, or ``s3://bucket/key``)."""
 
     links_expire = False  # whether ``url`` makes links that expire (presigned, on S3)
+    cache_expires = False  # whether cache entries expire on their own (S3's lifecycle rules)
 
     @abc.abstractmethod
     def url(self, key: str, expires_s: int | None = None) -> str:

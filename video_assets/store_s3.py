@@ -59,6 +59,7 @@ class S3Store(MediaStore):
     """Objects under ``s3://bucket/<prefix><key>``."""
 
     links_expire = True
+    cache_expires = True  # `videogen s3 setup`'s lifecycle expires intermediates after a day
 
     def __init__(self, bucket: str, client: Any = None, prefix: str = "",
                  url_expiry_s: int = DEFAULT_URL_EXPIRY_S) -> None:

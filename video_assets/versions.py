@@ -115,7 +115,13 @@ def restore_takes(media: MediaStore, job_id: str, version: int, clips: Sequence[
     scenes' takes name (``ClipSpec.take``) that the cache no longer holds: on S3 the cache
     expires after a day while a version's files are kept, and an edit then reuses them instead
     of making (and paying for) them again. A lip-synced clip is not its take (the take is the
-    clip before lip-sync), so it is not restored. Returns how many entries were put back."""
+    clip before lip-sync), so it is not restored. Returns how many entries were put back.
+
+    Only where the cache expires (``MediaStore.cache_expires``): elsewhere an entry is missing
+    because it was damaged and deleted, and a local version's copy is a hard link to the same
+    damaged bytes, which must be made again, not restored."""
+    if not media.cache_expires:
+        return 0
     restored = 0
     for spec in clips:
         kept = [(spec.image_key, layout.version_key(job_id, version, layout.STORYBOARD,
