@@ -53,6 +53,25 @@ def failed_job(home: Path, tmp_path_factory) -> dict:
     return summary
 
 
+@pytest.fixture(scope="module")
+def own_job(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A job rendered by this module (other modules clear the session's media folder, which
+    holds the session's ``rendered_job``'s quality report)."""
+    import contextlib
+    import io
+
+    from video_assets.cli import main
+
+    song = make_song(tmp_path_factory.mktemp("status") / "status.wav", 9.5, tempo_bpm=118.0)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["render", "--audio", str(song), "--prompt", "lanterns over a night market",
+                     "--aspect", "1:1", "--json"])
+    summary = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    assert code == 0, summary
+    return summary
+
+
 @pytest.mark.slow
 def test_jobs_json_lists_a_rendered_job(rendered_job, capsys):
     code, out, _ = videogen(capsys, "jobs", "--json")
@@ -69,7 +88,8 @@ def test_jobs_json_lists_a_rendered_job(rendered_job, capsys):
 
 
 @pytest.mark.slow
-def test_status_json_of_a_rendered_job(rendered_job, capsys):
+def test_status_json_of_a_rendered_job(own_job, capsys):
+    rendered_job = own_job
     code, out, _ = videogen(capsys, "status", rendered_job["job_id"], "--json")
     assert code == 0
     status = json.loads(out[-1])
@@ -85,7 +105,8 @@ def test_status_json_of_a_rendered_job(rendered_job, capsys):
 
 
 @pytest.mark.slow
-def test_status_text_names_the_stages_and_checks(rendered_job, capsys):
+def test_status_text_names_the_stages_and_checks(own_job, capsys):
+    rendered_job = own_job
     code, out, _ = videogen(capsys, "status", rendered_job["job_id"])
     text = "\n".join(out)
     assert code == 0 and f"job:       {rendered_job['job_id']}" in text
