@@ -18,7 +18,7 @@ import re
 import string
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +34,7 @@ from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import deserialize_value
 
 from tests.conftest import REPO, scoped_env
+from tests.loopback import JsonHandler
 from video_assets.jobs import RUN_JOB_NAME
 
 DEPLOY = REPO / "deploy"
@@ -120,7 +121,7 @@ def aws() -> Iterator[str]:
         patch.undo()
 
 
-class _TaskMetadata(BaseHTTPRequestHandler):
+class _TaskMetadata(JsonHandler):
     """The ECS task metadata endpoint (v4) of the daemon's container."""
 
     container_name = ""
@@ -128,15 +129,7 @@ class _TaskMetadata(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body = self.task if self.path.rstrip("/").endswith("/task") else {"Name": self.container_name}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, body)
 
 
 @pytest.fixture(scope="module")

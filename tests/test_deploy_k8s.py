@@ -19,7 +19,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import deserialize_value
 
 from tests.conftest import REPO
+from tests.loopback import JsonHandler
 from video_assets.jobs import RUN_JOB_NAME
 
 VALUES = REPO / "deploy" / "k8s" / "values.yaml"
@@ -132,7 +133,7 @@ def chart_container_context(vals: dict[str, Any]) -> dict[str, Any]:
     return {"k8s": k8s}
 
 
-class _KubernetesApi(BaseHTTPRequestHandler):
+class _KubernetesApi(JsonHandler):
     """The create-Job call of the Kubernetes API: records each Job and returns it, created."""
 
     jobs: list[tuple[str, dict[str, Any]]] = []
@@ -141,21 +142,11 @@ class _KubernetesApi(BaseHTTPRequestHandler):
         match = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", self.path.split("?")[0])
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if not match:
-            self._reply(404, {"kind": "Status", "status": "Failure", "code": 404})
+            self.reply(404, {"kind": "Status", "status": "Failure", "code": 404})
             return
         self.jobs.append((match.group(1), body))
-        self._reply(201, {**body, "status": {}})
+        self.reply(201, {**body, "status": {}})
 
-    def _reply(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ quality bars; ``quality.json``, one ``quality_metrics`` row per metric, and the 
 
 Frames are the ones the encoder encoded, downscaled as it encodes them (``compose.FramesTap``:
 every frame, in order; their count is checked against the file's), or decoded from the file by
-an ffmpeg process into a pipe (``quality.decoded_chunks``) when there is no such copy, and measured in one pass a chunk at a time (memory does not
-grow with the video's length); container facts come from the file itself (ffmpeg's probe), audio
+an ffmpeg process into a pipe (``quality.decoded_chunks``) when there is no such copy, and
+measured in one pass a chunk at a time (memory does not grow with the video's length); container
+facts come from the file itself (ffmpeg's probe), audio
 from ffmpeg, in worker threads while the frames are measured.
 The plan is used only to say *where to look* (which cuts were intended); every time is measured.
 """
