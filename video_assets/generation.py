@@ -4,7 +4,9 @@
 media store's cache (``MediaStore.cached``: size and sha256 checked); a hit costs nothing and is
 recorded as a ``cache_hit`` row; a miss reserves its price against the job's budget when the
 provider is paid (``Spend``), makes the call (a paid provider writes a ledger row per attempt, an
-unpaid one is timed in one row that costs 0) and puts the result into the cache. ``with_fallback``
+unpaid one is timed in one row that costs 0) and puts the result into the cache. A paid call keeps
+its raw download in the cache before processing it (``store.keeping_downloads``): a worker killed
+while normalising a clip costs no second call on retry. ``with_fallback``
 is the hook a stage uses to let a failed real image or clip be replaced by the offline one.
 
 Cache keys are defined here once, and the budget estimate computes keys only through them. A key
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-from video_assets.media.ffmpeg_bin import run_ffmpeg
+from video_assets.media.ffmpeg_bin import FfmpegTimeout, run_ffmpeg
 from video_assets.providers.base import (
     ImageProvider,
     LipsyncProvider,
@@ -34,9 +36,9 @@ from video_assets.providers.base import (
     ledger_call,
 )
 from video_assets.providers.budget import Spend
-from video_assets.providers.retry import ProviderError
+from video_assets.providers.retry import Cancelled, ProviderError
 from video_assets.schemas import BeatGrid, CallRecord, Lyrics, Request, Scene, Script, Style
-from video_assets.store import MediaStore, cache_key
+from video_assets.store import MediaStore, cache_key, keeping_downloads
 from video_assets.warehouse import Warehouse
 
 T = TypeVar("T")
@@ -191,7 +193,9 @@ def cached_generation(stage: Stage, key: str, provider, make: Callable[[Path, Ne
     On a miss: ``before()`` first (a stage's budget preflight), then, for a ``paid`` provider with
     a ``stage.spend``, ``price_usd()`` is reserved and given back if the call fails without
     charging; a paid provider records its own rows (one per attempt, through ``new_row``), an
-    unpaid one is timed in a single row that costs 0."""
+    unpaid one is timed in a single row that costs 0. A paid provider's downloads are kept in the
+    cache while ``make`` processes them, and dropped when it fails on them (an ffmpeg timeout
+    or a cancel keeps them: those are not the file's fault)."""
     new_row = stage.rows(provider.name, provider.model, unit, units, scene_index)
     if stage.media.cached(key):
         new_row().cache_hit = True
@@ -203,7 +207,14 @@ def cached_generation(stage: Stage, key: str, provider, make: Callable[[Path, Ne
         with stage.media.scratch_dir() as tmp:
             out = tmp / PurePosixPath(key).name
             if paid:
-                make(out, new_row)
+                with keeping_downloads(stage.media) as downloads:
+                    try:
+                        make(out, new_row)
+                    except (FfmpegTimeout, Cancelled):
+                        raise  # the machine or the run, not the output: a retry reuses it
+                    except Exception:
+                        downloads.forget()  # the output may be what failed: ask again next time
+                        raise
             else:
                 with ledger_call(new_row()):
                     make(out, new_row)

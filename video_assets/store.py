@@ -8,6 +8,11 @@ A cache entry is written with its size and sha256 recorded beside it, and ``Medi
 checks both before the entry is reused: a damaged entry is removed and generated again, never
 reused. Writes and copies go through fresh, uniquely named temporary files, so nothing ever writes
 into a file another key shares by a hard link.
+
+A paid provider's raw output (``Downloads``) is kept in the cache under a key of its own
+(``cache/download/``) the moment it is on disk, before it is processed (a clip normalised, an
+image fitted): a worker killed while processing it leaves the paid download behind, and the retry
+processes that instead of paying the provider again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -311,3 +317,65 @@ class LocalStore(MediaStore):
         if not path.is_file():
             raise FileNotFoundError(f"store has no {key!r} (looked at {path})")
         yield path
+
+
+# ---------------------------------------------------------------------------------------------
+# paid downloads, kept before they are processed
+
+
+class Downloads:
+    """The raw outputs of one paid generation, kept in ``media``'s cache: ``keep`` puts a
+    download there under ``key(...)`` (what the provider was sent: a prediction with the same
+    inputs gives the same output), ``restore`` copies a kept one (size and sha256 checked, as
+    every cache entry) to where the provider would have downloaded it, and ``forget`` removes
+    what this generation kept or restored (its output may be what failed, so a retry asks the
+    provider again)."""
+
+    def __init__(self, media: MediaStore) -> None:
+        self.media = media
+        self.keys: list[str] = []
+
+    @staticmethod
+    def key(provider: str, model: str, inputs: dict, units: float, ext: str) -> str:
+        return cache_key("download", ext or "bin", provider=provider, model=model, inputs=inputs,
+                         units=units)
+
+    def restore(self, key: str, dst: Path) -> bool:
+        """Copy the kept download ``key`` to ``dst``; False when there is none fit for reuse."""
+        if not self.media.cached(key):
+            return False
+        with self.media.local_path(key) as src:
+            shutil.copyfile(src, dst)
+        self.keys.append(key)
+        return True
+
+    def keep(self, key: str, src: Path) -> None:
+        self.media.put_file(key, src)
+        self.keys.append(key)
+
+    def forget(self) -> None:
+        for key in self.keys:
+            self.media.delete(key)
+        self.keys.clear()
+
+
+_DOWNLOADS: ContextVar[Downloads | None] = ContextVar("video_assets_downloads", default=None)
+
+
+@contextlib.contextmanager
+def keeping_downloads(media: MediaStore) -> Iterator[Downloads]:
+    """Inside the block (in this thread), a paid provider keeps what it downloads in ``media``'s
+    cache before processing it, and uses a download kept earlier instead of paying again
+    (``kept_downloads``). ``generation.cached_generation`` opens it around every paid call."""
+    downloads = Downloads(media)
+    token = _DOWNLOADS.set(downloads)
+    try:
+        yield downloads
+    finally:
+        _DOWNLOADS.reset(token)
+
+
+def kept_downloads() -> Downloads | None:
+    """Where the paid call running in this thread keeps its downloads (None: outside a cached
+    generation, nothing is kept)."""
+    return _DOWNLOADS.get()

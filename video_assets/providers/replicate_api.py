@@ -18,8 +18,12 @@
   tries), never predicted again. Nothing partial is left behind.
 - Every attempt is one ledger row (``new_row``): an attempt costs units x price once its
   prediction succeeded with an output (whether or not the output could then be fetched: the
-  provider was paid), else 0. ``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1`` also allows plain http to, and
-  only to, loopback addresses: for the loopback test servers, never in production.
+  provider was paid), else 0. ``VIDEO_ASSETS_ALLOW_LOOPBACK_HTTP=1`` also allows plain http to,
+  and only to, loopback addresses: for the loopback test servers, never in production.
+- Inside a cached generation the downloaded output is kept in the media store's cache (under its
+  own key: the model and the inputs it was sent) before the provider processes it, so a worker
+  killed while processing it (ffmpeg normalising a clip) costs no second prediction on retry: the
+  retry processes the kept file (``store.Downloads``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from video_assets.providers.retry import (  # noqa: F401  (re-exported for calle
     pause,
 )
 from video_assets.schemas import CallRecord
+from video_assets.store import Downloads, kept_downloads
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
@@ -95,7 +100,19 @@ class ReplicateRunner:
 
     def run(self, spec: ModelSpec, inputs: dict[str, Any], units: float, out_path: Path,
             new_row: Callable[[], CallRecord]) -> None:
-        """Predict until one attempt succeeds and its output is on disk at ``out_path``."""
+        """Predict until one attempt succeeds and its output is on disk at ``out_path``. Inside
+        a cached generation (``store.kept_downloads``) the output is kept in the media store's
+        cache before it is returned for processing, and an output kept by an earlier attempt at
+        the same inputs (a worker killed while processing it) is used instead of a prediction:
+        one ``cache_hit`` row that costs nothing."""
+        kept = kept_downloads()
+        key = "" if kept is None else \
+            Downloads.key("replicate", spec.name, inputs, units, out_path.suffix.lstrip("."))
+        if kept is not None and kept.restore(key, out_path):
+            row = new_row()
+            row.units, row.unit, row.unit_price_usd = units, spec.unit, spec.unit_price_usd
+            row.cache_hit = True
+            return
 
         def attempt(row: CallRecord, started: float) -> None:
             row.units, row.unit, row.unit_price_usd = units, spec.unit, spec.unit_price_usd
@@ -105,6 +122,8 @@ class ReplicateRunner:
 
         with self.slots:
             call_with_retries(spec.name, self.policy, new_row, attempt, self._classify, self.token)
+        if kept is not None:  # after its ledger row is written: the charge is never lost
+            kept.keep(key, out_path)
 
     def _classify(self, exc: Exception) -> Failure | None:
         from replicate.exceptions import ReplicateError
