@@ -179,3 +179,55 @@ def trim_beats(local: np.ndarray, beats: np.ndarray) -> np.ndarray:
     trimmed[: strong[0]] = False
     trimmed[strong[-1] + 1 :] = False
     return trimmed
+
+
+def track_beats_curve(onset_env: np.ndarray, frames_per_beat: np.ndarray,
+                      tightness: float = TIGHTNESS) -> np.ndarray:
+    """Beat frames following a tempo that moves: ``frames_per_beat`` holds one period per frame.
+
+    librosa 0.11's ``beat_track`` with a time-varying ``bpm`` (its ``__beat_local_score`` and
+    ``__beat_track_dp`` read ``frames_per_beat[i]`` at frame ``i``), vectorised and not bit-exact:
+    frame ``i`` is scored with the Gaussian window of its own period and may follow a beat
+    ``round(fpb[i] / 2)`` to ``2 * fpb[i]`` frames earlier at a cost of
+    ``tightness * log(distance / fpb[i]) ** 2``. Returns beat frame indices (trimmed as librosa).
+    """
+    onset_env = np.asarray(onset_env)
+    fpb = np.round(np.asarray(frames_per_beat, dtype=np.float64))
+    if fpb.shape != onset_env.shape:
+        raise ValueError(f"frames_per_beat: shape {fpb.shape} differs from the envelope's "
+                         f"{onset_env.shape}; fix: give one period per envelope frame")
+    if not onset_env.any():
+        return np.array([], dtype=int)
+    if fpb.min() < 2:
+        raise ValueError(f"frames_per_beat must be at least 2, got {fpb.min()}")
+    env = normalize_onsets(onset_env)
+    local = np.zeros(len(env))
+    for period in np.unique(fpb):  # the local score with each frame's own window
+        where = fpb == period
+        local[where] = local_score(env, float(period))[where]
+    n = len(local)
+    near_all = np.round(fpb / 2).astype(int)
+    far_all = (2 * fpb).astype(int)
+    step = max(1, int(near_all.min()))
+    dist = np.arange(int(near_all.min()), int(far_all.max()) + 1)
+    cumscore = np.zeros(n)
+    best_loc = np.full(n, -1, dtype=np.int64)
+    for start in range(0, n, step):
+        frames = np.arange(start, min(start + step, n))
+        loc = frames[:, None] - dist[None, :]
+        with np.errstate(divide="ignore"):
+            lr = np.log(dist)[None, :] - np.log(fpb[frames])[:, None]
+        penalty = tightness * lr * lr
+        allowed = (dist[None, :] >= near_all[frames, None]) & (dist[None, :] <= far_all[frames, None]) \
+            & (loc >= 0)
+        scores = np.where(allowed, cumscore[np.maximum(loc, 0)] - penalty, -np.inf)
+        pick = np.argmax(scores, axis=1)
+        best = scores[np.arange(len(frames)), pick]
+        found = best > -np.inf
+        cumscore[frames] = np.where(found, local[frames] + best, local[frames])
+        best_loc[frames] = np.where(found, frames - dist[pick], -1)
+    backlink = best_loc.astype(np.int32)
+    started = np.flatnonzero(~(local < 0.01 * local.max()))
+    backlink[: started[0] if started.size else n] = -1
+    beats = backtrack(backlink, last_beat(cumscore))
+    return np.flatnonzero(trim_beats(local, beats))

@@ -13,13 +13,15 @@ import numpy as np
 
 from video_assets.media import spectral
 from video_assets.media.audio import DecodedAudio
-from video_assets.media.beat_track import beat_track
+from video_assets.media.beat_track import track_beats_curve
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
+from video_assets.media.tempo import pulse_clarity, tempo_curve
 from video_assets.schemas import BeatGrid, Boundary
 
 HOP = 512
 MIN_TEMPO_BPM = 60.0
 MAX_TEMPO_BPM = 180.0
+CURVE_OCTAVES = 0.3  # how far the local tempo may stray from the global one (log-normal prior)
 
 
 def fold_tempo(tempo_bpm: float) -> float:
@@ -33,34 +35,21 @@ def fold_tempo(tempo_bpm: float) -> float:
     return float(tempo_bpm)
 
 
-def beat_confidence(onset_env: np.ndarray, beat_frames: np.ndarray) -> float:
-    """0..1: regularity of the beats times how clearly the onset envelope pulses at the beat lag.
+def beat_confidence(onset_env: np.ndarray, beat_frames: np.ndarray, curve_bpm: np.ndarray,
+                    sr: int) -> float:
+    """0..1: regularity of the beats against the local tempo times how clearly the onset envelope
+    pulses at the local beat lag (``tempo.pulse_clarity``).
 
-    The pulse is read from the normalised autocorrelation ``ac`` of the onset envelope: it must be
-    high at the median beat interval (best within +-2 frames) and clearly higher than its lowest
-    value between a quarter and three quarters of that interval (the off-beat trough). Slowly
-    swelling pads have a smooth envelope whose autocorrelation is high at every short lag but has
-    no trough; speech has no peak. Both score near 0, music with a pulse near 1.
+    Regularity: each beat interval divided by the tempo curve's period there should be near 1; a
+    tempo that moves (a ritardando, rubato) is regular in this sense, random onsets are not.
     """
     if len(beat_frames) < 4 or onset_env.size < 8:
         return 0.0
     ibi = np.diff(beat_frames).astype(float)
-    lag = int(round(float(np.median(ibi))))
-    if lag < 4 or lag + 2 >= onset_env.size:
-        return 0.0
-    regularity = float(np.clip(1.0 - np.std(ibi) / lag * 2.0, 0.0, 1.0))
-    e = onset_env - onset_env.mean()
-    energy = float(np.dot(e, e))
-    if energy <= 0:
-        return 0.0
-
-    def ac(k: int) -> float:
-        return float(np.dot(e[:-k], e[k:])) / energy
-
-    peak = max(ac(k) for k in range(max(1, lag - 2), lag + 3))
-    trough = min(ac(k) for k in range(max(1, lag // 4), max(2, (3 * lag) // 4)))
-    pulse = min((peak - 0.15) / 0.35, (peak - trough - 0.35) / 0.35)
-    return round(regularity * float(np.clip(pulse, 0.0, 1.0)), 4)
+    ratio = ibi * HOP * curve_bpm[beat_frames[1:]] / (60.0 * sr)
+    regularity = float(np.clip(1.0 - np.std(ratio) * 2.0, 0.0, 1.0))
+    clarity = pulse_clarity(onset_env, sr, HOP, curve_bpm)
+    return round(regularity * clarity, 4)
 
 
 def refine_to_onsets(y: np.ndarray, sr: int, beats_s: list[float]) -> tuple[list[float], float]:
@@ -184,8 +173,13 @@ def analyze(
     duration_s = audio.duration_s
     power = spectral.stft_power(y, hop=HOP)  # for the onset envelope and the downbeat cues
     onset_env = spectral.onset_strength(y, sr, HOP, power=power)
-    tempo, beat_frames = beat_track(onset_env, sr=sr, hop_length=HOP)
-    confidence = beat_confidence(onset_env, beat_frames)
+    tempo = spectral.tempo(onset_env, sr, HOP)  # librosa's global tempo: the metrical level
+    beat_frames = np.zeros(0, dtype=int)
+    curve_bpm = np.full(len(onset_env), tempo if tempo > 0 else 120.0)
+    if onset_env.any() and tempo > 0:
+        curve_bpm = tempo_curve(onset_env, sr, HOP, around_bpm=tempo, octaves=CURVE_OCTAVES)
+        beat_frames = track_beats_curve(onset_env, sr * 60.0 / (HOP * curve_bpm))
+    confidence = beat_confidence(onset_env, beat_frames, curve_bpm, sr)
     if confidence >= min_confidence and len(beat_frames) >= 4:
         method = "beats"
         tracked, _ = refine_to_onsets(

@@ -158,6 +158,32 @@ def rms(y: np.ndarray, hop: int = 512, frame_length: int = N_FFT) -> np.ndarray:
     return np.sqrt(out)
 
 
+def tempogram_blocks(onset_env: np.ndarray, win: int, step: int = 1):
+    """Yield ``(columns, ac)`` blocks of librosa's ``feature.tempogram`` (autocorrelation, Hann
+    window of ``win`` frames centred on each frame, the envelope padded with linear ramps to 0,
+    each column scaled to a maximum of 1): ``ac`` is ``(len(columns), win)`` for the frames
+    ``columns`` (every ``step``-th frame), a block at a time so no song-long matrix is held."""
+    n = len(onset_env)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
+    padded = np.pad(onset_env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
+    frames = frame(np.ascontiguousarray(padded), win, 1)[:n]  # (n, win), a view
+    n_pad = 1 << (2 * win - 2).bit_length()  # >= 2 win - 1: linear, not circular, correlation
+    columns = np.arange(0, n, step)
+    block = max(1, BLOCK_VALUES // (4 * n_pad))  # the autocorrelations a block of frames at a time
+    for start in range(0, len(columns), block):
+        cols = columns[start : start + block]
+        spectrum = np.fft.rfft(frames[cols] * window, n=n_pad, axis=-1)
+        ac = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_pad, axis=-1)[:, :win]
+        yield cols, normalize_max(ac, axis=-1)
+
+
+def tempogram(onset_env: np.ndarray, win: int = 384, step: int = 1) -> np.ndarray:
+    """``(win, len(range(0, n, step)))``: every ``step``-th column of librosa's
+    ``feature.tempogram(onset_envelope=onset_env, win_length=win)``."""
+    blocks = [ac for _, ac in tempogram_blocks(onset_env, win, step)]
+    return np.concatenate(blocks).T if blocks else np.zeros((win, 0))
+
+
 def tempo(onset_env: np.ndarray, sr: int, hop: int = 512, start_bpm: float = 120.0,
           std_bpm: float = 1.0, ac_size_s: float = 8.0, max_tempo_bpm: float = 320.0) -> float:
     """The global tempo in BPM (librosa's ``feature.tempo``): the mean over time of a windowed,
@@ -165,16 +191,9 @@ def tempo(onset_env: np.ndarray, sr: int, hop: int = 512, start_bpm: float = 120
     around ``start_bpm``; the best lag is the tempo."""
     win = int(int(ac_size_s * sr) // hop)
     n = len(onset_env)
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
-    padded = np.pad(onset_env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
-    frames = frame(np.ascontiguousarray(padded), win, 1)[:n]  # (n, win), a view
-    n_pad = 1 << (2 * win - 2).bit_length()  # >= 2 win - 1: linear, not circular, correlation
     total = np.zeros(win)
-    block = max(1, BLOCK_VALUES // (4 * n_pad))  # the autocorrelations a block of frames at a time
-    for start in range(0, n, block):
-        spectrum = np.fft.rfft(frames[start : start + block] * window, n=n_pad, axis=-1)
-        ac = np.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_pad, axis=-1)[:, :win]
-        total += normalize_max(ac, axis=-1).sum(axis=0)
+    for _, ac in tempogram_blocks(onset_env, win):
+        total += ac.sum(axis=0)
     tg = total / max(1, n)
     bpms = np.full(win, np.inf)
     bpms[1:] = 60.0 * sr / (hop * np.arange(1.0, win))
