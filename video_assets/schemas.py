@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -175,8 +175,23 @@ class Boundary(Frozen):
         return self.end_s - self.start_s
 
 
+SectionLabel = Literal["intro", "verse", "chorus", "bridge", "break", "drop", "outro"]
+SECTION_LABELS: tuple[str, ...] = get_args(SectionLabel)
+
+
+class Section(Frozen):
+    """A part of the song (``media.sections``): its span, what it is, and its loudness relative to
+    the loudest section (0..1)."""
+
+    start_s: float
+    end_s: float
+    label: SectionLabel
+    energy: float = Field(ge=0, le=1)
+
+
 class BeatGrid(Frozen):
-    """``beat_grid.json``: tempo, beats, downbeats, energy and clip boundaries covering the audio."""
+    """``beat_grid.json``: tempo, beats, downbeats, energy and clip boundaries covering the audio;
+    ``sections`` in order, covering it too (empty in grids written before sections existed)."""
 
     duration_s: float
     tempo_bpm: float
@@ -188,6 +203,7 @@ class BeatGrid(Frozen):
     meter: int
     n_filled_beats: int = 0  # grid beats added where the tracker left gaps
     boundaries: list[Boundary]
+    sections: list[Section] = []
 
 
 class Style(Frozen):
