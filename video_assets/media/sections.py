@@ -36,11 +36,14 @@ N_MFCC = 20
 MIN_SECTION_S = 4.0  # the shortest section reported (an intro of two bars at 100 BPM is 4.8 s)
 MIN_SECTION_BARS = 2
 KICK_MAX_HZ = 200.0
+SILENCE_DB = 40.0  # bars this far below the loudest bar, at the ends, are silence
 KICK_OUT = 0.6  # a break's low-band attacks are at most this fraction of the song's median bar
 WINDOW_S = 4.0  # the novelty compares about this much music each side of a downbeat (and twice)
 NOVELTY_MIN = 1.0  # a boundary's novelty must reach this (distance units below) ...
 NOVELTY_REL = 0.3  # ... and this fraction of the strongest boundary's
 SAME_GROUP_MAX = 1.2  # sections at most this far apart (distance units) are the same material
+FADE_SAME_MAX = 2.0  # ... or, level aside, a fade-out of it (playing softer also darkens the timbre)
+FADE_STEP_MAX_DB = 4.5  # a fade goes down gradually: no bar-to-bar drop larger than this at the cut
 DIP_MAX_ENERGY = 0.7  # a dip (a break's shape) is at most this loud, and its neighbours 1.4 times louder
 QUIET_BREAK_ENERGY = 0.3  # a section heard once is a break (not a bridge) when it is this quiet
 DROP_JUMP = 1.4  # a drop is at least this many times louder (RMS) than the break before it (3 dB)
@@ -83,22 +86,29 @@ def frame_features(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
 
 
 def bar_edges_s(downbeats_s: list[float], duration_s: float) -> np.ndarray:
-    """Bar start times: 0 (the pickup before the first downbeat joins the first bar when it is
-    shorter than half a bar), each downbeat, and the end."""
+    """Bar start times: 0, each downbeat, and the end. A pickup before the first downbeat, or a
+    remainder after the last, shorter than half a bar joins its neighbouring bar."""
     inner = np.array([t for t in downbeats_s if 0.0 < t < duration_s], dtype=float)
     if inner.size >= 2:
         bar_s = float(np.median(np.diff(inner)))
         if inner[0] < 0.5 * bar_s:
             inner = inner[1:]
+        if inner.size and duration_s - inner[-1] < 0.5 * bar_s:
+            inner = inner[:-1]
     return np.concatenate([[0.0], inner, [duration_s]])
 
 
 def bar_features(feats: dict[str, np.ndarray], edges_s: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-    """Means of the frame features over each bar ``[edges_s[i], edges_s[i + 1])``."""
+    """Means of the frame features over each bar ``[edges_s[i], edges_s[i + 1])``.
+
+    A bar starts at the first frame whose window reaches its downbeat, so the downbeat's attack
+    (a frame's flux) counts in the bar it starts, even when the downbeat time is a little late."""
     n = feats["power"].shape[0]
-    starts = np.clip(np.round(edges_s[:-1] * sr / HOP).astype(int), 0, n - 1)
-    ends = np.clip(np.round(edges_s[1:] * sr / HOP).astype(int), 1, n)
-    ends = np.maximum(ends, starts + 1)
+    first = np.ceil((edges_s * sr - spectral.N_FFT / 2) / HOP).astype(int)
+    first[0], first[-1] = 0, n
+    first = np.clip(first, 0, n)
+    starts = np.minimum(first[:-1], n - 1)
+    ends = np.maximum(first[1:], starts + 1)
     cum = {k: np.concatenate([np.zeros((*v.shape[:-1], 1)), np.cumsum(v, axis=-1)], axis=-1)
            for k, v in feats.items()}
     count = (ends - starts).astype(float)
@@ -195,11 +205,20 @@ def detect_sections(audio: DecodedAudio, beats_s: list[float], downbeats_s: list
     if duration_s <= 0:
         return []
     edges_s = bar_edges_s(downbeats_s, duration_s)
-    feats = frame_features(y, sr)
-    bars = bar_features(feats, edges_s, sr)
+    bars = bar_features(frame_features(y, sr), edges_s, sr)
+    # silent bars at either end (a lead-in, the last chord's tail) belong to the first and last
+    # sections and take no part in the analysis: silence is not a section of its own
+    level_db = 10 * np.log10(bars["power"] + 1e-12)
+    sound = np.flatnonzero(level_db >= level_db.max() - SILENCE_DB)
+    lo, hi = int(sound[0]), int(sound[-1]) + 1
+    bars = {k: v[..., lo:hi] for k, v in bars.items()}
+    edges_s = edges_s[lo : hi + 1]
     starts = pick_boundaries(novelty(bars, window_bars(edges_s)), edges_s)
     spans = merge_repeats(bars, list(zip(starts, [*starts[1:], len(edges_s) - 1], strict=True)))
-    return label_sections(bars, edges_s, spans)
+    sections = label_sections(bars, edges_s, spans)
+    sections[0] = sections[0].model_copy(update={"start_s": 0.0})
+    sections[-1] = sections[-1].model_copy(update={"end_s": round(duration_s, 6)})
+    return sections
 
 
 def _means(bars: dict[str, np.ndarray], a: int, b: int) -> dict[str, np.ndarray]:
@@ -208,7 +227,8 @@ def _means(bars: dict[str, np.ndarray], a: int, b: int) -> dict[str, np.ndarray]
 
 def merge_repeats(bars: dict[str, np.ndarray], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Neighbouring sections of the same material (one group) joined into one, until none are;
-    then a last section that is the one before it played softer (a fade-out) joins it."""
+    then a last section that is the one before it played softer (a fade-out: quieter, no step
+    down at the cut, the same music level aside) joins it."""
     while len(spans) > 1:
         group = _group(bars, spans)
         same = [i for i in range(1, len(spans)) if group[i] == group[i - 1]]
@@ -218,7 +238,10 @@ def merge_repeats(bars: dict[str, np.ndarray], spans: list[tuple[int, int]]) -> 
         spans = [*spans[: i - 1], (spans[i - 1][0], spans[i][1]), *spans[i + 1:]]
     if len(spans) > 1:
         before, last = _means(bars, *spans[-2]), _means(bars, *spans[-1])
-        if last["power"] < before["power"] and _distance(before, last, level=False) <= SAME_GROUP_MAX:
+        cut = spans[-1][0]
+        step_db = 10 * np.log10((bars["power"][cut - 1] + 1e-12) / (bars["power"][cut] + 1e-12))
+        if last["power"] < before["power"] and step_db <= FADE_STEP_MAX_DB and \
+                _distance(before, last, level=False) <= FADE_SAME_MAX:
             spans = [*spans[:-2], (spans[-2][0], spans[-1][1])]
     return spans
 
