@@ -1,11 +1,12 @@
-"""``beat_grid``: tempo, beats, downbeats, energy and beat-aligned clip boundaries."""
+"""``beat_grid``: tempo, beats, downbeats, energy, song sections and beat-aligned clip boundaries."""
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from video_assets.assets.common import file_image_md, load_request
 from video_assets.media import beats
 from video_assets.media.audio import decode_mono
 from video_assets.media.plot import plot_beat_grid
+from video_assets.media.sections import sections_table
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource
 from video_assets.store import job_key
@@ -40,5 +41,7 @@ def beat_grid(
         "n_clips": len(grid.boundaries),
         "clip_lengths_s": ", ".join(f"{x:.2f}" for x in lengths),
         "duration_s": round(grid.duration_s, 3),
+        "n_sections": len(grid.sections),
+        "sections": MetadataValue.md(sections_table(grid.sections)),
         "plot": file_image_md(media, job_key(job_id, "beat_grid.png"), max_px=640),
     })

@@ -306,3 +306,14 @@ def label_sections(bars: dict[str, np.ndarray], edges_s: np.ndarray,
     return [Section(start_s=round(float(edges_s[a]), 6), end_s=round(float(edges_s[b]), 6),
                     label=labels[i], energy=round(float(energy[i]), 4))
             for i, (a, b) in enumerate(spans)]
+
+
+def sections_table(sections: list[Section]) -> str:
+    """The sections as a markdown table (start, end, length, label, energy), for metadata."""
+    if not sections:
+        return "no sections (a grid analysed before sections existed)"
+    rows = ["| # | start (s) | end (s) | length (s) | label | energy |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    rows += [f"| {i + 1} | {s.start_s:.2f} | {s.end_s:.2f} | {s.end_s - s.start_s:.2f} | {s.label} | "
+             f"{s.energy:.2f} |" for i, s in enumerate(sections)]
+    return "\n".join(rows)
