@@ -20,6 +20,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from video_assets.config import warehouse_path
+from video_assets.layout import QUALITY
 from video_assets.store import MediaStore, job_key
 from video_assets.warehouse import DuckDBWarehouse, ParquetWarehouse, Warehouse
 
@@ -126,7 +127,7 @@ def cut_errors(store: MediaStore, job_ids: Iterable[str]) -> pl.DataFrame:
     """Every detected hard cut's distance to its nearest beat (ms), from each job's quality.json."""
     rows = []
     for job_id in job_ids:
-        key = job_key(job_id, "quality.json")
+        key = job_key(job_id, QUALITY)
         if store.exists(key):
             rows += [{"job_id": job_id, "cut_to_beat_ms": float(ms)}
                      for ms in store.get_json(key).get("cut_to_beat_ms", [])]

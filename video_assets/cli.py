@@ -590,13 +590,14 @@ def s3_setup(args: argparse.Namespace) -> int:
 def link(args: argparse.Namespace) -> int:
     """Print a fresh link to a job's final video (presigned on S3, valid ``--expires-s``)."""
     from video_assets.config import check_url_expiry_s, url_expiry_s
+    from video_assets.layout import FINAL
     from video_assets.resources import StoreResource
     from video_assets.store import job_key
 
     try:
         expires_s = (url_expiry_s() if args.expires_s is None
                      else check_url_expiry_s(args.expires_s, "--expires-s"))
-        key = job_key(args.job_id, "final.mp4")
+        key = job_key(args.job_id, FINAL)
         media = StoreResource().get()
         found = media.exists(key)
     except ValueError as exc:

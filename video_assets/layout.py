@@ -22,6 +22,7 @@ CLIPS_MANIFEST = "clips.json"
 FINAL = "final.mp4"
 THUMBNAIL = "thumbnail.jpg"
 QUALITY = "quality.json"
+FRAME_MEASURES = "frame_measures.json"  # the last measurement's windows, for an edit's
 HISTORY = "history.json"  # the job's versions and which one is current
 VERSIONS = "versions"  # a folder: one folder per version
 

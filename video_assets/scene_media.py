@@ -183,8 +183,11 @@ def storyboard_images(stage: Stage, provider: ImageProvider, plan: Script, size:
                     other.cancel()
                 raise
             out.append(image)
-            log.info(f"storyboard {done}/{len(plan.scenes)}{' (cached)' if image.cache_hit else ''}"
-                     f"{' (offline fallback)' if image.fallback else ''}")
+            if not image.cache_hit:  # progress of what is made; what is reused, in one line
+                log.info(f"storyboard {done}/{len(plan.scenes)}"
+                         f"{' (offline fallback)' if image.fallback else ''}")
+    if hits := sum(image.cache_hit for image in out):
+        log.info(f"{hits} of {len(out)} images reused (kept or from the cache)")
     return out
 
 
@@ -309,8 +312,10 @@ def make_clips(stage: Stage, job: ClipJob, log: Log) -> tuple[list[ClipSpec], in
         return spec, hit
 
     def report(done: int, spec: ClipSpec, hit: bool) -> None:
+        if hit:  # what is reused is counted in one line at the end: each line is an event
+            return
         log.info(f"clip {done}/{len(plan.scenes)}: {spec.clip_duration_s:g} s for a "
-                 f"{spec.segment_duration_s:.2f} s segment{' (cached)' if hit else ''}"
+                 f"{spec.segment_duration_s:.2f} s segment"
                  f"{' (lip-synced)' if spec.lipsync else ''}"
                  f"{' (offline fallback)' if spec.fallback else ''}")
 
@@ -344,6 +349,8 @@ def make_clips(stage: Stage, job: ClipJob, log: Log) -> tuple[list[ClipSpec], in
                     specs.append(spec)
                     hits += hit
                     report(done, spec, hit)
+    if hits:
+        log.info(f"{hits} of {len(specs)} clips reused (kept or from the cache)")
     real = [s for s in specs if not s.fallback]
     if job.video.paid and len(real) < min(MIN_REAL_CLIPS, len(specs)):
         raise ProviderError(f"only {len(real)} of {len(specs)} clips came from {job.video.model} "

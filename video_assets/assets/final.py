@@ -28,10 +28,11 @@ from video_assets.assets.quality import (
     seamless_cuts,
 )
 from video_assets.assets.voiceover import VOICEOVER_FILE
+from video_assets.layout import FINAL, FRAME_MEASURES, QUALITY, THUMBNAIL
 from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
 from video_assets.media.compose import FramesTap, extract_thumbnail
 from video_assets.media.probe import probe_video
-from video_assets.media.quality import read_frames
+from video_assets.media.quality import WindowMemo, read_frames
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
@@ -94,7 +95,8 @@ def final_video(
     specs = [ClipSpec.model_validate(x) for x in media.get_json(job_key(job_id, CLIPS_MANIFEST))]
     size = stored.request.size
     segments = segments_for(plan, settings.fps, settings.transition_half_frames)
-    final_key, thumb_key = job_key(job_id, "final.mp4"), job_key(job_id, "thumbnail.jpg")
+    final_key, thumb_key = job_key(job_id, FINAL), job_key(job_id, THUMBNAIL)
+    memo_key = job_key(job_id, FRAME_MEASURES)
     with ExitStack() as stack:
         tmp = stack.enter_context(media.scratch_dir())
         clip_paths = [stack.enter_context(media.local_path(s.key)) for s in specs]
@@ -116,13 +118,17 @@ def final_video(
         media.put_file(final_key, out)  # kept even if it fails its checks: it is evidence
         media.put_file(thumb_key, tmp / "thumbnail.jpg")
         context.log.info("measuring the result against the quality bars")
+        memo = WindowMemo(media.get_json(memo_key) if media.exists(memo_key) else None)
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
                          size, probe, continued=stored.request.continuation,
                          seamless_cuts=seamless_cuts(specs, segments, settings.fps),
-                         frames=read_frames(tap.path, *tap.size)).model_copy(update={
+                         frames=read_frames(tap.path, *tap.size), memo=memo).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})
-    media.put_json(job_key(job_id, "quality.json"), report.model_dump(mode="json"))
+    media.put_json(job_key(job_id, QUALITY), report.model_dump(mode="json"))
+    media.put_json(memo_key, memo.kept)  # for the next version's measurement
+    context.log.info(f"measured {memo.misses} windows of frames, {memo.hits} unchanged since "
+                     "the last render")
     wh.replace_quality(job_id, report.metrics, report.measured_at)
     checks = check_results(report)
     failed = [c.check_name for c in checks if not c.passed]
@@ -166,4 +172,4 @@ def final_video(
         check_results=checks,
     )
     yield MaterializeResult(asset_key="quality_report", metadata={
-        "quality_json": media.uri(job_key(job_id, "quality.json")), **report_metadata(report)})
+        "quality_json": media.uri(job_key(job_id, QUALITY)), **report_metadata(report)})

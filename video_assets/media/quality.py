@@ -14,12 +14,14 @@ functions below give on the whole array.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import mmap
 import os
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -216,22 +218,19 @@ def detect_cuts(frames: np.ndarray, threshold: float = 0.15, settle_frames: int 
                           settle_frames=settle_frames).cuts
 
 
-def _cuts_in(x: np.ndarray, x_start: int, start: int, end: int, n: int, cuts: list[int],
-             threshold: float, settle_frames: int) -> None:
-    """``detect_cuts`` for frames ``[start, end)`` of ``n``, appended to ``cuts`` (the cuts
-    before ``start``); ``x``: the normalised frames from ``x_start``, at least 2 before ``start``
-    and ``settle_frames`` after ``end``."""
+def _cut_candidates(x: np.ndarray, x_start: int, start: int, end: int, n: int,
+                    threshold: float, settle_frames: int) -> list[int]:
+    """The frames of ``[start, end)`` (of ``n``) that ``detect_cuts`` takes for a cut's start,
+    before one cut's neighbour frames are dropped; ``x``: the normalised frames from
+    ``x_start``, at least 2 before ``start`` and ``settle_frames`` after ``end``."""
     def d(i: int, j: int) -> float:
         return float(np.abs(x[i - x_start] - x[j - x_start]).mean())
 
     # within the last ``settle_frames`` a flash cannot be told from a cut: no cut is reported
     # there (a scene is at least 3 s, so no planned cut falls in them)
-    for t in range(max(1, start), min(end, n - settle_frames)):
-        if cuts and t - cuts[-1] <= 2:  # one cut, not its neighbour frames too
-            continue
-        if d(t - 1, t) > threshold and all(d(max(0, t - 2), min(n - 1, t + s)) > threshold
-                                           for s in range(1, settle_frames + 1)):
-            cuts.append(t)
+    return [t for t in range(max(1, start), min(end, n - settle_frames))
+            if d(t - 1, t) > threshold and all(d(max(0, t - 2), min(n - 1, t + s)) > threshold
+                                               for s in range(1, settle_frames + 1))]
 
 
 def same_picture_across(frames: np.ndarray, at: int, threshold: float = 0.15,
@@ -264,12 +263,56 @@ class FrameMeasures:
     brightness: list[float] = field(default_factory=list)  # mean level of each span asked
 
 
+MEASURE_FORMAT = 1  # of ``WindowMemo`` entries: bump when a window's measurements change
+
+
+@dataclass
+class _Window:
+    """What ``measure_frames`` measured on one window, frames relative to its chunk's first:
+    the frames where a hard cut starts (before one cut's neighbour frames are dropped), and the
+    window's answers to the requests homed in its chunk, in the order asked."""
+
+    cut_candidates: list[int]
+    crossfade_centres: list[int | None]
+    darkest: list[float]
+    same_picture: list[bool]
+    black: list[int]
+    frozen: list[int]
+    sharpness: list[float]
+    levels: list[list[int]]  # [sum, count] of each span's part in the chunk
+
+
+class WindowMemo:
+    """Measurements of windows of frames seen before (a render of the same job), by the digest
+    of the window's frames and what was asked of them: an edit's video measures again only the
+    windows whose frames changed. ``kept`` are the entries of this measurement (hits and new
+    ones), to keep for the next."""
+
+    def __init__(self, previous: dict | None = None) -> None:
+        self.previous = previous if isinstance(previous, dict) else {}
+        self.kept: dict[str, dict] = {}
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> _Window | None:
+        entry = self.previous.get(key)
+        try:
+            window = _Window(**entry) if isinstance(entry, dict) else None
+        except TypeError:  # another format's entry: measured again
+            window = None
+        if window is not None:
+            self.kept[key], self.hits = entry, self.hits + 1
+        return window
+
+    def put(self, key: str, window: _Window) -> None:
+        self.kept[key], self.misses = asdict(window), self.misses + 1
+
+
 def measure_frames(chunks: Iterable[np.ndarray], n_frames: int, *,
                    crossfades: Sequence[tuple[int, int]] = (),
                    fades: Sequence[tuple[int, int]] = (), cuts_at: Sequence[int] = (),
                    sharpness_at: Sequence[int] = (), spans: Sequence[tuple[int, int]] = (),
                    cut_threshold: float = 0.15, settle_frames: int = 8,
-                   frozen_span: int = 15) -> FrameMeasures:
+                   frozen_span: int = 15, memo: WindowMemo | None = None) -> FrameMeasures:
     """Everything the quality report measures on frames, in one pass over ``chunks`` (the
     video's ``n_frames`` frames in order, any chunking), holding a chunk and the frames around
     it at a time: the hard cuts (``detect_cuts``), each crossfade's centre for ``crossfades``
@@ -277,7 +320,9 @@ def measure_frames(chunks: Iterable[np.ndarray], n_frames: int, *,
     ``(around, reach)`` (``darkest_frame``), whether each of ``cuts_at`` shows the same
     picture on both sides (``same_picture_across``), black and frozen frames, the
     ``sharpness`` of the frames ``sharpness_at`` and the mean level of each ``[start, end)`` of
-    ``spans``. The results are those of the functions named, on the whole array."""
+    ``spans``. The results are those of the functions named, on the whole array.
+    ``memo``: windows measured before, reused where their frames (by SHA-256, about 1 GB/s) and
+    the requests in them are the same; this measurement's windows are added to it."""
     n = n_frames
     margin = max([frozen_span, settle_frames + 2]
                  + [3 * h + 4 for _, h in crossfades] + [r + 1 for _, r in fades])
@@ -286,45 +331,116 @@ def measure_frames(chunks: Iterable[np.ndarray], n_frames: int, *,
                         black=np.zeros(n, bool), frozen=np.zeros(n, bool),
                         sharpness=[float("nan")] * len(sharpness_at))
     level_sums, level_counts = [0] * len(spans), [0] * len(spans)
+    params = [MEASURE_FORMAT, n, margin, cut_threshold, settle_frames, frozen_span]
 
     def home(frame: int) -> int:  # the chunk that measures a request: the one holding its frame
         return min(max(frame, 0), n - 1)
 
-    seen = 0
-    for start, end, lo, window in overlapping_windows(chunks, margin):
+    def homed(frames: Iterable[int], start: int, end: int) -> list[int]:
+        return [k for k, f in enumerate(frames) if start <= home(f) < end]
+
+    candidates: list[int] = []
+    digests: deque[bytes] = deque()  # of each frame from ``digest_start``, when memoised
+    digest_start, seen = 0, 0
+    for start, end, lo, window in overlapping_windows(_digested(chunks, digests, memo), margin):
         seen = end
-        own = window[start - lo : end - lo]
-        _cuts_in(_normalised(window), lo, start, end, n, out.cuts, cut_threshold, settle_frames)
-        for k, (around, h) in enumerate(crossfades):
-            if start <= home(around) < end:
-                c = crossfade_centre(window, around - lo, h)
-                out.crossfade_centres[k] = None if c is None else c + lo
-        for k, (around, reach) in enumerate(fades):
-            if start <= home(around) < end:
-                out.darkest[k] = darkest_frame(window, around - lo, reach) + lo
-        for k, at in enumerate(cuts_at):
-            if start <= home(at) < end:
-                out.same_picture[k] = same_picture_across(window, at - lo, cut_threshold,
-                                                          settle_frames)
-        out.black[start:end] = black_frames(own)
-        first = max(start, frozen_span)
-        if first < end:
-            out.frozen[first:end] = _unchanged(window[first - lo : end - lo],
-                                               window[first - frozen_span - lo : end - frozen_span - lo])
-        for k, i in enumerate(sharpness_at):
-            if start <= i < end:
-                out.sharpness[k] = sharpness(own[i - start])
-        for k, (a, b) in enumerate(spans):
-            a, b = max(a, start), min(b, end)
-            if a < b:
-                level_sums[k] += int(own[a - start : b - start].sum(dtype=np.uint64))
-                level_counts[k] += own[a - start : b - start].size
+        ask = {"crossfades": homed([a for a, _ in crossfades], start, end),
+               "fades": homed([a for a, _ in fades], start, end),
+               "cuts_at": homed(cuts_at, start, end),
+               "sharpness_at": [k for k, i in enumerate(sharpness_at) if start <= i < end],
+               "spans": [k for k, (a, b) in enumerate(spans) if max(a, start) < min(b, end)]}
+        key, found = None, None
+        if memo is not None:
+            while digest_start < lo:
+                digests.popleft()
+                digest_start += 1
+            asked = [[crossfades[k][0] - start, crossfades[k][1]] for k in ask["crossfades"]] \
+                + [[fades[k][0] - start, fades[k][1]] for k in ask["fades"]] \
+                + [[cuts_at[k] - start] for k in ask["cuts_at"]] \
+                + [[sharpness_at[k] - start] for k in ask["sharpness_at"]] \
+                + [[max(spans[k][0], start) - start, min(spans[k][1], end) - start]
+                   for k in ask["spans"]]
+            h = hashlib.sha256(json.dumps([params, start, end, lo, [len(v) for v in ask.values()],
+                                           asked]).encode())
+            for d in list(digests)[: len(window)]:
+                h.update(d)
+            key = h.hexdigest()
+            found = memo.get(key)
+        if found is None:
+            found = _measure_window(window, start, end, lo, n, ask, crossfades, fades, cuts_at,
+                                    sharpness_at, spans, cut_threshold, settle_frames,
+                                    frozen_span)
+            if memo is not None and key is not None:
+                memo.put(key, found)
+        candidates += [start + t for t in found.cut_candidates]
+        for k, c in zip(ask["crossfades"], found.crossfade_centres, strict=True):
+            out.crossfade_centres[k] = None if c is None else c + start
+        for k, d in zip(ask["fades"], found.darkest, strict=True):
+            out.darkest[k] = d + start
+        for k, same in zip(ask["cuts_at"], found.same_picture, strict=True):
+            out.same_picture[k] = same
+        out.black[[start + i for i in found.black]] = True
+        out.frozen[[start + i for i in found.frozen]] = True
+        for k, value in zip(ask["sharpness_at"], found.sharpness, strict=True):
+            out.sharpness[k] = value
+        for k, (total, count) in zip(ask["spans"], found.levels, strict=True):
+            level_sums[k] += total
+            level_counts[k] += count
     if seen != n:
         raise ValueError(f"the video's frames: {seen} read, {n} expected; fix: the file or the "
                          "frames' copy is damaged, render again")
+    for t in candidates:  # one cut, not its neighbour frames too
+        if not out.cuts or t - out.cuts[-1] > 2:
+            out.cuts.append(t)
     out.brightness = [s / c if c else float("nan") for s, c in zip(level_sums, level_counts,
                                                                        strict=True)]
     return out
+
+
+def _digested(chunks: Iterable[np.ndarray], digests: deque[bytes],
+              memo: WindowMemo | None) -> Iterator[np.ndarray]:
+    """``chunks`` as they come, each frame's SHA-256 appended to ``digests`` (with a memo)."""
+    for chunk in chunks:
+        if memo is not None:
+            digests.extend(hashlib.sha256(np.ascontiguousarray(f)).digest() for f in chunk)
+        yield chunk
+
+
+def _measure_window(window: np.ndarray, start: int, end: int, lo: int, n: int,
+                    ask: dict[str, list[int]], crossfades: Sequence[tuple[int, int]],
+                    fades: Sequence[tuple[int, int]], cuts_at: Sequence[int],
+                    sharpness_at: Sequence[int], spans: Sequence[tuple[int, int]],
+                    cut_threshold: float, settle_frames: int, frozen_span: int) -> _Window:
+    """``measure_frames`` on one window: frames ``[lo, ...)``, measuring the chunk
+    ``[start, end)`` and the requests ``ask`` homed in it (indices into the request lists)."""
+    own = window[start - lo : end - lo]
+    cuts = _cut_candidates(_normalised(window), lo, start, end, n, cut_threshold, settle_frames)
+    centres = []
+    for k in ask["crossfades"]:
+        around, h = crossfades[k]
+        c = crossfade_centre(window, around - lo, h)
+        centres.append(None if c is None else c + lo - start)
+    frozen: np.ndarray = np.zeros(end - start, bool)
+    first = max(start, frozen_span)
+    if first < end:
+        frozen[first - start :] = _unchanged(window[first - lo : end - lo],
+                                             window[first - frozen_span - lo : end - frozen_span - lo])
+    levels = []
+    for k in ask["spans"]:
+        a, b = max(spans[k][0], start), min(spans[k][1], end)
+        levels.append([int(own[a - start : b - start].sum(dtype=np.uint64)),
+                       int(own[a - start : b - start].size)])
+    return _Window(
+        cut_candidates=[t - start for t in cuts],
+        crossfade_centres=centres,
+        darkest=[darkest_frame(window, fades[k][0] - lo, fades[k][1]) + lo - start
+                 for k in ask["fades"]],
+        same_picture=[same_picture_across(window, cuts_at[k] - lo, cut_threshold, settle_frames)
+                      for k in ask["cuts_at"]],
+        black=np.flatnonzero(black_frames(own)).tolist(),
+        frozen=np.flatnonzero(frozen).tolist(),
+        sharpness=[sharpness(own[sharpness_at[k] - start]) for k in ask["sharpness_at"]],
+        levels=levels)
 
 
 def audio_offset_s(source: np.ndarray, result: np.ndarray, sample_rate: int,
