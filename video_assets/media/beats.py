@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from video_assets.media import spectral
+from video_assets.media import meter, spectral
 from video_assets.media.audio import DecodedAudio
 from video_assets.media.beat_track import track_beats_curve
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
@@ -84,9 +84,13 @@ def refine_to_onsets(y: np.ndarray, sr: int, beats_s: list[float]) -> tuple[list
     return out, median_shift
 
 
-def fill_grid(beats_s: list[float], period_s: float, duration_s: float) -> tuple[list[float], int]:
+def fill_grid(beats_s: list[float], period_s: float, duration_s: float,
+              follow_tempo: bool = False) -> tuple[list[float], int]:
     """Extend beats to the whole audio at ``period_s`` and fill gaps longer than 1.5 periods.
 
+    ``follow_tempo``: the period is read from the beats themselves where they are (the median of
+    the first, last or neighbouring four intervals), so a grid extended from a song that speeds up
+    or slows down keeps its local tempo; ``period_s`` is used only with fewer than two beats.
     Returns ``(beats_s, n_added)``; every returned beat lies in ``(0, duration_s)``.
     """
     if period_s <= 0:
@@ -94,73 +98,39 @@ def fill_grid(beats_s: list[float], period_s: float, duration_s: float) -> tuple
     if not beats_s:
         grid = list(np.arange(period_s, duration_s, period_s))
         return [float(t) for t in grid if 0 < t < duration_s], len(grid)
+    ibi = np.diff(beats_s)
+
+    def local(i: int) -> float:  # the period around interval i
+        if not follow_tempo or ibi.size == 0:
+            return period_s
+        near = np.concatenate([ibi[max(0, i - 4) : i], ibi[i + 1 : i + 5]]) if 0 <= i < ibi.size \
+            else (ibi[:4] if i < 0 else ibi[-4:])
+        near = near[near < 1.5 * np.median(ibi)] if near.size else near
+        return float(np.median(near)) if near.size else period_s
+
     out: list[float] = []
-    t = beats_s[0] - period_s
+    head_period = local(-1)
+    t = beats_s[0] - head_period
     head: list[float] = []
     while t > 1e-3:
         head.append(t)
-        t -= period_s
+        t -= head_period
     out.extend(reversed(head))
-    for a, b in zip(beats_s, beats_s[1:], strict=False):
+    for i, (a, b) in enumerate(zip(beats_s, beats_s[1:], strict=False)):
         out.append(a)
         gap = b - a
-        if gap > 1.5 * period_s:
-            k = int(round(gap / period_s))
-            out.extend(a + gap * i / k for i in range(1, k))
+        here = local(i)
+        if gap > 1.5 * here:
+            k = int(round(gap / here))
+            out.extend(a + gap * j / k for j in range(1, k))
     out.append(beats_s[-1])
-    t = beats_s[-1] + period_s
+    tail_period = local(ibi.size)
+    t = beats_s[-1] + tail_period
     while t < duration_s - 1e-3:
         out.append(t)
-        t += period_s
+        t += tail_period
     kept = [float(x) for x in out if 0 < x < duration_s]
     return kept, len(kept) - len([x for x in beats_s if 0 < x < duration_s])
-
-
-def estimate_meter(beat_strength: np.ndarray) -> tuple[int, int]:
-    """Pick meter (3 or 4) and the phase of the downbeat from per-beat accent strength."""
-    best = (4, 0)
-    best_score = -np.inf
-    if len(beat_strength) < 8:
-        return best
-    z = (beat_strength - beat_strength.mean()) / (beat_strength.std() + 1e-9)
-    for meter in (4, 3):
-        for phase in range(meter):
-            mask = np.zeros(len(z), dtype=bool)
-            mask[phase::meter] = True
-            score = float(z[mask].mean() - z[~mask].mean())
-            if score > best_score + 1e-6:
-                best_score, best = score, (meter, phase)
-    return best
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() + 1e-9) if x.size else x
-
-
-def downbeat_accent(power: np.ndarray, sr: int, frames: np.ndarray) -> np.ndarray:
-    """Per-beat evidence that a bar starts there (higher = more likely), z-scored.
-
-    Sums two cues that mark bar starts in most music: a rise of low-frequency energy (kick and
-    bass, under 160 Hz) just after the beat, and harmonic change (chords move on the bar: cosine
-    distance between the chroma of the beat span before and after the beat). ``power``: the
-    audio's ``spectral.stft_power`` at hop ``HOP``.
-    """
-    if len(frames) < 2:
-        return np.zeros(len(frames))
-    freqs = np.fft.rfftfreq(spectral.N_FFT, d=1.0 / sr)
-    low = spectral.power_to_db(power[(freqs > 30) & (freqs < 160)].sum(axis=0) + 1e-10)
-    n = power.shape[1]
-    rise = np.array([low[f : min(n, f + 4)].max() - low[max(0, f - 4) : f + 1].min()
-                     for f in np.clip(frames, 0, n - 1)])
-    chroma = spectral.chroma_stft(power, sr)
-    edges = [*np.clip(frames, 0, n - 1), n]
-    spans = np.stack([chroma[:, a : max(a + 1, b)].mean(axis=1) for a, b in zip(edges, edges[1:],
-                                                                                strict=False)])
-    spans /= np.linalg.norm(spans, axis=1, keepdims=True) + 1e-9
-    change = np.zeros(len(frames))
-    change[1:] = 1.0 - np.sum(spans[1:] * spans[:-1], axis=1)
-    change[0] = change[1:].mean()
-    return _z(rise) + _z(change)
 
 
 def analyze(
@@ -171,8 +141,16 @@ def analyze(
     """Track beats, estimate downbeats and energy, and plan clip boundaries on the beats."""
     y, sr = audio.samples, audio.sample_rate
     duration_s = audio.duration_s
-    power = spectral.stft_power(y, hop=HOP)  # for the onset envelope and the downbeat cues
-    onset_env = spectral.onset_strength(y, sr, HOP, power=power)
+    # one streamed pass: the onset envelope, the chroma and the low band (kick and bass), never
+    # the song's whole spectrogram
+    freqs = np.fft.rfftfreq(spectral.N_FFT, d=1.0 / sr)
+    low_row = ((freqs > 30) & (freqs < 160)).astype(np.float32)[None, :]
+    bass_band = (freqs > 35) & (freqs < 300)
+    bass_rows = np.stack([bass_band, bass_band * np.log2(np.maximum(freqs, 1.0))]).astype(np.float32)
+    onset_env, (chroma, low_power, bass_rows) = spectral.streamed_features(
+        y, sr, HOP, bases=(spectral.chroma_basis(sr), low_row, bass_rows))
+    chroma = spectral.normalize_max(chroma, axis=0)
+    low_power = low_power[0]
     tempo = spectral.tempo(onset_env, sr, HOP)  # librosa's global tempo: the metrical level
     beat_frames = np.zeros(0, dtype=int)
     curve_bpm = np.full(len(onset_env), tempo if tempo > 0 else 120.0)
@@ -182,6 +160,10 @@ def analyze(
     confidence = beat_confidence(onset_env, beat_frames, curve_bpm, sr)
     if confidence >= min_confidence and len(beat_frames) >= 4:
         method = "beats"
+        if meter.subdivision_ratio(onset_env, beat_frames) >= meter.SUBDIVISION_RATIO and \
+                tempo / 2 >= meter.MIN_HALVED_BPM:  # the tracker found eighth notes: halve
+            acc = meter.accent(low_power, meter.beat_sync(chroma, beat_frames), beat_frames)
+            beat_frames = meter.halve(beat_frames, onset_env, acc)
         tracked, _ = refine_to_onsets(
             y, sr, [float(f) * HOP / sr for f in beat_frames])
         # the median interval is quantised to analysis frames (23 ms); the slope of a line
@@ -199,18 +181,19 @@ def analyze(
         onsets = spectral.onset_times(onset_env, sr, HOP)
         start = float(onsets[0]) % period_s if len(onsets) else period_s
         tracked = [float(t) for t in np.arange(start or period_s, duration_s, period_s)]
-    beats_s, n_filled = fill_grid(tracked, period_s, duration_s)
+    beats_s, n_filled = fill_grid(tracked, period_s, duration_s, follow_tempo=method == "beats")
     frames = np.clip((np.asarray(beats_s) * sr).astype(int) // HOP, 0, len(onset_env) - 1)
     rms = spectral.rms(y, HOP)
     half = max(1, int(period_s * sr / HOP / 2))
     loud = np.array([rms[max(0, f - half) : f + half + 1].mean() for f in frames]) if len(frames) \
         else np.zeros(0)
     energy = loud / (loud.max() + 1e-9) if loud.size else loud
-    if method == "beats":
-        meter, phase = estimate_meter(downbeat_accent(power, sr, frames))
-    else:
-        meter, phase = 4, 0
-    downbeats_s = beats_s[phase::meter]
+    bar = meter.Meter(4, 0)
+    if method == "beats" and len(frames) >= 2:
+        sync = meter.beat_sync(chroma, frames)
+        bar = meter.estimate(sync, meter.accent(low_power, sync, frames),
+                             meter.bass_height(bass_rows, frames))
+    downbeats_s = beats_s[bar.phase::bar.beats_per_bar]
     tracked_set = {round(t, 6) for t in tracked}
     weak = [t for t in beats_s if round(t, 6) not in tracked_set] if method == "beats" else []
     bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s, weak)
@@ -222,7 +205,7 @@ def analyze(
         beat_energy=[round(float(e), 4) for e in energy],
         method=method,
         confidence=confidence,
-        meter=meter,
+        meter=bar.beats_per_bar,
         n_filled_beats=n_filled,
         boundaries=[Boundary(start_s=round(a, 6), end_s=round(b, 6)) for a, b in bounds],
     )

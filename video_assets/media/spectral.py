@@ -51,6 +51,58 @@ def stft_power(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512,
     return power
 
 
+def stft_power_blocks(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512):
+    """Yield ``(start_frame, power)`` blocks of ``stft_power(y, n_fft, hop)`` (all its rows, a block of
+    frames at a time: ~8 MB of windowed samples), so a caller can reduce them as they come."""
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    padded = np.pad(y, n_fft // 2, mode="constant")
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    frames = frame(padded, n_fft, hop)
+    block = max(1, BLOCK_VALUES // n_fft)
+    for start in range(0, len(frames), block):
+        spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
+        yield start, (spectrum.real ** 2 + spectrum.imag ** 2).T.astype(np.float32)
+
+
+def n_frames(n_samples: int, hop: int) -> int:
+    """Frames of a centred STFT of ``n_samples`` samples (librosa's ``1 + n // hop``)."""
+    return 1 + n_samples // hop
+
+
+def streamed_features(y: np.ndarray, sr: int, hop: int = 512, n_fft: int = N_FFT,
+                      bases: tuple[np.ndarray, ...] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(onset_strength(y, sr, hop, n_fft), [basis @ |STFT|**2 for basis in bases])`` without ever
+    holding a song-long spectrogram: two passes over blocks of frames, the first for the loudest
+    mel value (``power_to_db``'s ``top_db`` floor is relative to it), the second for the flux (the
+    previous frame carried across blocks) and the ``bases`` projections (e.g. ``chroma_basis``,
+    a row selecting low frequencies). Memory: the outputs plus one block, whatever the length."""
+    mel_b = mel_basis(sr, n_fft)
+    n = n_frames(len(y), hop)
+    top = 1e-10
+    for _, power in stft_power_blocks(y, n_fft, hop):
+        top = max(top, float((mel_b @ power).max()))
+    floor_db = 10.0 * np.log10(top) - 80.0
+    flux = np.zeros(n, np.float32)  # flux[t]: mean rise into frame t (flux[0] = 0)
+    extras = [np.empty((b.shape[0], n), np.float32) for b in bases]
+    previous = None
+    for start, power in stft_power_blocks(y, n_fft, hop):
+        mel = mel_b @ power
+        np.maximum(mel, 1e-10, out=mel)
+        db = 10.0 * np.log10(mel)
+        np.maximum(db, floor_db, out=db)
+        joined = db if previous is None else np.concatenate([previous, db], axis=1)
+        rise = np.maximum(0.0, joined[:, 1:] - joined[:, :-1]).mean(axis=0)
+        first = start + (1 if previous is None else 0)
+        flux[first : first + len(rise)] = rise
+        previous = db[:, -1:]
+        for out, basis in zip(extras, bases, strict=True):
+            out[:, start : start + power.shape[1]] = basis @ power
+    lag = 1 + n_fft // (2 * hop)  # a value sits on the frame where its rise is (onset_strength)
+    env = np.zeros(n, np.float32)
+    env[lag:] = flux[1 : n - lag + 1]
+    return env, extras
+
+
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
