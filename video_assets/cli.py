@@ -690,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--daemon the daemon alone (`dagster-daemon run`)")
     dv.add_argument("--daemon", action="store_true", help="the daemon only, no webserver")
     dv.set_defaults(func=dev)
+    from video_assets.cli_cache import add_parsers as add_cache_parsers
     from video_assets.cli_edit import add_parsers
     from video_assets.cli_jobs import add_job_commands
     from video_assets.cli_warehouse import add_parsers as add_warehouse_parsers
@@ -697,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)  # edit, history, undo, redo, rerender
     add_job_commands(sub)  # jobs, status
     add_warehouse_parsers(sub)  # warehouse migrate | compact
+    add_cache_parsers(sub)  # cache prune
     d = sub.add_parser("demo", help="synthesize a demo track and render it offline")
     d.add_argument("--duration-s", dest="duration_s", type=float, default=20.0)
     d.add_argument("--prompt", default=DEMO_PROMPT)

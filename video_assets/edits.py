@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from video_assets.media.boundaries import BoundaryLimits, required_clips
-from video_assets.media.compose import Segment, cut_frame, plan_segments
+from video_assets.media.compose import Segment, cut_frame, scene_segments
 from video_assets.schemas import BeatGrid, ClipSpec, Scene, Script, Take, Transition
 
 Camera = Literal["push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "static"]
@@ -266,8 +266,7 @@ def _move_cut(scenes: list[Scene], op: MoveCutEdit, ctx: EditContext):
 
 
 def _segments(scenes: Sequence[Scene], ctx: EditContext) -> list[Segment]:
-    return plan_segments([(s.start_s, s.end_s) for s in scenes],
-                         [s.transition for s in scenes[:-1]], ctx.fps, ctx.half_frames)
+    return scene_segments(scenes, ctx.fps, ctx.half_frames)
 
 
 def scene_need_s(scenes: Sequence[Scene], i: int, ctx: EditContext) -> float:

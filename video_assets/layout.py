@@ -46,3 +46,9 @@ def clip_key(job_id: str, index: int) -> str:
 def version_key(job_id: str, version: int, *parts: str) -> str:
     """Key of a file of version ``version`` of a job, e.g. ``jobs/<id>/versions/3/final.mp4``."""
     return job_key(job_id, VERSIONS, str(version), *parts)
+
+# cache kinds (``store.cache_key``) that are remade from what the store keeps, at no cost:
+# composition chunks (and the soundtrack beside them) and contact-sheet tiles
+CHUNK_CACHE = "chunk"
+TILE_CACHE = "tile"
+DERIVED_CACHE_KINDS = (CHUNK_CACHE, TILE_CACHE)

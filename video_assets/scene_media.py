@@ -28,9 +28,9 @@ from video_assets.generation import (
     image_cache_key,
     with_fallback,
 )
-from video_assets.layout import CONTACT_SHEET, STORYBOARD, clip_key, storyboard_key
+from video_assets.layout import CONTACT_SHEET, STORYBOARD, TILE_CACHE, clip_key, storyboard_key
 from video_assets.media.art import contact_sheet, sheet_tile
-from video_assets.media.compose import Segment, plan_segments
+from video_assets.media.compose import Segment, scene_segments
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 from video_assets.providers.base import (
     ImageProvider,
@@ -59,8 +59,7 @@ class Log(Protocol):
 
 
 def segments_for(plan: Script, fps: int, half_frames: int) -> list[Segment]:
-    return plan_segments([(s.start_s, s.end_s) for s in plan.scenes],
-                         [s.transition for s in plan.scenes[:-1]], fps, half_frames)
+    return scene_segments(plan.scenes, fps, half_frames)
 
 
 def clip_beats_s(beats_s: list[float], seg: Segment, fps: int, clip_s: float,
@@ -202,7 +201,7 @@ def write_contact_sheet(media: MediaStore, job_id: str, n_scenes: int) -> Image.
     with media.scratch_dir() as tmp:
         for i in range(n_scenes):
             with media.local_path(storyboard_key(job_id, i)) as path:
-                key = cache_key("tile", ".png", image_sha256=sha256_file(path),
+                key = cache_key(TILE_CACHE, ".png", image_sha256=sha256_file(path),
                                 width_px=TILE_WIDTH_PX)
                 if media.cached(key):
                     with media.local_path(key) as cached, Image.open(cached) as im:

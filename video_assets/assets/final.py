@@ -28,7 +28,7 @@ from video_assets.assets.quality import (
     seamless_cuts,
 )
 from video_assets.assets.voiceover import VOICEOVER_FILE
-from video_assets.layout import FINAL, FRAME_MEASURES, QUALITY, THUMBNAIL
+from video_assets.layout import CHUNK_CACHE, FINAL, FRAME_MEASURES, QUALITY, THUMBNAIL
 from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
 from video_assets.media.compose import FramesTap, extract_thumbnail
 from video_assets.media.probe import probe_video
@@ -57,7 +57,7 @@ class StoreChunkCache:
 
     @staticmethod
     def key(chunk_key: str) -> str:
-        return cache_key("chunk", CHUNK_SUFFIX, chunk=chunk_key)
+        return cache_key(CHUNK_CACHE, CHUNK_SUFFIX, chunk=chunk_key)
 
     def lookup(self, key: str) -> Path | None:
         if not self.media.cached(self.key(key)):

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import ffmpeg
 
@@ -45,6 +46,20 @@ class Segment:
 def cut_frame(t_s: float, fps: int = 30) -> int:
     """The first frame whose display starts at or after ``t_s`` (1 microsecond of tolerance)."""
     return math.ceil(t_s * fps - 1e-6 * fps)
+
+
+class TimedScene(Protocol):
+    """What laying scenes on frames reads of a scene (``schemas.Scene``)."""
+
+    start_s: float
+    end_s: float
+    transition: str
+
+
+def scene_segments(scenes: Sequence[TimedScene], fps: int, half_frames: int) -> list[Segment]:
+    """``plan_segments`` of scenes: each from its start to its end, its transition into the next."""
+    return plan_segments([(s.start_s, s.end_s) for s in scenes],
+                         [s.transition for s in scenes[:-1]], fps, half_frames)
 
 
 def plan_segments(
