@@ -159,21 +159,24 @@ def distance_matrices(bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def novelty(bars: dict[str, np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
     """For each bar start ``k``: how much more the ``w`` bars before differ from the ``w`` after
     than they differ among themselves (Foote's checkerboard kernel on each family's distance
-    matrix, summed over the families), the largest over ``widths`` that fit (0 where none fits).
-    Comparing with the variation inside each side keeps a chord loop or a melody from reading as
-    a new section."""
+    matrix, summed over the families), the smallest over ``widths`` (windows clipped at the
+    song's ends, at least two bars a side; 0 at the first and last bar). Comparing with the
+    variation inside each side keeps a chord loop or a melody from reading as a new section;
+    asking every width keeps a swell that comes and goes every two bars from reading as sections
+    two bars long (a new section is new at both scales)."""
     n = bars["power"].shape[-1]
+    per_width = np.full((len(widths), n), np.nan)
+    dists = list(distance_matrices(bars).values())
+    for row, w in enumerate(widths):
+        for k in range(2, n - 1):
+            a, b = max(0, k - w), min(n, k + w)  # clipped at the ends: at least two bars a side
+            nl, nr = k - a, b - k
+            per_width[row, k] = sum(max(0.0, float(d[a:k, k:b].mean()) - (
+                d[a:k, a:k].sum() / (nl * (nl - 1)) + d[k:b, k:b].sum() / (nr * (nr - 1))) / 2)
+                for d in dists)
+    fits = ~np.isnan(per_width).all(axis=0)
     out = np.zeros(n)
-    for dist in distance_matrices(bars).values():
-        family = np.zeros(n)
-        for w in widths:
-            if w < 2:
-                continue
-            for k in range(w, n - w + 1):
-                left, right = slice(k - w, k), slice(k, k + w)
-                within = (dist[left, left].sum() + dist[right, right].sum()) / (2 * w * (w - 1))
-                family[k] = max(family[k], float(dist[left, right].mean()) - within)
-        out += np.maximum(family, 0.0)
+    out[fits] = np.nanmin(per_width[:, fits], axis=0)
     return out
 
 
