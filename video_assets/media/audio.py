@@ -21,7 +21,7 @@ class AudioError(ValueError):
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    samples: np.ndarray  # mono float32 in [-1, 1]
+    samples: np.ndarray  # mono float32 in [-1, 1] (read-only when decoded: a view of ffmpeg's output)
     sample_rate: int
 
     @property
@@ -137,7 +137,7 @@ def decode_mono(path: str | Path, sample_rate: int = ANALYSIS_SR,
             "-ar", str(sample_rate), "-f", "f32le", "-"]
     with _as_audio_error(path):
         stdout = ffmpeg_output(args, what=f"decoding {short(Path(path).name)}", media_s=max_s)
-    samples = np.frombuffer(stdout, dtype="<f4").copy()
+    samples = np.frombuffer(stdout, dtype="<f4")  # read-only, over ffmpeg's output: no second copy
     name = short(Path(path).name)
     if samples.size == 0:
         raise AudioError(f'audio "{name}": decodes to 0 samples (empty or not audio); '

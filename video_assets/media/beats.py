@@ -65,7 +65,7 @@ def refine_to_onsets(y: np.ndarray, sr: int, beats_s: list[float]) -> tuple[list
     if not beats_s:
         return beats_s, 0.0
     hop = 64
-    env = spectral.onset_strength(y, sr, hop, n_fft=512)
+    env, _ = spectral.streamed_features(y, sr, hop, n_fft=512)
     times = np.arange(len(env)) * hop / sr
     clear = float(np.percentile(env, 90))
     found: list[float | None] = []

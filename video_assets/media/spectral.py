@@ -37,30 +37,36 @@ def stft_power(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512,
     Hann window, frames centred, the signal padded with ``n_fft // 2`` zeros each side).
     With ``basis`` (e.g. ``mel_basis``), ``basis @ |STFT|**2`` is returned instead, computed a
     block of frames at a time, so the full power spectrogram is never held."""
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    padded = np.pad(y, n_fft // 2, mode="constant")
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    frames = frame(padded, n_fft, hop)
     rows = 1 + n_fft // 2 if basis is None else basis.shape[0]
-    power = np.empty((rows, len(frames)), np.float32)
-    block = max(1, BLOCK_VALUES // n_fft)  # frames per FFT call: ~8 MB of windowed samples
-    for start in range(0, len(frames), block):
-        spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
-        part = (spectrum.real ** 2 + spectrum.imag ** 2).T
-        power[:, start : start + block] = part if basis is None else basis @ part
+    power = np.empty((rows, n_frames(len(y), hop)), np.float32)
+    for start, part in stft_power_blocks(y, n_fft, hop):
+        power[:, start : start + part.shape[1]] = part if basis is None else basis @ part
     return power
+
+
+def centred_frames(y: np.ndarray, frame_length: int, hop: int, start: int, stop: int) -> np.ndarray:
+    """Frames ``start..stop-1`` of ``y`` padded with ``frame_length // 2`` zeros each side (librosa's
+    centred frames), ``(stop - start, frame_length)``, built from a copy of only the samples they
+    cover: the whole signal is never padded (copied)."""
+    half = frame_length // 2
+    lo = start * hop - half
+    hi = (stop - 1) * hop + frame_length - half
+    chunk = np.zeros(hi - lo, np.float32)
+    a, b = max(0, lo), min(len(y), hi)
+    if b > a:
+        chunk[a - lo : b - lo] = y[a:b]
+    return frame(chunk, frame_length, hop)
 
 
 def stft_power_blocks(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512):
     """Yield ``(start_frame, power)`` blocks of ``stft_power(y, n_fft, hop)`` (all its rows, a block of
     frames at a time: ~8 MB of windowed samples), so a caller can reduce them as they come."""
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    padded = np.pad(y, n_fft // 2, mode="constant")
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    frames = frame(padded, n_fft, hop)
+    n = n_frames(len(y), hop)
     block = max(1, BLOCK_VALUES // n_fft)
-    for start in range(0, len(frames), block):
-        spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        spectrum = np.fft.rfft(centred_frames(y, n_fft, hop, start, stop) * window, axis=-1)
         yield start, (spectrum.real ** 2 + spectrum.imag ** 2).T.astype(np.float32)
 
 
@@ -201,12 +207,12 @@ def chroma_stft(power: np.ndarray, sr: int) -> np.ndarray:
 
 def rms(y: np.ndarray, hop: int = 512, frame_length: int = N_FFT) -> np.ndarray:
     """Root-mean-square level per centred frame (librosa's ``feature.rms(y=y)[0]``)."""
-    padded = np.pad(np.asarray(y, dtype=np.float32), frame_length // 2, mode="constant")
-    frames = frame(padded, frame_length, hop)
-    out = np.empty(len(frames), np.float32)
-    block = max(1, BLOCK_VALUES // frame_length)  # frames are views: square a block at a time
-    for start in range(0, len(frames), block):
-        out[start : start + block] = np.mean(frames[start : start + block] ** 2, axis=-1)
+    n = n_frames(len(y), hop)
+    out = np.empty(n, np.float32)
+    block = max(1, BLOCK_VALUES // frame_length)  # a block of frames at a time
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        out[start:stop] = np.mean(centred_frames(y, frame_length, hop, start, stop) ** 2, axis=-1)
     return np.sqrt(out)
 
 
