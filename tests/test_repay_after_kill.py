@@ -131,6 +131,7 @@ def test_a_clip_killed_while_normalising_is_not_paid_again_on_retry(tmp_path: Pa
     assert paid_rows(warehouse) == [("ok", 0.05 * CLIP_S)]
     assert reused_rows(warehouse) == 1  # the retry's row: the kept download, at no cost
     assert LocalStore(media_root).cached(key)
+    assert LocalStore(media_root).list("cache/download/") == []  # kept until the clip was cached
 
 
 def test_a_download_that_cannot_be_normalised_is_dropped_so_the_retry_asks_again(tmp_path: Path):
@@ -144,4 +145,3 @@ def test_a_download_that_cannot_be_normalised_is_dropped_so_the_retry_asks_again
         make_clip(media_root, warehouse)
 
     assert [model for model, _ in fake.created] == [VIDEO, VIDEO]
-    assert len(LocalStore(media_root).list("cache/download/")) == 1

@@ -194,8 +194,8 @@ def cached_generation(stage: Stage, key: str, provider, make: Callable[[Path, Ne
     a ``stage.spend``, ``price_usd()`` is reserved and given back if the call fails without
     charging; a paid provider records its own rows (one per attempt, through ``new_row``), an
     unpaid one is timed in a single row that costs 0. A paid provider's downloads are kept in the
-    cache while ``make`` processes them, and dropped when it fails on them (an ffmpeg timeout
-    or a cancel keeps them: those are not the file's fault)."""
+    cache while ``make`` processes them, until the result is cached, and dropped when ``make``
+    fails on them (an ffmpeg timeout or a cancel keeps them: those are not the file's fault)."""
     new_row = stage.rows(provider.name, provider.model, unit, units, scene_index)
     if stage.media.cached(key):
         new_row().cache_hit = True
@@ -215,10 +215,12 @@ def cached_generation(stage: Stage, key: str, provider, make: Callable[[Path, Ne
                     except Exception:
                         downloads.forget()  # the output may be what failed: ask again next time
                         raise
+                    stage.media.put_file(key, out)
+                    downloads.forget()  # the generation is cached: its download is not needed
             else:
                 with ledger_call(new_row()):
                     make(out, new_row)
-            stage.media.put_file(key, out)
+                stage.media.put_file(key, out)
 
     if paid and stage.spend is not None and price_usd is not None:
         charged = new_row.rows  # type: ignore[attr-defined]

@@ -11,8 +11,8 @@ into a file another key shares by a hard link.
 
 A paid provider's raw output (``Downloads``) is kept in the cache under a key of its own
 (``cache/download/``) the moment it is on disk, before it is processed (a clip normalised, an
-image fitted): a worker killed while processing it leaves the paid download behind, and the retry
-processes that instead of paying the provider again.
+image fitted), until the processed result is cached: a worker killed while processing it leaves
+the paid download behind, and the retry processes that instead of paying the provider again.
 """
 
 from __future__ import annotations
@@ -328,8 +328,8 @@ class Downloads:
     download there under ``key(...)`` (what the provider was sent: a prediction with the same
     inputs gives the same output), ``restore`` copies a kept one (size and sha256 checked, as
     every cache entry) to where the provider would have downloaded it, and ``forget`` removes
-    what this generation kept or restored (its output may be what failed, so a retry asks the
-    provider again)."""
+    what this generation kept or restored (once its result is cached; or when its output may be
+    what failed, so that a retry asks the provider again)."""
 
     def __init__(self, media: MediaStore) -> None:
         self.media = media
