@@ -1,26 +1,34 @@
 """Song sections (intro, verse, chorus, bridge, break, drop, outro) from repetition and energy.
 
-The song is cut into bars at the given downbeats and described bar by bar (bar-synchronous
-features, never a frame-rate matrix of the whole song): timbre (MFCC 1-19), harmony (chroma),
-loudness (RMS in dB) and drive (spectral flux: drums in or out). Boundaries are downbeats where
-the music on the left differs from the music on the right (a novelty curve over the bars' self-
-similarity, at two and four bars each side); the strongest are kept, at least ``MIN_SECTION_S``
-apart. Sections whose bars match (the same timbre, harmony and level) form a group: a group of two
-or more is repeated material. Labels then follow from repetition and energy:
+``detect_sections(audio, beats_s, downbeats_s)`` cuts the song into bars at the downbeats and
+describes each bar (bar-synchronous features, never a frame-rate matrix of the whole song) by four
+families: timbre (MFCC 1-19), loudness (RMS in dB), drive (spectral flux: how much attack) and
+harmony (chroma). Bar-to-bar distances in each family make the song's self-similarity; a
+boundary is a downbeat where the bars before differ from the bars after more than they differ
+among themselves (Foote's checkerboard novelty, per family, summed; the smaller of two window
+widths, about 4 and 8 s a side), strong enough (``NOVELTY_MIN``, ``NOVELTY_REL``), with
+sections at least ``MIN_SECTION_S`` long. Neighbouring sections of the same material are then
+joined, as is a fade-out with what it fades; silent bars at the ends join the first and last
+section. Sections whose mean features are within ``SAME_GROUP_MAX`` form a group: a group of two
+or more is repeated material. Labels follow from repetition and energy:
 
-- repeated, the loudest repeated group -> ``chorus``; other repeated groups -> ``verse``;
-- the first section, quiet and not repeated in the body -> ``intro``; the last, fading -> ``outro``;
-- not repeated, in the middle: ``bridge``, or ``break`` when it is a dip far below its
-  neighbours (repeated dips are breaks too);
-- a loud section entered suddenly from a break -> ``drop``.
+- repeated: the loudest repeated group -> ``chorus``, other repeated groups -> ``verse``; a
+  repeated dip where the kick drops out, before something louder -> ``break``;
+- heard once, in the middle: ``chorus`` when as loud as the choruses, else ``bridge`` (``break``
+  when it is a dip quieter than ``QUIET_BREAK_ENERGY``); no repeated material at all -> ``verse``;
+- the first section, quieter than the rest and not a chorus -> ``intro``; the last, quieter than
+  the one before or fading within -> ``outro``;
+- loud material entered suddenly from a break every time it comes (at least ``DROP_JUMP`` times
+  louder, loud from its first bar) -> ``drop``.
 
 ``energy`` is the section's RMS over the loudest section's (0..1). Deterministic (no random
-initialisation, no clustering with seeds) and fast: one blocked STFT into 128 mel bands and 12
-chroma bins (``spectral.stft_power`` with a basis, so the full spectrogram is never held), then
-arithmetic on a few hundred bars. The features are the numpy ports in ``spectral`` (pinned to
-librosa's ``melspectrogram``/``chroma_stft``/``rms`` by ``tests/test_spectral.py``; the MFCC is
-librosa's DCT of the dB mel spectrogram, compared with ``librosa.feature.mfcc`` in
-``tests/test_sections.py``), so analysis pays no librosa import (see ``spectral``).
+initialisation, no seeded clustering) and fast: one blocked STFT at hop ``HOP`` into 128 mel bands
+and 12 chroma bins (``spectral.stft_power`` with a basis, so the full spectrogram is never held),
+then arithmetic on at most a few hundred bars. The features are the numpy ports in ``spectral``
+(pinned to librosa by ``tests/test_spectral.py``; the MFCC here is librosa's DCT of the dB mel
+spectrogram, compared with ``librosa.feature.mfcc`` in ``tests/test_sections.py``), so the
+analysis pays no librosa import; at bar level the self-similarity is small enough that
+``librosa.segment``'s sparse recurrence and clustering tools are not needed.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ FADE_STEP_MAX_DB = 4.5  # a fade goes down gradually: no bar-to-bar drop larger 
 DIP_MAX_ENERGY = 0.7  # a dip (a break's shape) is at most this loud, and its neighbours 1.4 times louder
 QUIET_BREAK_ENERGY = 0.3  # a section heard once is a break (not a bridge) when it is this quiet
 DROP_JUMP = 1.4  # a drop is at least this many times louder (RMS) than the break before it (3 dB)
+LOUD_ENERGY = 0.75  # a lone repeated group, or a drop, is at least this loud to be a chorus or drop
+QUIETER = 0.8  # an intro (outro) is at most this loud relative to the rest (the section before)
 
 # distance units: a difference of this much counts as 1
 TIMBRE_UNIT = 25.0  # Euclidean distance of mean MFCC 1..19 (dB-scaled coefficients)
@@ -88,7 +98,7 @@ def frame_features(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
 def bar_edges_s(downbeats_s: list[float], duration_s: float) -> np.ndarray:
     """Bar start times: 0, each downbeat, and the end. A pickup before the first downbeat, or a
     remainder after the last, shorter than half a bar joins its neighbouring bar."""
-    inner = np.array([t for t in downbeats_s if 0.0 < t < duration_s], dtype=float)
+    inner = np.unique(np.array([t for t in downbeats_s if 0.0 < t < duration_s], dtype=float))
     if inner.size >= 2:
         bar_s = float(np.median(np.diff(inner)))
         if inner[0] < 0.5 * bar_s:
@@ -286,7 +296,8 @@ def label_sections(bars: dict[str, np.ndarray], edges_s: np.ndarray,
             if len(members[g]) >= 2 and all(dip(j) for j in members[g]):
                 labels[i] = "break"
             elif len(members[g]) >= 2:
-                labels[i] = "chorus" if g == loudest and (len(body) > 1 or energy[i] >= 0.75) else "verse"
+                labels[i] = "chorus" if g == loudest and (len(body) > 1 or energy[i] >= LOUD_ENERGY) \
+                    else "verse"
             elif loudest is not None and energy[i] >= energy[members[loudest]].mean():
                 labels[i] = "chorus"
             elif loudest is None and not dip(i):
@@ -294,17 +305,17 @@ def label_sections(bars: dict[str, np.ndarray], edges_s: np.ndarray,
             else:
                 labels[i] = "break" if dip(i) and energy[i] <= QUIET_BREAK_ENERGY else "bridge"
         for m in members.values():  # loud material entered suddenly from a break every time
-            if energy[m].mean() >= 0.75 and all(
+            if energy[m].mean() >= LOUD_ENERGY and all(
                     j > 0 and labels[j - 1] == "break" and energy[j] >= DROP_JUMP * energy[j - 1]
                     and power[spans[j][0]] / (edges_s[spans[j][0] + 1] - edges_s[spans[j][0]])
                     >= 0.5 * rms[j] ** 2 for j in m):
                 for j in m:
                     labels[j] = "drop"
-        if labels[0] != "chorus" and energy[0] <= 0.8 * float(energy[1:].max()):
+        if labels[0] != "chorus" and energy[0] <= QUIETER * float(energy[1:].max()):
             labels[0] = "intro"
         a, b = spans[-1]
         fading = b - a >= 2 and power[b - 1] < 0.5 * power[a:b].mean()
-        if labels[-1] not in ("chorus", "drop") and (energy[-1] <= 0.8 * energy[-2] or fading):
+        if labels[-1] not in ("chorus", "drop") and (energy[-1] <= QUIETER * energy[-2] or fading):
             labels[-1] = "outro"
     return [Section(start_s=round(float(edges_s[a]), 6), end_s=round(float(edges_s[b]), 6),
                     label=labels[i], energy=round(float(energy[i]), 4))
