@@ -148,6 +148,8 @@ def render(args: argparse.Namespace) -> int:
     for key in ("lipsync", "continuation"):
         if getattr(args, key, False):
             data[key] = True
+    if getattr(args, "pacing", None):  # only when asked for: the demo's arguments have none
+        data["pacing"] = args.pacing
     providers = {k: getattr(args, f"{k}_provider", None) for k in PROVIDER_CAPABILITIES
                  if getattr(args, f"{k}_provider", None)}
     if providers:
@@ -621,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--aspect", default="9:16")
     r.add_argument("--transitions", default="auto")
     r.add_argument("--flavor", default="default")
+    r.add_argument("--pacing", metavar="calm|auto|energetic",
+                   help="shot lengths: auto (by each song section's energy, the default), calm "
+                   "(longer shots) or energetic (shorter ones)")
     r.add_argument("--style")
     r.add_argument("--duration-s", dest="duration_s", type=float,
                    help="ad mode without audio: target length")

@@ -99,6 +99,11 @@ class Request(Frozen):
     style: str | None = Field(default=None, max_length=500)
     flavor: str = "default"
     transitions: TransitionChoice = "auto"
+    pacing: Literal["calm", "auto", "energetic"] = Field(
+        default="auto",
+        description="how fast the edit cuts: auto (shot lengths follow each song section's "
+        "energy: long in intros, verses, breaks and outros, short in choruses and drops), calm "
+        "(longer shots everywhere) or energetic (shorter ones); always within the clip limits")
     budget_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     providers: Providers = Providers()
     lipsync: bool = False  # lip-sync the scenes where words are sung (providers.lipsync)

@@ -3,6 +3,14 @@
 Every internal boundary is one of the given beat times; the boundaries cover ``[0, duration_s]``
 exactly; each clip lasts ``min_len_s..max_len_s``; there are at least ``min_clips`` clips whenever
 the audio is long enough to hold them (``duration_s >= min_clips * min_len_s``).
+
+Given the song's sections (``schemas.Section``), the plan follows the song: every section boundary
+is a cut (when the limits cannot put one there, the cut nearest to it that they allow), no clip
+straddles one, and each section's clips aim at a length from its intensity (its label and energy,
+``section_intensity``): long in intros, verses, breaks and outros, short in choruses and drops,
+always within the limits. ``pacing`` moves every section's intensity (``calm``: longer shots,
+``energetic``: shorter ones). Without sections and with ``auto`` pacing the plan is the one made
+before sections existed (the one ``target_len_s``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,18 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from video_assets.schemas import Section
+
+PACINGS = ("calm", "auto", "energetic")
+# how intense a kind of section is (0 calm .. 1 intense), blended half and half with its energy
+LABEL_INTENSITY = {"intro": 0.1, "verse": 0.4, "bridge": 0.5, "break": 0.0, "outro": 0.1,
+                   "chorus": 0.9, "drop": 1.0}
+PACING_SHIFT = {"calm": -0.35, "auto": 0.0, "energetic": 0.35}  # added to every intensity
+LONG_SHOT_FRACTION = 0.75  # the calmest target: this far from min_len_s towards max_len_s
+SECTION_TOLERANCE_S = 0.01  # a cut this close to a section boundary is on it
+SECTION_MISS_COST = 1000.0  # cost (s^2) of a clip straddling a section boundary ...
+SECTION_MISS_COST_PER_S = 100.0  # ... plus this per second from the boundary to the nearest cut
 
 
 class BoundaryError(ValueError):
@@ -48,31 +68,95 @@ def required_clips(duration_s: float, limits: BoundaryLimits) -> int:
     return max(1, math.floor(duration_s / limits.min_len_s + 1e-9))
 
 
+def section_intensity(section: Section, pacing: str = "auto") -> float:
+    """0 (calm) .. 1 (intense): the section's kind and energy, half each, moved by ``pacing``."""
+    x = 0.5 * LABEL_INTENSITY[section.label] + 0.5 * section.energy + PACING_SHIFT[pacing]
+    return min(1.0, max(0.0, x))
+
+
+def shot_target_s(limits: BoundaryLimits, intensity: float) -> float:
+    """The clip length aimed at for music of ``intensity`` (0..1): ``min_len_s`` at 1, and
+    ``LONG_SHOT_FRACTION`` of the way to ``max_len_s`` at 0."""
+    long_s = limits.min_len_s + LONG_SHOT_FRACTION * (limits.max_len_s - limits.min_len_s)
+    return long_s - min(1.0, max(0.0, intensity)) * (long_s - limits.min_len_s)
+
+
+def _unsectioned_target_s(limits: BoundaryLimits, pacing: str) -> float:
+    """Without sections: ``target_len_s``, moved by ``pacing`` as a section's intensity is."""
+    if pacing == "auto":
+        return limits.target_len_s
+    long_s = limits.min_len_s + LONG_SHOT_FRACTION * (limits.max_len_s - limits.min_len_s)
+    x = (long_s - limits.target_len_s) / (long_s - limits.min_len_s)
+    return shot_target_s(limits, x + PACING_SHIFT[pacing])
+
+
 def plan_boundaries(
     beats_s: Sequence[float],
     duration_s: float,
     limits: BoundaryLimits = BoundaryLimits(),
     downbeats_s: Sequence[float] = (),
     weak_beats_s: Sequence[float] = (),
+    sections: Sequence[Section] = (),
+    pacing: str = "auto",
 ) -> list[tuple[float, float]]:
     """Choose clip boundaries on beats by dynamic programming.
 
     Returns ``[(start_s, end_s), ...]`` in order, first start 0.0, last end ``duration_s``.
-    Clip lengths near ``target_len_s`` are preferred, clip ends on downbeats are rewarded, and
-    cuts on ``weak_beats_s`` (grid beats filled in where the tracker found none) are avoided.
+    Clip lengths near the target are preferred (``target_len_s``; with ``sections``, each
+    section's ``shot_target_s``; ``pacing`` moves both), clip ends on downbeats are rewarded,
+    cuts on ``weak_beats_s`` (grid beats filled in where the tracker found none) are avoided, and
+    a clip straddling a section boundary costs more than any other choice (so each section
+    boundary is a cut whenever the limits allow one there, else the nearest cut they allow).
     Audio shorter than ``min_len_s`` is a single clip. When no plan fits the limits exactly
     (audio barely long enough for ``min_clips``, beats just off the 3 s marks), the minimum length
     is relaxed by up to one second in quarter-second steps before giving up; cuts always stay on
     beats. Raises ``BoundaryError`` if the grid is too sparse even then.
     """
+    if pacing not in PACINGS:
+        raise ValueError(f"pacing: {pacing!r} is not a pacing; fix: use one of {', '.join(PACINGS)}")
     error: BoundaryError | None = None
     for relax_s in (0.0, 0.25, 0.5, 0.75, 1.0):
         try:
-            return _plan(beats_s, duration_s, limits, downbeats_s, weak_beats_s, relax_s)
+            return _plan(beats_s, duration_s, limits, downbeats_s, weak_beats_s, relax_s,
+                         sections, pacing)
         except BoundaryError as exc:
             error = error or exc
     assert error is not None
     raise error
+
+
+class _SectionCosts:
+    """Per clip: its target length (its section's) and the cost of the section boundaries it
+    straddles (none when the song has no sections)."""
+
+    def __init__(self, sections: Sequence[Section], duration_s: float, limits: BoundaryLimits,
+                 pacing: str) -> None:
+        ordered = sorted(sections, key=lambda s: s.start_s)
+        self.starts_s = [s.start_s for s in ordered]
+        self.targets_s = [shot_target_s(limits, section_intensity(s, pacing)) for s in ordered]
+        self.cuts_s = [s.start_s for s in ordered[1:] if 0.0 < s.start_s < duration_s]
+        self.default_s = _unsectioned_target_s(limits, pacing)
+        self.duration_s = duration_s
+
+    def target_s(self, start_s: float, end_s: float) -> float:
+        if not self.targets_s:
+            return self.default_s
+        k = bisect.bisect_right(self.starts_s, (start_s + end_s) / 2) - 1
+        return self.targets_s[max(0, k)]
+
+    def straddle(self, start_s: float, end_s: float) -> float:
+        """The cost of the section boundaries strictly inside ``start_s..end_s``: each is
+        ``SECTION_MISS_COST`` plus ``SECTION_MISS_COST_PER_S`` per second to the clip's nearer
+        cut (the audio's start and end are no cuts)."""
+        cost = 0.0
+        k = bisect.bisect_right(self.cuts_s, start_s + SECTION_TOLERANCE_S)
+        while k < len(self.cuts_s) and self.cuts_s[k] < end_s - SECTION_TOLERANCE_S:
+            t = self.cuts_s[k]
+            gaps = [g for g, edge in ((t - start_s, start_s > 0.0),
+                                      (end_s - t, end_s < self.duration_s)) if edge]
+            cost += SECTION_MISS_COST + SECTION_MISS_COST_PER_S * (min(gaps) if gaps else t)
+            k += 1
+        return cost
 
 
 def _plan(
@@ -82,6 +166,8 @@ def _plan(
     downbeats_s: Sequence[float],
     weak_beats_s: Sequence[float],
     relax_s: float,
+    sections: Sequence[Section] = (),
+    pacing: str = "auto",
 ) -> list[tuple[float, float]]:
     if duration_s <= 0:
         raise BoundaryError(f"duration_s must be positive, got {duration_s}")
@@ -102,6 +188,7 @@ def _plan(
     best = [[inf] * (need + 1) for _ in range(n)]
     back: list[list[tuple[int, int] | None]] = [[None] * (need + 1) for _ in range(n)]
     best[0][0] = 0.0
+    song = _SectionCosts(sections, duration_s, limits, pacing)
     for j in range(1, n):
         t_j = times[j]
         # predecessors i with lo <= t_j - t_i <= hi
@@ -113,7 +200,9 @@ def _plan(
             bonus -= limits.weak_penalty
         for i in range(i_start, min(i_stop, j)):
             length = t_j - times[i]
-            step = (length - limits.target_len_s) ** 2 - bonus
+            step = (length - song.target_s(times[i], t_j)) ** 2 - bonus
+            if song.cuts_s:
+                step += song.straddle(times[i], t_j)
             for k in range(need + 1):
                 if best[i][k] == inf:
                     continue

@@ -2,10 +2,19 @@
 
 They cost nothing and need no network, but behave like the paid ones: the planner fills the same
 ``Script`` schema an LLM fills, and the video provider only produces its allowed lengths.
+
+When the beat grid has the song's sections, the plan follows them: the cut into a section takes
+its transition from the music (``section_transition``: a hard cut into a chorus, a drop or a big
+rise in energy, a crossfade into an intro, a break or a big fall, a fade into the outro; the
+flavour's bias and a fixed ``transitions`` choice apply as to every cut), a scene's shot and camera
+follow its section's intensity as well as its beats, and the scenes of a repeated section (every
+chorus, every verse) share a visual motif in their prompts (``section_motifs``). A grid without
+sections is planned as before sections existed.
 """
 
 from __future__ import annotations
 
+import bisect
 import colorsys
 import hashlib
 import re
@@ -14,8 +23,18 @@ from pathlib import Path
 
 from video_assets.media.animatic import render_animatic
 from video_assets.media.art import render_card
+from video_assets.media.boundaries import section_intensity
 from video_assets.providers.base import NewRow
-from video_assets.schemas import BeatGrid, Character, Lyrics, Request, Scene, Script, Style
+from video_assets.schemas import (
+    BeatGrid,
+    Character,
+    Lyrics,
+    Request,
+    Scene,
+    Script,
+    Section,
+    Style,
+)
 
 # keywords -> palette (sky top, sky bottom, accent, far, near); the first match wins
 PALETTES: dict[tuple[str, ...], list[str]] = {
@@ -58,6 +77,20 @@ CAMERAS = {
     "high": ["push_in", "pan_left", "push_in"],
 }
 MOTION = {"low": "slow drift", "mid": "steady movement", "high": "energetic motion on every beat"}
+# a visual idea that comes back in every section of a repeated kind (each chorus, each verse)
+MOTIFS = [
+    "recurring motif: {subject} inside a ring of light",
+    "recurring motif: a mirrored reflection of {subject}",
+    "recurring motif: paper lanterns rising around {subject}",
+    "recurring motif: {subject} silhouetted against a giant circular sun",
+    "recurring motif: streaks of light spiralling around {subject}",
+    "recurring motif: petals swirling past {subject} in slow arcs",
+    "recurring motif: a doorway of light opening in front of {subject}",
+]
+SECTION_SNAP_S = 2.0  # a cut this close to a section boundary is the cut into that section
+BIG_ENERGY_CHANGE = 0.25  # a section this much louder (quieter) than the one before is a rise (fall)
+# the energy a cut into a section counts as, for pick_transition: a hard cut, a crossfade, a fade
+SECTION_EDGE_ENERGY = {"rise": 0.9, "fall": 0.45, "end": 0.2}
 
 
 def stable_seed(*parts: object) -> int:
@@ -132,6 +165,75 @@ def pick_transition(choice: str, energy: float, bias: float) -> str:
     return "cut" if e >= 0.7 else "crossfade" if e >= 0.35 else "fade"
 
 
+def section_at(sections: Sequence[Section], t_s: float) -> int | None:
+    """The index of the section playing at ``t_s`` (None when there are no sections)."""
+    if not sections:
+        return None
+    k = bisect.bisect_right([s.start_s for s in sections], t_s) - 1
+    return min(max(0, k), len(sections) - 1)
+
+
+def section_entries(sections: Sequence[Section], cuts_s: Sequence[float]) -> dict[int, int]:
+    """Which cut enters which section: ``{cut index: section index}`` for each section after the
+    first whose start has a cut within ``SECTION_SNAP_S`` (the nearest one)."""
+    entries: dict[int, int] = {}
+    for k in range(1, len(sections)):
+        if not cuts_s:
+            break
+        start_s = sections[k].start_s
+        i = min(range(len(cuts_s)), key=lambda c: abs(cuts_s[c] - start_s))
+        if abs(cuts_s[i] - start_s) <= SECTION_SNAP_S:
+            entries[i] = k
+    return entries
+
+
+def section_transition(before: Section, after: Section) -> str | None:
+    """How the music changes at a section boundary: ``rise`` (into a chorus or a drop, or a big
+    rise in energy: a hard cut), ``fall`` (into an intro or a break, or a big fall: a crossfade),
+    ``end`` (into the outro: a fade), or None (no change that calls for one)."""
+    if after.label == "outro":
+        return "end"
+    if after.label in ("intro", "break"):
+        return "fall"
+    if after.label in ("chorus", "drop") or after.energy >= before.energy + BIG_ENERGY_CHANGE:
+        return "rise"
+    if after.energy <= before.energy - BIG_ENERGY_CHANGE:
+        return "fall"
+    return None
+
+
+def plan_transitions(grid: BeatGrid, ends_s: Sequence[float], choice: str,
+                     flavor: str) -> list[str]:
+    """The transition out of each scene (``ends_s``: every scene's end; the last gets ``cut``), as
+    the offline planner chooses them: by the music's energy at the cut (``pick_transition`` of its
+    beat energy relative to the other scene ends'), except that a cut into a section follows how
+    the music changes there (``section_transition``). ``choice`` (the request's ``transitions``)
+    and the flavour's bias apply to every cut."""
+    bias = FLAVOR_BIAS[flavor]
+    edges = relative_energy([boundary_energy(grid, t) for t in ends_s])
+    entries = section_entries(grid.sections, list(ends_s[:-1]))
+    out = []
+    for i, edge in enumerate(edges[:-1]):
+        change = None
+        if i in entries:
+            k = entries[i]
+            change = section_transition(grid.sections[k - 1], grid.sections[k])
+        energy = edge if change is None else SECTION_EDGE_ENERGY[change]
+        out.append(pick_transition(choice, energy, bias))
+    return [*out, "cut"] if ends_s else []
+
+
+def section_motifs(sections: Sequence[Section], subject: str, job_seed: int) -> dict[str, str]:
+    """A motif per kind of section heard more than once (``{label: motif}``), each its own."""
+    counts: dict[str, int] = {}
+    for section in sections:
+        counts[section.label] = counts.get(section.label, 0) + 1
+    repeated = [label for label in dict.fromkeys(s.label for s in sections) if counts[label] > 1]
+    first = stable_seed(job_seed, "motif")
+    return {label: MOTIFS[(first + k) % len(MOTIFS)].format(subject=subject)
+            for k, label in enumerate(repeated)}
+
+
 class OfflinePlanner:
     name = "offline"
     model = "rules-v1"
@@ -157,22 +259,28 @@ class OfflinePlanner:
         n = len(grid.boundaries)
         energies = relative_energy([scene_energy(grid, b.start_s, b.end_s)
                                     for b in grid.boundaries])
-        edges = relative_energy([boundary_energy(grid, b.end_s) for b in grid.boundaries])
+        transitions = plan_transitions(grid, [b.end_s for b in grid.boundaries],
+                                       request.transitions, request.flavor)
+        motifs = section_motifs(grid.sections, subject, job_seed)
         for i, b in enumerate(grid.boundaries):
             energy = energies[i]
-            lvl = level(energy, bias)
+            k = section_at(grid.sections, (b.start_s + b.end_s) / 2)
+            section = grid.sections[k] if k is not None else None
+            # with sections, the shot follows the section's intensity as much as the beats'
+            lvl = level(energy if section is None
+                        else 0.5 * energy + 0.5 * section_intensity(section), bias)
             if request.flavor == "minimal":
                 lvl = "low" if lvl == "low" else "mid"
             seed = stable_seed(job_seed, i)
             shot = SHOTS[lvl][(seed + i) % len(SHOTS[lvl])]
             prompt = shot.format(subject=subject, setting=setting, lighting=lighting)
+            if section is not None and section.label in motifs:
+                prompt += f", {motifs[section.label]}"
             if request.style:
                 prompt += f", {request.style} style"
             role = roles[min(len(roles) - 1, i * len(roles) // n)]
             sung = lyrics.words_between(b.start_s, b.end_s) if lyrics else []
-            transition = "cut"
-            if i < n - 1:
-                transition = pick_transition(request.transitions, edges[i], bias)
+            transition = transitions[i]
             scenes.append(Scene(
                 index=i, start_s=b.start_s, end_s=b.end_s, prompt=prompt,
                 caption=" ".join(w.word for w in sung) if sung else f"{role}: {prompt}",
@@ -180,8 +288,11 @@ class OfflinePlanner:
                 motion=MOTION[lvl], transition=transition,  # type: ignore[arg-type]
                 energy=round(min(1.0, max(0.0, energy)), 4), seed=seed,
             ))
+        form = ("" if not grid.sections
+                else f" over {len(grid.sections)} sections ("
+                + "-".join(s.label for s in grid.sections) + ")")
         return Script(
-            summary=f"{n} scenes, {archetype} arc: {request.prompt}",
+            summary=f"{n} scenes{form}, {archetype} arc: {request.prompt}",
             archetype=archetype,
             style=Style(palette_hex=palette, lighting=lighting, mood=mood),
             characters=[Character(name=subject, description=f"{subject}, seen in silhouette")],

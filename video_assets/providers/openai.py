@@ -8,7 +8,11 @@
   the defaults), captions clipped at a word to ``CAPTION_MAX_CHARS``, other free text clipped to
   ``TEXT_MAX_CHARS``. A structural problem (the scene count, a camera move or transition that
   does not exist, an empty prompt) gets one repair round (the model is told what is wrong), then
-  a clear error.
+  a clear error. When the beat grid has the song's sections, the brief lists them (label, start,
+  end, energy), each segment names its section, and the instructions ask for a shared visual motif
+  in the repeated ones (every chorus) and for transitions that follow the music; at a cut into a
+  section the music's change decides the transition (``offline.plan_transitions``), as it does for
+  the offline planner. A brief without sections is the one sent before sections existed.
 - Transcription: ``whisper-1``, ``verbose_json`` with word timestamps -> ``Lyrics``.
 - Voice: text-to-speech (``tts-1``) to WAV.
 
@@ -227,11 +231,26 @@ Return JSON only, following the schema. For each segment, in order, write one sc
 - transition: into the next scene: cut on loud boundaries, crossfade on middling ones, fade on
   quiet ones (the last scene: cut).
 style.palette_hex: 3 to 6 colours as #rrggbb. Write exactly as many scenes as there are segments."""
+SECTION_INSTRUCTIONS = """
+The song's sections are listed in "sections" (index, label, start_s, end_s, energy 0..1); each
+segment names the section it is in ("section": its index). Let the story follow the song:
+- every section of a repeated kind (each chorus, each verse, each drop) shares one visual motif
+  (the same recurring image, place or prop), named in the prompt of each of its scenes;
+- intros, verses, breaks and outros are calmer, wider and slower; choruses and drops are closer,
+  faster and brighter;
+- transition into a section: cut into a chorus, a drop or a big rise in energy; crossfade into an
+  intro, a break or a big fall in energy; fade into the outro."""
+PACING_INSTRUCTIONS = """
+"pacing" is the edit's pace the user asked for (calm: slower motion everywhere; energetic: more
+motion everywhere)."""
 
 
 def plan_brief(request: Request, grid: BeatGrid, lyrics: Lyrics | None) -> dict:
-    """The job as the model sees it: the prompt and one entry per segment (times, energy, words)."""
-    from video_assets.providers.offline import relative_energy, scene_energy
+    """The job as the model sees it: the prompt and one entry per segment (times, energy, words,
+    and its section when the grid has sections), the song's sections, and the pacing unless it
+    is ``auto``. (Keys are added only when there is something to say, so the brief of a grid
+    without sections, and the cache key of its plan, are as they were.)"""
+    from video_assets.providers.offline import relative_energy, scene_energy, section_at
 
     energies = relative_energy([scene_energy(grid, b.start_s, b.end_s) for b in grid.boundaries])
     segments = []
@@ -240,23 +259,47 @@ def plan_brief(request: Request, grid: BeatGrid, lyrics: Lyrics | None) -> dict:
                                "end_s": round(b.end_s, 2), "energy": round(e, 2)}
         if lyrics and lyrics.words:
             seg["words"] = " ".join(w.word for w in lyrics.words_between(b.start_s, b.end_s))
+        if grid.sections:
+            seg["section"] = section_at(grid.sections, (b.start_s + b.end_s) / 2)
         segments.append(seg)
-    return {"prompt": request.prompt, "style": request.style, "mode": request.mode,
-            "flavor": request.flavor, "aspect": request.aspect, "tempo_bpm": round(grid.tempo_bpm, 1),
-            "transitions": request.transitions, "n_scenes": len(segments), "segments": segments}
+    brief = {"prompt": request.prompt, "style": request.style, "mode": request.mode,
+             "flavor": request.flavor, "aspect": request.aspect,
+             "tempo_bpm": round(grid.tempo_bpm, 1), "transitions": request.transitions,
+             "n_scenes": len(segments), "segments": segments}
+    if grid.sections:
+        brief["sections"] = [{"index": k, "label": s.label, "start_s": round(s.start_s, 2),
+                              "end_s": round(s.end_s, 2), "energy": round(s.energy, 2)}
+                             for k, s in enumerate(grid.sections)]
+    if request.pacing != "auto":
+        brief["pacing"] = request.pacing
+    return brief
 
 
 def assemble(draft: PlanDraft, request: Request, grid: BeatGrid, job_seed: int) -> Script:
     """The model's draft on the beat grid's timeline; raises ValueError saying what is wrong."""
-    from video_assets.providers.offline import relative_energy, scene_energy, stable_seed
+    from video_assets.providers.offline import (
+        plan_transitions,
+        relative_energy,
+        scene_energy,
+        section_entries,
+        section_transition,
+        stable_seed,
+    )
 
     n = len(grid.boundaries)
     if len(draft.scenes) != n:
         raise ValueError(f"scenes: {len(draft.scenes)} scenes for {n} segments; write exactly {n}")
     energies = relative_energy([scene_energy(grid, b.start_s, b.end_s) for b in grid.boundaries])
+    # a cut into a section where the music changes gets the music's transition, as offline
+    ends_s = [b.end_s for b in grid.boundaries]
+    by_music = plan_transitions(grid, ends_s, request.transitions, request.flavor)
+    musical = {i for i, k in section_entries(grid.sections, ends_s[:-1]).items()
+               if section_transition(grid.sections[k - 1], grid.sections[k]) is not None}
     scenes = []
     for i, (d, b) in enumerate(zip(draft.scenes, grid.boundaries, strict=True)):
         transition = d.transition if request.transitions == "auto" else request.transitions
+        if i in musical:
+            transition = by_music[i]
         scenes.append(Scene(index=i, start_s=b.start_s, end_s=b.end_s, prompt=d.prompt.strip(),
                             caption=d.caption.strip(), camera=d.camera, motion=d.motion.strip(),
                             transition="cut" if i == n - 1 else transition,
@@ -293,14 +336,18 @@ class OpenAIPlanner:
         return 600 + 350 * n_scenes
 
     def messages(self, brief: dict) -> list[dict]:
-        return [{"role": "system", "content": INSTRUCTIONS},
+        instructions = INSTRUCTIONS + (SECTION_INSTRUCTIONS if "sections" in brief else "") \
+            + (PACING_INSTRUCTIONS if "pacing" in brief else "")
+        return [{"role": "system", "content": instructions},
                 {"role": "user", "content": json.dumps(brief, ensure_ascii=False)}]
 
     def estimate_usd(self, n_scenes: int) -> float:
         """An upper bound for the plan and its repair round: a token is at least one character
-        (instructions + about 400 characters per segment), the output is capped at
-        ``max_output_tokens``, and the repair round re-sends the first answer."""
-        prompt_chars = len(INSTRUCTIONS) + 600 + 400 * n_scenes
+        (instructions, those on sections and pacing included, + about 400 characters per segment,
+        its section's entry included), the output is capped at ``max_output_tokens``, and the
+        repair round re-sends the first answer."""
+        prompt_chars = len(INSTRUCTIONS) + len(SECTION_INSTRUCTIONS) + len(PACING_INSTRUCTIONS) \
+            + 600 + 400 * n_scenes
         out = self.max_output_tokens(n_scenes)
         return self.spec.cost_usd(2 * prompt_chars + out + 300, 2 * out)
 
