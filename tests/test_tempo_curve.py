@@ -67,3 +67,28 @@ def test_tempogram_columns_are_librosas():
     env = spectral.onset_strength(y, SR, 512)
     ref = librosa.feature.tempogram(onset_envelope=env, sr=SR, hop_length=512, win_length=384)
     np.testing.assert_allclose(spectral.tempogram(env, 384, 7), ref[:, ::7], atol=1e-9)
+
+
+@pytest.mark.parametrize(("start_bpm", "end_bpm"), [(90.0, 130.0), (140.0, 95.0)])
+def test_curve_tracker_is_librosas_beat_track_with_a_tempo_curve(start_bpm, end_bpm):
+    import librosa.beat
+
+    from video_assets.media.beat_track import track_beats_curve
+
+    y, _ = moving_tempo_song(start_bpm, end_bpm, 45.0)
+    env = spectral.onset_strength(y, SR, 512)
+    curve = tempo_curve(env, SR, 512, around_bpm=spectral.tempo(env, SR, 512), octaves=0.3)
+    _, ref = librosa.beat.beat_track(onset_envelope=env, sr=SR, hop_length=512, bpm=curve)
+    np.testing.assert_array_equal(track_beats_curve(env, SR * 60.0 / (512 * curve)), ref)
+
+
+@pytest.mark.parametrize(("hop", "n_fft"), [(512, 2048), (64, 512)])
+def test_streamed_onset_envelope_and_projections_are_librosas(hop, n_fft):
+    """One streamed pass gives librosa's onset envelope and, e.g., its chroma filters' projection."""
+    y = synthesize_track(20.0, tempo_bpm=98.0, sample_rate=SR).mean(axis=1)
+    basis = spectral.chroma_basis(SR, n_fft)
+    env, (proj,) = spectral.streamed_features(y, SR, hop, n_fft, bases=(basis,))
+    ref = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop, n_fft=n_fft)
+    np.testing.assert_allclose(env, ref, atol=1e-4)
+    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2
+    np.testing.assert_allclose(proj, basis @ power, rtol=1e-3, atol=1e-3)

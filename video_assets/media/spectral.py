@@ -58,16 +58,25 @@ def centred_frames(y: np.ndarray, frame_length: int, hop: int, start: int, stop:
     return frame(chunk, frame_length, hop)
 
 
-def stft_power_blocks(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512):
-    """Yield ``(start_frame, power)`` blocks of ``stft_power(y, n_fft, hop)`` (all its rows, a block of
-    frames at a time: ~8 MB of windowed samples), so a caller can reduce them as they come."""
+def power_rows(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512):
+    """Yield ``(start_frame, power)`` with ``power`` ``(frames, 1 + n_fft // 2)`` float32: the rows
+    of ``stft_power(y, n_fft, hop).T``, a block of frames at a time (~8 MB of windowed samples)."""
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     n = n_frames(len(y), hop)
     block = max(1, BLOCK_VALUES // n_fft)
     for start in range(0, n, block):
         stop = min(n, start + block)
         spectrum = np.fft.rfft(centred_frames(y, n_fft, hop, start, stop) * window, axis=-1)
-        yield start, (spectrum.real ** 2 + spectrum.imag ** 2).T.astype(np.float32)
+        power = spectrum.real * spectrum.real
+        power += spectrum.imag * spectrum.imag
+        yield start, power
+
+
+def stft_power_blocks(y: np.ndarray, n_fft: int = N_FFT, hop: int = 512):
+    """Yield ``(start_frame, power)`` blocks of ``stft_power(y, n_fft, hop)`` (all its rows, a block of
+    frames at a time), so a caller can reduce them as they come."""
+    for start, power in power_rows(y, n_fft, hop):
+        yield start, power.T
 
 
 def n_frames(n_samples: int, hop: int) -> int:
@@ -75,34 +84,56 @@ def n_frames(n_samples: int, hop: int) -> int:
     return 1 + n_samples // hop
 
 
+def _mel_db(power: np.ndarray, mel_t: np.ndarray) -> np.ndarray:
+    """``10 log10(max(power @ mel_t, 1e-10))``, ``(frames, n_mels)``, computed in place."""
+    db = power @ mel_t
+    np.maximum(db, 1e-10, out=db)
+    np.log10(db, out=db)
+    db *= 10.0
+    return db
+
+
+def _rise(db: np.ndarray, floor_db: float) -> np.ndarray:
+    """Mean over bands of the rise into each frame after the first, both frames floored."""
+    clipped = np.maximum(db, floor_db)
+    rise = np.diff(clipped, axis=0)
+    np.maximum(rise, 0.0, out=rise)
+    return rise.mean(axis=1)
+
+
 def streamed_features(y: np.ndarray, sr: int, hop: int = 512, n_fft: int = N_FFT,
                       bases: tuple[np.ndarray, ...] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(onset_strength(y, sr, hop, n_fft), [basis @ |STFT|**2 for basis in bases])`` without ever
-    holding a song-long spectrogram: two passes over blocks of frames, the first for the loudest
-    mel value (``power_to_db``'s ``top_db`` floor is relative to it), the second for the flux (the
-    previous frame carried across blocks) and the ``bases`` projections (e.g. ``chroma_basis``,
-    a row selecting low frequencies). Memory: the outputs plus one block, whatever the length."""
-    mel_b = mel_basis(sr, n_fft)
+    holding a song-long spectrogram: one pass over blocks of frames (the previous frame carried
+    across blocks). ``power_to_db``'s floor (80 dB under the loudest mel value of the whole song)
+    is not known until the end, so each block is floored at 80 dB under the loudest value so far;
+    a block that held values between that and the final floor (a quiet intro before the song gets
+    loud) is computed again at the end, and the rise into each block's first frame is taken at the
+    end from the rows kept. Memory: the outputs plus one block, whatever the length."""
+    mel_t = np.ascontiguousarray(mel_basis(sr, n_fft).T)
     n = n_frames(len(y), hop)
-    top = 1e-10
-    for _, power in stft_power_blocks(y, n_fft, hop):
-        top = max(top, float((mel_b @ power).max()))
-    floor_db = 10.0 * np.log10(top) - 80.0
     flux = np.zeros(n, np.float32)  # flux[t]: mean rise into frame t (flux[0] = 0)
     extras = [np.empty((b.shape[0], n), np.float32) for b in bases]
-    previous = None
-    for start, power in stft_power_blocks(y, n_fft, hop):
-        mel = mel_b @ power
-        np.maximum(mel, 1e-10, out=mel)
-        db = 10.0 * np.log10(mel)
-        np.maximum(db, floor_db, out=db)
-        joined = db if previous is None else np.concatenate([previous, db], axis=1)
-        rise = np.maximum(0.0, joined[:, 1:] - joined[:, :-1]).mean(axis=0)
-        first = start + (1 if previous is None else 0)
-        flux[first : first + len(rise)] = rise
-        previous = db[:, -1:]
-        for out, basis in zip(extras, bases, strict=True):
-            out[:, start : start + power.shape[1]] = basis @ power
+    bases_t = [np.ascontiguousarray(b.T) for b in bases]
+    top_db = -100.0  # 10 log10(1e-10): the floor of every value
+    blocks = []  # (start, stop, floor used, lowest value, first row, last row), rows before flooring
+    for start, power in power_rows(y, n_fft, hop):
+        db = _mel_db(power, mel_t)
+        top_db = max(top_db, float(db.max()))
+        floor_db = top_db - 80.0
+        flux[start + 1 : start + len(db)] = _rise(db, floor_db)
+        blocks.append((start, start + len(db), floor_db, float(db.min()), db[0].copy(), db[-1].copy()))
+        for out, basis_t in zip(extras, bases_t, strict=True):
+            out[:, start : start + len(power)] = (power @ basis_t).T
+    final_floor = top_db - 80.0
+    stale = {start for start, _, used, lowest, _, _ in blocks if used < final_floor and lowest < final_floor}
+    if stale:
+        for start, power in power_rows(y, n_fft, hop):
+            if start in stale:
+                db = _mel_db(power, mel_t)
+                flux[start + 1 : start + len(db)] = _rise(db, final_floor)
+    for (_, _, _, _, _, last), (start, _, _, _, first, _) in zip(blocks, blocks[1:], strict=False):
+        flux[start] = _rise(np.stack([last, first]), final_floor)[0]
     lag = 1 + n_fft // (2 * hop)  # a value sits on the frame where its rise is (onset_strength)
     env = np.zeros(n, np.float32)
     env[lag:] = flux[1 : n - lag + 1]
