@@ -12,6 +12,9 @@ For each piece: decode the WAV as the product does (``media.audio.decode_mono``)
 - also (JSON only) mir_eval's continuity scores (CMLt: correct metrical level, AMLt: any level,
   i.e. double/half tempo and off-beat count as right), which tell a wrong level from lost beats.
 
+``rows(names, cache)`` returns the scored rows (one dict per piece, keyed by ``"piece"``) for other
+evaluations to merge their columns into; ``table(rows)`` prints them.
+
 Usage: ``.venv/bin/python -m benchmarks.music_eval [--cache DIR] [--json PATH] [--pieces a,b]``.
 Prints a markdown table on stdout and writes the JSON (default: ``music_eval.json`` in the cache
 folder, which defaults to ``$TMPDIR/video_assets_music_corpus``). Needs ``fluidsynth`` and
@@ -95,6 +98,18 @@ def evaluate(piece: music_corpus.Piece) -> dict:
     }
 
 
+def rows(names: list[str] | tuple[str, ...] = music_corpus.PIECES, cache: Path = DEFAULT_CACHE) -> list[dict]:
+    """One scored row per piece (``evaluate``): render (cached), analyse, score. The hook for other
+    evaluations to merge their columns into, by ``row["piece"]``."""
+    out = []
+    for name in names:
+        t0 = time.perf_counter()
+        out.append(evaluate(music_corpus.render(name, cache)))
+        log(f"music_eval: {name}: beat F {out[-1]['beat_f']:.3f}, downbeat F "
+            f"{out[-1]['downbeat_f']:.3f} ({time.perf_counter() - t0:.1f} s)")
+    return out
+
+
 def table(rows: list[dict]) -> str:
     head = ("piece", "tempo", "meter", "product: tempo, meter, method", "beat F", "downbeat F",
             "sections (F, 3 s)")
@@ -120,15 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"music_eval: cannot render the corpus: {reason}", file=sys.stderr)
         return 2
-    names = [n for n in args.pieces.split(",") if n]
-    rows = []
-    for name in names:
-        t0 = time.perf_counter()
-        piece = music_corpus.render(name, args.cache)
-        rows.append(evaluate(piece))
-        log(f"music_eval: {name}: beat F {rows[-1]['beat_f']:.3f}, downbeat F "
-            f"{rows[-1]['downbeat_f']:.3f} ({time.perf_counter() - t0:.1f} s)")
-    print(table(rows))
+    scored = rows([n for n in args.pieces.split(",") if n], args.cache)
+    print(table(scored))
     out = args.json or args.cache / "music_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "soundfont": str(music_corpus.find_soundfont()),
         "beat_window_s": BEAT_WINDOW_S,
         "section_window_s": SECTION_WINDOW_S,
-        "pieces": rows,
+        "pieces": scored,
     }, indent=1) + "\n")
     log(f"music_eval: wrote {out}")
     return 0

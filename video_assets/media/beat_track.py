@@ -16,6 +16,9 @@ of the beat scores, sums run in numba's order, squares are ``x * x`` (not pow), 
 the scores are bit-identical, not just close.
 ``tests/test_beat_track.py`` pins this module to ``librosa.beat.beat_track``: identical beat
 frames and tempo on tracks at several tempos, noise, silence, a short clip and a tempo change.
+``track_beats_curve`` is the same tracker with a tempo per frame (librosa's ``bpm`` array), which
+``tests/test_tempo_curve.py`` pins to ``librosa.beat.beat_track(bpm=curve)`` (identical frames).
+librosa's ISC license: ``LICENSE.librosa``.
 """
 
 from __future__ import annotations
