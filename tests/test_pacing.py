@@ -22,7 +22,7 @@ from video_assets.media.boundaries import (
     plan_boundaries,
     required_clips,
 )
-from video_assets.providers.offline import MOTIFS, OfflinePlanner
+from video_assets.providers.offline import MOTIFS, MOTION, OfflinePlanner
 from video_assets.providers.openai import OpenAIPlanner, OpenAIRunner, plan_brief
 from video_assets.schemas import BeatGrid, Boundary, CallRecord, Lyrics, Request, Section, Word
 
@@ -201,6 +201,18 @@ def test_offline_scenes_of_repeated_sections_share_a_motif():
     assert len(by_label["verse"]) == 1 and None not in by_label["verse"]
     assert by_label["chorus"] != by_label["verse"]
     assert by_label["intro"] == by_label["drop"] == {None}  # heard once: no motif to repeat
+
+
+def test_offline_shots_move_with_the_section_not_only_the_beats():
+    # the beats say nothing (the same energy everywhere): the sections alone set the motion
+    grid = sectioned_grid()
+    grid = grid.model_copy(update={"beat_energy": [0.5] * len(grid.beats_s)})
+    script = OfflinePlanner().plan(request(), grid, 7, NO_WORDS)
+    motion = {}
+    for scene in script.scenes:
+        motion.setdefault(scene_section(grid, scene).label, set()).add(scene.motion)
+    assert motion["chorus"] == motion["drop"] == {MOTION["high"]}
+    assert MOTION["high"] not in motion["intro"] | motion["break"] | motion["outro"]
 
 
 def test_the_llm_brief_lists_the_sections_and_asks_for_motifs():

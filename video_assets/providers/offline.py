@@ -266,9 +266,10 @@ class OfflinePlanner:
             energy = energies[i]
             k = section_at(grid.sections, (b.start_s + b.end_s) / 2)
             section = grid.sections[k] if k is not None else None
-            # with sections, the shot follows the section's intensity as much as the beats'
+            # with sections, the shot follows the section's intensity (and the pacing) as much
+            # as the beats'
             lvl = level(energy if section is None
-                        else 0.5 * energy + 0.5 * section_intensity(section), bias)
+                        else 0.5 * energy + 0.5 * section_intensity(section, request.pacing), bias)
             if request.flavor == "minimal":
                 lvl = "low" if lvl == "low" else "mid"
             seed = stable_seed(job_seed, i)
