@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.fake_openai import FakeOpenAI, serving
+from video_assets.cli import EXIT_BAD_INPUT, main
 from video_assets.media.boundaries import (
     SECTION_TOLERANCE_S,
     BoundaryLimits,
@@ -298,3 +299,10 @@ def test_request_pacing_defaults_to_auto_and_names_the_allowed_values():
     assert request(pacing="calm").pacing == "calm"
     with pytest.raises(ValidationError, match="pacing"):
         request(pacing="fast")
+
+
+def test_render_pacing_flag_is_checked_as_a_request_field(capsys, tmp_path):
+    code = main(["render", "--prompt", PROMPT, "--audio", str(tmp_path / "song.wav"),
+                 "--pacing", "fast"])
+    assert code == EXIT_BAD_INPUT
+    assert "pacing" in capsys.readouterr().err
