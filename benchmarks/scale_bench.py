@@ -6,10 +6,11 @@ with ``videogen render`` (a fresh process each, as a user runs them), then the s
 prompts, in a new instance, dropped into the inbox and submitted by ``videogen ingest --once
 --wait`` to a running ``dagster-daemon`` (``videogen dev --daemon``) with the QueuedRunCoordinator
 (``max_concurrent_runs = concurrent``) and the default run launcher (a process per run), on the
-local profile (SQLite instance, DuckDB warehouse). The inbox sensor is stopped first, so ingest is
-the only submitter. The daemon's start is not timed (a deployment has one running). The queued
-side runs in a child process (``python -m benchmarks.scale_bench queued ...``) that is the
-subreaper of everything it starts, so no process's CPU escapes the count.
+local profile (SQLite instance, DuckDB warehouse) or, with ``profile="postgres"``, on the postgres
+profile (both sides, on a server of ``tests/postgres_server.py``). The inbox sensor is stopped
+first, so ingest is the only submitter. The daemon's start is not timed (a deployment has one
+running). The queued side runs in a child process (``python -m benchmarks.scale_bench queued
+...``) that is the subreaper of everything it starts, so no process's CPU escapes the count.
 
 orchestration overhead: ``orchestration_bench.dagster_child`` (the render graph with trivial stage
 bodies, executed in process as ``render`` runs it) on a SQLite instance and on a PostgreSQL one
@@ -53,12 +54,20 @@ def offline_env(home: Path, numba_dir: Path) -> dict[str, str]:
     return env
 
 
-def new_home(folder: Path, max_concurrent_runs: int) -> Path:
-    """A new instance folder with the committed dagster.yaml, its queue's run limit set."""
+def new_home(folder: Path, max_concurrent_runs: int, postgres: bool = False) -> Path:
+    """A new instance folder with the committed dagster.yaml, its queue's run limit set; for the
+    postgres profile an empty one (``profiles.prepare_home`` writes the profile's dagster.yaml,
+    whose limit is 2)."""
     import yaml
 
     home = folder / "dagster_home"
     home.mkdir(parents=True)
+    if postgres:
+        if max_concurrent_runs != 2:
+            raise ValueError(f"concurrent={max_concurrent_runs}: the postgres profile's run limit "
+                             "is deploy/postgres/dagster.yaml's max_concurrent_runs (2); fix: "
+                             "concurrent=2, or the local profile")
+        return home
     config = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())
     config["run_queue"]["max_concurrent_runs"] = max_concurrent_runs
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -99,6 +108,28 @@ def tree_cpu_s(pid: int) -> float:
                 t = proc.cpu_times()
                 total += t.user + t.system + t.children_user + t.children_system
     return total
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of the process ``pid`` itself, of the live processes under it and of every
+    process they reaped (a PostgreSQL server: the postmaster and its backends, ended or not)."""
+    import psutil
+
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system + tree_cpu_s(pid)
+
+
+def listening_pid(port: int) -> int:
+    """The process listening on the loopback TCP ``port`` (the PostgreSQL server's postmaster)."""
+    import psutil
+
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    raise RuntimeError(f"no process listens on port {port}")
 
 
 def reaped_cpu_s() -> float:
@@ -146,14 +177,18 @@ def run_spans(home: Path) -> list[dict]:
                 for r in instance.get_run_records()]
 
 
-def queued_child(folder: Path, n_jobs: int) -> dict:
-    """Start the daemon over ``folder/dagster_home``, then time ``ingest --once --wait`` of the
-    requests in its inbox (``folder/requests``) and count the CPU of every process involved."""
+def queued_child(folder: Path, n_jobs: int, server_pid: int | None = None) -> dict:
+    """Start the daemon over ``$DAGSTER_HOME`` (``folder/dagster_home``; the environment, the
+    profile's among it, is the bench's), then time ``ingest --once --wait`` of the requests in
+    ``folder/requests`` and count the CPU of every process involved (``server_cpu_s``: the
+    PostgreSQL server's, its postmaster ``server_pid``, in the same window)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
-    home = folder / "dagster_home"
-    env = offline_env(home, Path(os.environ["NUMBA_CACHE_DIR"]))
+    from video_assets.profiles import prepare_home
+
+    home = prepare_home()  # the environment is the bench's: DAGSTER_HOME, the profile
+    env = dict(os.environ)
     stop = run_child([DAGSTER, "sensor", "stop", "inbox_sensor", "-w", str(WORKSPACE)], env=env,
                      cwd=folder)
     started = time.perf_counter()
@@ -165,6 +200,7 @@ def queued_child(folder: Path, n_jobs: int) -> dict:
             wait_for_daemon(home, daemon)
             daemon_start_s = time.perf_counter() - started
             shutil.copytree(folder / "requests", home / "inbox")
+            server0 = 0.0 if server_pid is None else process_cpu_s(server_pid)
             cpu0, load0 = cpu_now(), load_average()
             t0, t0_epoch = time.perf_counter(), time.time()
             ingest = subprocess.run([VIDEOGEN, "ingest", "--once", "--wait", "--grace-s", "0",
@@ -172,6 +208,7 @@ def queued_child(folder: Path, n_jobs: int) -> dict:
                                     text=True, stdin=subprocess.DEVNULL)
             wall_s = time.perf_counter() - t0
             cpu_s = cpu_now() - cpu0
+            server_s = 0.0 if server_pid is None else process_cpu_s(server_pid) - server0
             load1 = load_average()
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -187,7 +224,8 @@ def queued_child(folder: Path, n_jobs: int) -> dict:
     queued = sum(line.endswith(" queued") for line in ingest.stderr.splitlines())
     spans = run_spans(home)
     timed = [s for s in spans if s["start"] and s["end"]]
-    return {"wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 1), "n_runs": len(spans),
+    return {"wall_s": round(wall_s, 2), "cpu_s": round(cpu_s + server_s, 1),
+            "server_cpu_s": round(server_s, 1), "n_runs": len(spans),
             # ingest's start to the first run's start (loading the code location, staging the
             # requests, submitting, the daemon dequeuing and launching), and the last run's end
             # to ingest's return
@@ -207,13 +245,35 @@ def queued_child(folder: Path, n_jobs: int) -> dict:
 
 
 def queue_throughput(work: Path, n_jobs: int = 8, song_s: float = 20.0,
-                     concurrent: int = 2) -> Result:
+                     concurrent: int = 2, profile: str = "local") -> Result:
     """Wall time of ``n_jobs`` offline jobs rendered one after another with ``videogen render``,
     over their wall time through the run queue with ``concurrent`` runs at once (see the module
-    docstring); the CPU of both. Target: ratio >= 1.0."""
+    docstring); the CPU of both. ``profile``: ``local`` (SQLite) or ``postgres`` (both sides on
+    a server of ``tests/postgres_server.py``, a database each). Target: ratio >= 1.0."""
+    if profile not in ("local", "postgres"):
+        raise ValueError(f"profile={profile!r}; fix: local or postgres")
+    if profile == "local":
+        return _queue_throughput(work, n_jobs, song_s, concurrent, None)
+    server, note = postgres_url()
+    if server is None:
+        return Result("queue_throughput_postgres", error=f"skipped: {note}")
+    with server as pg:
+        return _queue_throughput(work, n_jobs, song_s, concurrent, pg)
+
+
+def _queue_throughput(work: Path, n_jobs: int, song_s: float, concurrent: int, pg) -> Result:
     from benchmarks.e2e_bench import render
 
-    folder = work / "scale_queue"
+    def instance_env(folder: Path) -> dict[str, str]:
+        """A new instance in ``folder`` and the environment to run ``videogen`` in over it."""
+        env = offline_env(new_home(folder, concurrent, postgres=pg is not None), numba_dir)
+        if pg is not None:
+            env.update(VIDEO_ASSETS_PROFILE="postgres",
+                       DAGSTER_POSTGRES_URL=pg.create_database(f"scale_bench_{folder.name}"))
+        return env
+
+    name = "queue_throughput" if pg is None else "queue_throughput_postgres"
+    folder = work / name
     if folder.exists():
         shutil.rmtree(folder)
     todo = jobs(folder / "songs", n_jobs, song_s)
@@ -222,12 +282,13 @@ def queue_throughput(work: Path, n_jobs: int = 8, song_s: float = 20.0,
 
     log(f"queue: warm-up render (numba cache) of a {min(song_s, 6.0):g} s song")
     warm = jobs(folder / "warm", 1, min(song_s, 6.0))[0]
-    render(warm[0], "warm-up " + warm[1], offline_env(new_home(folder / "warm", concurrent),
-                                                       numba_dir))
+    render(warm[0], "warm-up " + warm[1], instance_env(folder / "warm"))
 
     log(f"queue: {n_jobs} x {song_s:g} s jobs, `videogen render` one after another")
-    env = offline_env(new_home(folder / "sequential", concurrent), numba_dir)
+    env = instance_env(folder / "sequential")
     load0 = load_average()
+    server_pid = None if pg is None else listening_pid(pg.port)
+    server0 = 0.0 if server_pid is None else process_cpu_s(server_pid)
     per_job_s, seq_cpu_s = [], 0.0
     t0 = time.perf_counter()
     for song, prompt in todo:
@@ -235,22 +296,25 @@ def queue_throughput(work: Path, n_jobs: int = 8, song_s: float = 20.0,
         per_job_s.append(round(wall_s, 1))
         seq_cpu_s += summary["cpu_s"]
     seq_wall_s = time.perf_counter() - t0
+    server_s = 0.0 if server_pid is None else process_cpu_s(server_pid) - server0
+    seq_cpu_s += server_s
     seq = {"wall_s": round(seq_wall_s, 2), "cpu_s": round(seq_cpu_s, 1),
+           "server_cpu_s": round(server_s, 1),
            "cpu_utilisation": round(seq_cpu_s / (seq_wall_s * cores), 3), "job_s": per_job_s,
            "load_average_before": load0, "load_average_after": load_average()}
     log(f"queue: sequential {seq_wall_s:.1f} s, CPU {seq_cpu_s:.0f} s")
 
     log(f"queue: the same {n_jobs} jobs through the run queue ({concurrent} runs at once)")
     qfolder = folder / "queued"
-    new_home(qfolder, concurrent)
+    env = instance_env(qfolder)
     requests = qfolder / "requests"
     requests.mkdir()
     for i, (song, prompt) in enumerate(todo):
         shutil.copy(song, requests / song.name)
         (requests / f"job{i:02d}.yaml").write_text(
             json.dumps({"prompt": prompt, "audio": song.name}) + "\n")  # JSON is YAML
-    run = run_child([PYTHON, "-m", "benchmarks.scale_bench", "queued", str(qfolder), str(n_jobs)],
-                    env={**os.environ, "NUMBA_CACHE_DIR": str(numba_dir)}, cwd=REPO)
+    run = run_child([PYTHON, "-m", "benchmarks.scale_bench", "queued", str(qfolder), str(n_jobs),
+                     *([] if server_pid is None else [str(server_pid)])], env=env, cwd=REPO)
     queued = json.loads(run.stdout.strip().splitlines()[-1])
     queued["cpu_utilisation"] = round(queued["cpu_s"] / (queued["wall_s"] * cores), 3)
     if queued["statuses"] != ["success"] or queued["n_runs"] != n_jobs \
@@ -260,9 +324,10 @@ def queue_throughput(work: Path, n_jobs: int = 8, song_s: float = 20.0,
     ratio = seq_wall_s / queued["wall_s"]
     log(f"queue: queued {queued['wall_s']:.1f} s, CPU {queued['cpu_s']:.0f} s; "
         f"ratio {ratio:.2f}; at most {queued['max_runs_at_once']} runs at once")
-    result = Result("queue_throughput", figures={
+    result = Result(name, figures={
         "n_jobs": n_jobs, "song_s": song_s, "max_concurrent_runs": concurrent, "n_cores": cores,
-        "profile": "local (SQLite instance, DuckDB warehouse)",
+        "profile": "local (SQLite instance, DuckDB warehouse)" if pg is None else
+        "postgres (instance in PostgreSQL on loopback, Parquet warehouse in the media store)",
         "sequential": seq, "queued": queued, "ratio": round(ratio, 3),
         "cpu_ratio_queued_over_sequential": round(queued["cpu_s"] / seq_cpu_s, 3),
     }, method=(
@@ -274,11 +339,12 @@ def queue_throughput(work: Path, n_jobs: int = 8, song_s: float = 20.0,
         "stopped), timed from ingest's start to its return (every run ended); the daemon's "
         "start is not timed. ratio = sequential wall / queued wall. cpu_s = user + system "
         "seconds of every process started (render and its ffmpeg; ingest, the daemon, code "
-        "servers, run workers and their ffmpeg, counted through a subreaper) within the timed "
+        "servers, run workers and their ffmpeg, counted through a subreaper; on postgres also "
+        "the PostgreSQL server's postmaster and backends: server_cpu_s) within the timed "
         "window; cpu_utilisation = cpu_s / (wall_s x cores). A warm-up render fills the numba "
         "cache first."))
     result.targets = [Target.at_least(
-        "queue_throughput_ratio", 1.0, ratio,
+        f"{name}_ratio", 1.0, ratio,
         why_missed=(f"the queued runs used {queued['cpu_s']:.0f} CPU-s against "
                     f"{seq_cpu_s:.0f} for the renders (a process per run: Python start-up, "
                     "imports, its code server) and the machine had "
@@ -437,7 +503,8 @@ def orchestration_overhead(repeats: int = 3) -> Result:
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "queued":
-        print(json.dumps(queued_child(Path(sys.argv[2]), int(sys.argv[3]))))
+        print(json.dumps(queued_child(Path(sys.argv[2]), int(sys.argv[3]),
+                                      *(int(a) for a in sys.argv[4:5]))))
     elif kind == "overhead":
         print(json.dumps(overhead_child(sys.argv[2], int(sys.argv[3]))))
     else:
