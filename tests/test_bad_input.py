@@ -186,6 +186,17 @@ def test_render_job_id_is_the_songs_content_not_its_path(tmp_path):
     assert len({job(song), job(other), job(song, "a hare")}) == 3
 
 
+def test_render_job_ids_of_requests_without_pacing_stay_what_they_were():
+    """A new request field at its default keeps every job id made before it existed (the id
+    pinned here is the one the code before ``pacing`` gave); setting it makes another job."""
+    from video_assets.schemas import Request
+
+    request = Request(prompt="a lighthouse at dusk", audio="song.wav")
+    assert render_job_id(request, "song.wav", "ab" * 32) == "song-4a616c76"
+    energetic = request.model_copy(update={"pacing": "energetic"})
+    assert render_job_id(energetic, "song.wav", "ab" * 32) != "song-4a616c76"
+
+
 def test_valid_ad_request_without_audio(tmp_path):
     req = validate_request(parse_request(b"prompt: new shoes\nmode: ad\nduration_s: 12\n",
                                          "ad.yaml"), "ad.yaml")

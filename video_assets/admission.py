@@ -104,8 +104,10 @@ def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
     """The job id of a ``videogen render`` of the song ``name``: the request (its providers
     resolved, see ``resolve_providers``) and the song's content hash, not where the song lies:
     the same song and request are one job, and one video, wherever the file is."""
-    content = json.dumps({**request.model_dump(mode="json", exclude={"audio", "webhook_url"}),
-                          "audio_sha256": audio_sha256}, sort_keys=True).encode()
+    fields = request.model_dump(mode="json", exclude={"audio", "webhook_url"})
+    if fields.get("pacing") == "auto":  # the default: the ids of requests made before it existed
+        del fields["pacing"]
+    content = json.dumps({**fields, "audio_sha256": audio_sha256}, sort_keys=True).encode()
     return job_id_for(name, content)
 
 

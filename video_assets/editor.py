@@ -16,7 +16,7 @@ from video_assets import layout
 from video_assets.edits import EditContext, EditError, EditOp, ReplaceEdit, apply_edits, with_takes
 from video_assets.media.boundaries import BoundaryLimits
 from video_assets.media.user_clip import ClipFileError, clean_clip, probe_clip_s
-from video_assets.providers.offline import FLAVOR_BIAS, boundary_energy, pick_transition, relative_energy
+from video_assets.providers.offline import plan_transitions
 from video_assets.schemas import BeatGrid, ClipSpec, Request, Script, StoredRequest, Take
 from video_assets.store import MediaStore, job_key, sha256_file
 from video_assets.versions import History, PendingEdit, load_history, restore_takes
@@ -155,14 +155,13 @@ def check_edits(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: B
 
 def retime_transitions(script: Script, request: Request, grid: BeatGrid) -> Script:
     """The script's transitions chosen again for ``request.transitions`` (``auto``: by the
-    music's energy at each cut, as the offline planner chooses them)."""
-    edges = relative_energy([boundary_energy(grid, s.end_s) for s in script.scenes])
-    bias = FLAVOR_BIAS[request.flavor]
-    last = len(script.scenes) - 1
+    music's energy at each cut and how the song's sections change there, as the offline
+    planner chooses them)."""
+    transitions = plan_transitions(grid, [s.end_s for s in script.scenes], request.transitions,
+                                   request.flavor)
     return script.model_copy(update={"scenes": [
-        s.model_copy(update={"transition": "cut" if i == last
-                             else pick_transition(request.transitions, edges[i], bias)})
-        for i, s in enumerate(script.scenes)]})
+        s.model_copy(update={"transition": t}) for s, t in zip(script.scenes, transitions,
+                                                                strict=True)]})
 
 
 def next_script(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: BoundaryLimits,
