@@ -92,3 +92,17 @@ def test_streamed_onset_envelope_and_projections_are_librosas(hop, n_fft):
     np.testing.assert_allclose(env, ref, atol=1e-4)
     power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2
     np.testing.assert_allclose(proj, basis @ power, rtol=1e-3, atol=1e-3)
+
+
+def test_grid_extended_and_filled_at_the_local_tempo():
+    """A speeding-up song's grid continues at its tempo at each end, and a gap is filled at the
+    tempo around it, not at the song's average."""
+    from video_assets.media.beats import fill_grid
+
+    slow, fast = np.arange(2.0, 10.0, 0.8), np.arange(10.0, 20.0, 0.4)
+    tracked = [float(t) for t in np.concatenate([slow, fast[fast < 14.0], fast[fast > 16.05]])]
+    beats, _ = fill_grid(tracked, 0.6, 22.0, follow_tempo=True)
+    assert np.allclose(np.diff([b for b in beats if b <= 2.0 + 1e-9]), 0.8)  # the head at 75 BPM
+    assert np.allclose(np.diff([b for b in beats if b >= 19.6]), 0.4)  # the tail at 150 BPM
+    gap = [b for b in beats if 13.9 < b < 16.2]
+    assert np.allclose(np.diff(gap), 0.4, atol=0.01)  # the gap at the local 0.4 s, not 0.6 s

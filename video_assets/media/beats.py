@@ -120,7 +120,7 @@ def fill_grid(beats_s: list[float], period_s: float, duration_s: float,
             return period_s
         near = np.concatenate([ibi[max(0, i - 4) : i], ibi[i + 1 : i + 5]]) if 0 <= i < ibi.size \
             else (ibi[:4] if i < 0 else ibi[-4:])
-        near = near[near < 1.5 * np.median(ibi)] if near.size else near
+        near = near[near < 1.5 * np.median(near)] if near.size else near  # leave out other gaps
         return float(np.median(near)) if near.size else period_s
 
     out: list[float] = []
@@ -166,7 +166,8 @@ def analyze(
         y, sr, HOP, bases=(spectral.chroma_basis(sr), low_row, bass_rows))
     chroma = spectral.normalize_max(chroma, axis=0)
     low_power = low_power[0]
-    tempo = spectral.tempo(onset_env, sr, HOP)  # librosa's global tempo: the metrical level
+    # librosa's global tempo sets the metrical level (0 without onsets: silence)
+    tempo = spectral.tempo(onset_env, sr, HOP) if onset_env.any() else 0.0
     beat_frames = np.zeros(0, dtype=int)
     curve_bpm = np.full(len(onset_env), tempo if tempo > 0 else 120.0)
     if onset_env.any() and tempo > 0:
