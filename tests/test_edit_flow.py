@@ -208,3 +208,11 @@ def test_rerender_with_new_transitions_keeps_the_edits(offline_job: str, home: P
     assert [s["prompt"] for s in scenes] == prompts
     assert {s["transition"] for s in scenes[:-1]} == {"crossfade"}
     assert history(home, offline_job)["versions"][-1]["operation"] == "rerender"
+
+
+def test_rerender_with_a_new_pacing_but_no_replan_is_refused(offline_job: str, home: Path,
+                                                             capsys):
+    before = history(home, offline_job)
+    code, _, out = videogen(capsys, "rerender", offline_job, "--pacing", "energetic")
+    assert code == 2 and "--replan" in out
+    assert history(home, offline_job) == before

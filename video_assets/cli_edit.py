@@ -214,7 +214,11 @@ def rerender(args: argparse.Namespace) -> int:
              "videogen render --audio ...")
         return EXIT_BAD_INPUT
     stored = StoredRequest.model_validate(media.get_json(job_key(job_id, REQUEST)))
-    options = {k: v for k in ("aspect", "transitions", "flavor", "budget_usd")
+    if args.pacing is not None and not args.replan:
+        _err("rerender: --pacing: the pacing sets where the cuts are, so the scenes must be "
+             "planned again; fix: add --replan (the edited versions stay in the history)")
+        return EXIT_BAD_INPUT
+    options = {k: v for k in ("aspect", "transitions", "flavor", "pacing", "budget_usd")
                if (v := getattr(args, k)) is not None}
     data = {**stored.request.model_dump(mode="json", exclude_none=True), **options}
     try:
@@ -281,6 +285,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--aspect", help="9:16 | 16:9 | 1:1 (the pictures are made again)")
     r.add_argument("--transitions", help="auto | cut | crossfade | fade")
     r.add_argument("--flavor", help="default | cinematic | energetic | minimal")
+    r.add_argument("--pacing", help="calm | auto | energetic (shot lengths; with --replan)")
     r.add_argument("--budget-usd", dest="budget_usd", type=float)
     r.add_argument("--replan", action="store_true", help="plan the scenes afresh (the edits stay "
                    "in the history)")
