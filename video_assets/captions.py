@@ -359,7 +359,7 @@ class CaptionStyle(_Frozen):
     align: Literal["center", "left"] = "center"
     animation: Animation = "fade"
     animation_ms: int = Field(default=150, ge=0, le=2000)
-    karaoke: Karaoke = "switch"  # word highlighting where words have times
+    karaoke: Karaoke = "switch"  # where words have times: lit at once, or a colour sweep over each
     max_chars: int = Field(default=32, ge=8, le=120)  # per line on screen
     max_lines: int = Field(default=2, ge=1, le=4)  # lines on screen at once
 

@@ -14,10 +14,14 @@ two characters. A line longer than the style's ``max_lines`` is shown page by pa
 times where there are any, else in proportion to the characters).
 
 Timing. Events are in centiseconds (ASS's unit: within a third of a frame at 30 fps), every time
-rounded from the absolute seconds, never summed, so nothing drifts. Karaoke uses ``\\k`` (switch)
-or ``\\kf`` (sweep) from the words' times: a word takes the highlight colour at its start. An
-event shows while its line is sung; the fade-in or pop-in starts with it, and a fade-out is used
-only before a gap (two lines back to back cut, so the next never waits for the fade).
+rounded from the absolute seconds, never summed, so nothing drifts. Karaoke: each word starts in
+the text colour and a ``\\t`` transform turns it to the highlight colour at its own time (``switch``:
+at once; ``sweep``: over the word's length), which libass applies on the first frame at or after
+that time. (``\\k`` tags would do the same from durations, but a window that clips a line would
+need zero-length syllables there, which libass draws with slightly different outlines: the
+transform keeps a chunk's frames identical to a whole render's.) An event shows while its line is
+sung; the fade-in or pop-in starts with it, and a fade-out is used only before a gap (two lines
+back to back cut, so the next never waits for the fade).
 
 ``ass_for_window`` gives the events of one window of the timeline, shifted to start at 0: a chunk
 of an incremental composition burns only its own. Animations and karaoke are written relative to
@@ -320,7 +324,6 @@ def _header(style: CaptionStyle, size: tuple[int, int]) -> str:
               f"0,0,{border},{m.outline_px:g},{m.shadow_px:g},{_alignment(style)},{margin_l},"
               f"{margin_r},{margin_v},1")
     plain = fields.format(primary=_colour(style.colour), secondary=_colour(style.colour))
-    sung = fields.format(primary=_colour(style.highlight), secondary=_colour(style.colour))
     return "\n".join([
         "[Script Info]",
         "ScriptType: v4.00+",
@@ -335,7 +338,6 @@ def _header(style: CaptionStyle, size: tuple[int, int]) -> str:
         "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
         "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
         f"Style: Caption,{style.font},{plain}",
-        f"Style: Karaoke,{style.font},{sung}",
         "",
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
@@ -374,21 +376,13 @@ def _event(page: Page, style: CaptionStyle, shift_s: float, t0_cs: int, t1_cs: i
         tags.append(f"\\fade(255,0,255,{start_ms},{start_ms + fade_in},"
                     f"{end_ms - fade_out},{end_ms})")
     if style.animation == "pop" and anim:
-        tags.append(f"\\fscx{POP_FROM}\\fscy{POP_FROM}\\t({start_ms},{start_ms + anim},"
-                    f"\\fscx100\\fscy100)")
+        t1, t2 = _transform_span(start_ms, start_ms + anim)
+        tags.append(f"\\fscx{POP_FROM}\\fscy{POP_FROM}\\t({t1},{t2},\\fscx100\\fscy100)")
     text = "{" + "".join(tags) + "}"
-    ktag = "\\kf" if style.karaoke == "sweep" else "\\k"
     if page.karaoke:
-        # when each token lights up, in centiseconds from the event start (clamped at 0)
-        marks, last = [], 0
-        for line in page.lines:
-            for token in line:
-                if token.start_s is not None:
-                    last = max(last, _cs(token.start_s - shift_s) - t0_cs)
-                marks.append(last)
-        lead = marks[0] if marks else 0
-        text += f"{{{ktag}{lead}}}" if lead > 0 else ""
-        ends = [*marks[1:], max(marks[-1], _cs(page.end_s - shift_s) - t0_cs)]
+        lit_at = _lit_times_ms(page, shift_s, t0_cs)
+        sweep = style.karaoke == "sweep"
+        highlight, base = _colour(style.highlight), _colour(style.colour)
     k = 0
     for n, line in enumerate(page.lines):
         if n:
@@ -396,12 +390,34 @@ def _event(page: Page, style: CaptionStyle, shift_s: float, t0_cs: int, t1_cs: i
         for i, token in enumerate(line):
             piece = (" " if token.space_before and i else "") + _escape(token.text)
             if page.karaoke:
-                text += f"{{{ktag}{ends[k] - max(marks[k], 0)}}}{piece}"
+                t1, t2 = lit_at[k] if sweep else (lit_at[k][0], lit_at[k][0])
+                t1, t2 = _transform_span(t1, t2)
+                # each word from the base colour (tags carry over to the words after them)
+                text += f"{{\\1c{base}\\t({t1},{t2},\\1c{highlight})}}{piece}"
             else:
                 text += piece
             k += 1
-    name = "Karaoke" if page.karaoke else "Caption"
-    return f"Dialogue: 0,{_timestamp(t0_cs)},{_timestamp(t1_cs)},{name},,0,0,0,,{text}"
+    return f"Dialogue: 0,{_timestamp(t0_cs)},{_timestamp(t1_cs)},Caption,,0,0,0,,{text}"
+
+
+def _lit_times_ms(page: Page, shift_s: float, t0_cs: int) -> list[tuple[int, int]]:
+    """When each token of a karaoke page starts and ends being sung, in ms from the event start
+    (negative: before it); a token without a time goes with the one before it."""
+    starts: list[int] = []
+    for token in (token for line in page.lines for token in line):
+        if token.start_s is not None:
+            starts.append(_cs(token.start_s - shift_s) - t0_cs)
+        else:
+            starts.append(starts[-1] if starts else _cs(page.start_s - shift_s) - t0_cs)
+    page_end = _cs(page.end_s - shift_s) - t0_cs
+    ends = [max(a, b) for a, b in zip(starts, [*starts[1:], page_end], strict=True)]
+    return [(10 * a, 10 * b) for a, b in zip(starts, ends, strict=True)]
+
+
+def _transform_span(t1_ms: int, t2_ms: int) -> tuple[int, int]:
+    """``\\t`` times with the same meaning in libass, which reads an end of 0 as "the event's
+    end": a transform over at 0 is written as one over at -1 (done at every time >= 0)."""
+    return (-1, -1) if t2_ms == 0 else (t1_ms, t2_ms)
 
 
 def _document(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int],
