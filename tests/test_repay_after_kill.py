@@ -145,3 +145,15 @@ def test_a_download_that_cannot_be_normalised_is_dropped_so_the_retry_asks_again
         make_clip(media_root, warehouse)
 
     assert [model for model, _ in fake.created] == [VIDEO, VIDEO]
+
+
+def test_a_download_the_store_cannot_keep_still_makes_the_clip(tmp_path: Path):
+    media_root, warehouse = tmp_path / "media", tmp_path / "wh.duckdb"
+    (media_root / "cache").mkdir(parents=True)
+    (media_root / "cache" / "download").write_text("a file where the folder would go")
+    fake = FakeReplicate(token=f"r8_repay_{uuid.uuid4().hex}")
+    with serving(fake):
+        key, hit = make_clip(media_root, warehouse)
+
+    assert not hit and LocalStore(media_root).cached(key)
+    assert [model for model, _ in fake.created] == [VIDEO]

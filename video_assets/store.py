@@ -350,7 +350,15 @@ class Downloads:
         return True
 
     def keep(self, key: str, src: Path) -> None:
-        self.media.put_file(key, src)
+        """Put the download ``src`` into the cache as ``key``; a store that fails here does not
+        fail the paid call (its output is on disk, to be processed): it is logged."""
+        try:
+            self.media.put_file(key, src)
+        except Exception as exc:  # noqa: BLE001 - a safety copy; the call itself succeeded
+            log.warning("could not keep the paid download %s (%s: %s); if this worker dies before "
+                        "its result is cached, a retry pays for it again", self.media.uri(key),
+                        type(exc).__name__, exc)
+            return
         self.keys.append(key)
 
     def forget(self) -> None:
