@@ -85,3 +85,19 @@ def test_a_family_that_is_not_installed_names_its_package():
     assert FAMILY_PACKAGES[absent[0]] in str(err.value)
     with pytest.raises(FontCoverageError, match="fc-list"):
         face_for("No Such Family 1234")
+
+
+def test_a_font_installed_while_the_process_runs_is_found_without_a_restart(tmp_path, monkeypatch):
+    from fontTools.ttLib import TTFont
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # fontconfig reads ~/.fonts, and so does the stamp
+    family = "Caption Test Family"
+    with pytest.raises(FontCoverageError, match="not installed"):
+        face_for(family)
+    font = TTFont(face_for("DejaVu Sans").path)
+    for record in font["name"].names:
+        if record.nameID in (1, 4, 16):
+            record.string = family
+    (tmp_path / ".fonts").mkdir()
+    font.save(tmp_path / ".fonts" / "captiontest.ttf")
+    assert face_for(family).path == str(tmp_path / ".fonts" / "captiontest.ttf")

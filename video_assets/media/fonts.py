@@ -16,6 +16,7 @@ Faces with colour bitmaps only (CBDT/sbix emoji fonts) are left out: libass draw
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import unicodedata
@@ -46,6 +47,7 @@ class FontFace:
     index: int  # the face's number in a collection (.ttc)
     weight: int  # fontconfig's scale
     italic: bool
+    width: int = 100  # fontconfig's scale: 100 normal, 87 semi-condensed, 75 condensed
 
     @property
     def bold(self) -> bool:
@@ -61,22 +63,46 @@ def _fc(args: list[str]) -> str:
                           timeout=60).stdout
 
 
-_FORMAT = "%{family[0]}\t%{file}\t%{index}\t%{weight}\t%{slant}\t%{fontformat}\n"
+_FORMAT = "%{family[0]}\t%{file}\t%{index}\t%{weight}\t%{slant}\t%{width}\n"
+
+
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+
+
+def _fonts_stamp() -> tuple[tuple[str, int], ...]:
+    """The modification times of the font folders and their subfolders: a package installed
+    while a process runs (the sensor, the code server) changes it, and the lists are read again."""
+    stamp = []
+    for top in FONT_DIRS:
+        root = os.path.expanduser(top)
+        if not os.path.isdir(root):
+            continue
+        stamp.append((root, os.stat(root).st_mtime_ns))
+        with os.scandir(root) as entries:
+            stamp.extend((e.path, e.stat().st_mtime_ns) for e in entries if e.is_dir())
+    return tuple(sorted(stamp))
 
 
 def _faces(pattern: str) -> tuple[FontFace, ...]:
+    """The installed faces fontconfig lists for ``pattern`` (``:charset=...``: those covering
+    the characters), leaving out those without outlines."""
+    return _faces_listed(pattern, _fonts_stamp())
+
+
+@functools.lru_cache(maxsize=512)
+def _faces_listed(pattern: str, _stamp: tuple) -> tuple[FontFace, ...]:
     out = []
     for line in _fc(["fc-list", "--format", _FORMAT, pattern]).splitlines():
         parts = line.split("\t")
         if len(parts) != 6 or not parts[1]:
             continue
-        family, path, index, weight, slant, _fmt = parts
+        family, path, index, weight, slant, width = parts
         out.append(FontFace(family=family, path=path, index=int(index or 0),
-                            weight=int(float(weight or 80)), italic=int(slant or 0) != 0))
+                            weight=int(float(weight or 80)), italic=int(slant or 0) != 0,
+                            width=int(float(width or 100))))
     return tuple(sorted(f for f in out if _outlines(f.path, f.index)))
 
 
-@functools.cache
 def installed_faces() -> tuple[FontFace, ...]:
     """Every installed face with outlines (fontconfig's list)."""
     return _faces(":")
@@ -111,11 +137,12 @@ def line_height_em(face: FontFace) -> float:
 
 
 def _preference(face: FontFace, bold: bool) -> tuple:
-    return (face.italic, abs(face.weight - (FC_BOLD if bold else 80)))
+    return (face.italic, abs(face.weight - (FC_BOLD if bold else 80)), abs(face.width - 100))
 
 
 def face_for(family: str, bold: bool = False) -> FontFace:
-    """The installed face of ``family`` nearest to the weight (upright first)."""
+    """The installed face of ``family`` nearest to the weight (upright and normal width first,
+    as libass picks)."""
     faces = [f for f in installed_faces() if f.family.lower() == family.lower()]
     if not faces:
         package = FAMILY_PACKAGES.get(family.lower())
