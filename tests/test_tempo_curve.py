@@ -106,3 +106,16 @@ def test_grid_extended_and_filled_at_the_local_tempo():
     assert np.allclose(np.diff([b for b in beats if b >= 19.6]), 0.4)  # the tail at 150 BPM
     gap = [b for b in beats if 13.9 < b < 16.2]
     assert np.allclose(np.diff(gap), 0.4, atol=0.01)  # the gap at the local 0.4 s, not 0.6 s
+
+
+@pytest.mark.parametrize(("first_bpm", "then_bpm"), [(96.0, 140.0), (120.0, 90.0)])
+def test_beats_follow_an_abrupt_tempo_change(first_bpm, then_bpm):
+    """15 s at one tempo, then 15 s at another: the curve jumps (once, at a fixed cost) instead of
+    staying on the first tempo; most beats of both halves are found (the tempogram's 9 s window
+    blurs the seconds around the change)."""
+    halves = [synthesize_track(15.0, tempo_bpm=bpm, sample_rate=SR).mean(axis=1)
+              for bpm in (first_bpm, then_bpm)]
+    truth = np.concatenate([np.arange(0, 15, 60 / first_bpm), 15 + np.arange(0, 15, 60 / then_bpm)])
+    grid = analyze(DecodedAudio(samples=np.concatenate(halves).astype(np.float32), sample_rate=SR))
+    assert grid.method == "beats", grid.confidence
+    assert mir_eval.beat.f_measure(truth, np.asarray(grid.beats_s), f_measure_threshold=0.07) >= 0.8

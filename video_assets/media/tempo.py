@@ -22,6 +22,7 @@ BINS_PER_OCTAVE = 48
 MIN_BPM, MAX_BPM = 30.0, 300.0
 PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0  # librosa.feature.tempo's prior (start_bpm, std_bpm)
 SIGMA_OCTAVES = 0.02  # how far the tempo may move between columns (~0.5 s) without a penalty
+JUMP_COST = 15.0  # log units: an abrupt tempo change pays this once instead of the gradual cost
 
 
 def candidate_bpms() -> np.ndarray:
@@ -47,12 +48,13 @@ def salience(onset_env: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.n
     return np.concatenate(cols), bpms, np.concatenate(sal)
 
 
-def viterbi_path(obs: np.ndarray, sigma_bins: float) -> np.ndarray:
-    """The state sequence maximising ``sum(obs[t, s_t]) - sum(((s_t - s_{t-1}) / sigma) ** 2 / 2)``;
-    ``obs`` is ``(n_steps, n_states)`` in log units."""
+def viterbi_path(obs: np.ndarray, sigma_bins: float, jump_cost: float = np.inf) -> np.ndarray:
+    """The state sequence maximising ``sum(obs[t, s_t])`` minus, per step, the smaller of
+    ``((s_t - s_{t-1}) / sigma) ** 2 / 2`` and ``jump_cost``; ``obs`` is ``(n_steps, n_states)`` in
+    log units."""
     n, k = obs.shape
     jump = np.arange(k)[:, None] - np.arange(k)[None, :]
-    trans = -0.5 * (jump / sigma_bins) ** 2  # [to, from]
+    trans = np.maximum(-0.5 * (jump / sigma_bins) ** 2, -jump_cost)  # [to, from]
     score = obs[0].copy()
     back = np.zeros((n, k), dtype=np.int32)
     for t in range(1, n):
@@ -76,7 +78,7 @@ def tempo_curve(onset_env: np.ndarray, sr: int, hop: int, around_bpm: float = PR
         return np.full(len(onset_env), around_bpm)
     prior = -0.5 * ((np.log2(bpms) - np.log2(around_bpm)) / octaves) ** 2
     obs = np.log1p(1e6 * np.maximum(sal, 0.0)) + prior[None, :]
-    path = viterbi_path(obs, SIGMA_OCTAVES * BINS_PER_OCTAVE)
+    path = viterbi_path(obs, SIGMA_OCTAVES * BINS_PER_OCTAVE, JUMP_COST)
     return np.interp(np.arange(len(onset_env)), cols, bpms[path])
 
 
