@@ -113,6 +113,21 @@ def test_karaoke_highlights_each_word_on_its_frame(tmp_path):
         assert lit[f - 1] == lit[f - 2], f"something changed the frame before the word at {t} s"
 
 
+def test_arabic_karaoke_lights_the_first_word_on_the_right(tmp_path):
+    _needs(ARABIC, "fonts-dejavu-core")
+    size = (540, 960)
+    words = [CaptionWord(start_s=0.2 + 0.4 * i, end_s=0.6 + 0.4 * i, text=w)
+             for i, w in enumerate(["مرحبا", "بالعالم", "نغني"])]
+    style = CaptionStyle(**{**PRESETS["karaoke"].model_dump(), "animation": "none"})
+    doc = ass_document([Caption(start_s=0.0, end_s=1.6, text=" ".join(w.text for w in words),
+                                words=words)], style, size)
+    frame = burn(doc, size, 1.0, tmp_path, frames=(12, 13))[0]  # 0.4 s: the first word only
+    lit_x = np.nonzero(near(frame, style.highlight))[1]
+    ink_x = np.nonzero(ink(frame))[1]
+    assert len(lit_x) > 50
+    assert lit_x.min() > np.median(ink_x), "the first word sung is not at the right"
+
+
 def test_a_windows_ass_burns_the_same_frames_as_the_whole_document(tmp_path):
     size = (270, 480)
     caps = parse_lrc("[00:00.30]<00:00.30>Over <00:00.80>the <00:01.20>line <00:02.40>\n"

@@ -10,7 +10,10 @@ column). Lines are wrapped here, not by libass (``WrapStyle: 2``, explicit ``\\N
 measured with Pillow (raqm: the same HarfBuzz shaping and bidi as libass) in the very face libass
 will draw (``fonts.covering_face``, named per event with ``\\fn``), at the size libass uses (font
 size over the face's Windows ascent + descent). Words are broken between words, CJK between any
-two characters. A line longer than the style's ``max_lines`` is shown page by page (split at word
+two characters. The style's Encoding is -1: libass then orders the whole line by the Unicode
+bidi algorithm (direction from its first strong character) instead of each run of one colour
+on its own, so Arabic karaoke keeps its word order while the words change colour. A line
+longer than the style's ``max_lines`` is shown page by page (split at word
 times where there are any, else in proportion to the characters).
 
 Timing. Events are in centiseconds (ASS's unit: within a third of a frame at 30 fps), every time
@@ -322,7 +325,7 @@ def _header(style: CaptionStyle, size: tuple[int, int]) -> str:
         border, outline_colour, back = 1, _colour(style.outline_colour), _colour("#000000", 0.5)
     fields = (f"{m.font_px},{{primary}},{{secondary}},{outline_colour},{back},{bold},0,0,0,100,100,"
               f"0,0,{border},{m.outline_px:g},{m.shadow_px:g},{_alignment(style)},{margin_l},"
-              f"{margin_r},{margin_v},1")
+              f"{margin_r},{margin_v},-1")
     plain = fields.format(primary=_colour(style.colour), secondary=_colour(style.colour))
     return "\n".join([
         "[Script Info]",
