@@ -5,6 +5,7 @@ with real glyphs, and the SRT/WebVTT sidecars."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,16 @@ ARABIC = "مرحبا بالعالم نغني معا حتى الصباح"
 
 
 def burn(doc: str, size: tuple[int, int], duration_s: float, tmp_path: Path,
-         frames: tuple[int, int] | None = None) -> np.ndarray:
+         frames: tuple[int, int] | None = None, timeline_frame: int | None = None) -> np.ndarray:
     """The frames (n, h, w, 3) of a grey video with ``doc`` burned in by ffmpeg's ``ass`` filter;
-    ``frames``: only [first, last) of them."""
+    ``frames``: only [first, last) of them; ``timeline_frame``: the first frame carries the
+    timestamp of that frame of the timeline while it is burned."""
     w, h = size
     path = tmp_path / f"captions-{abs(hash(doc))}.ass"
     path.write_text(doc, encoding="utf-8")
     chain = f"format=rgb24,ass=filename='{path}'"
+    if timeline_frame is not None:
+        chain = f"format=rgb24,settb=1/{FPS},setpts=N+{timeline_frame},ass=filename='{path}',setpts=N"
     if frames:
         chain += f",trim=start_frame={frames[0]}:end_frame={frames[1]}"
     raw = ffmpeg_output(["-f", "lavfi", "-i", f"color=c=0x808080:s={w}x{h}:r={FPS}:d={duration_s}",
@@ -137,6 +141,19 @@ def test_a_windows_ass_burns_the_same_frames_as_the_whole_document(tmp_path):
         whole = burn(ass_document(caps, style, size), size, 3.0, tmp_path)
         pieces = [burn(ass_for_window(caps, style, size, a, a + 1.0), size, 1.0, tmp_path)
                   for a in (0.0, 1.0, 2.0)]
+        assert np.array_equal(np.concatenate(pieces), whole), preset
+
+
+def test_an_unshifted_window_burned_at_timeline_times_matches_the_whole_document(tmp_path):
+    size = (270, 480)
+    caps = parse_lrc("[00:00.30]<00:00.30>Over <00:00.80>the <00:01.04>line <00:02.40>\n"
+                     "[00:02.40]<00:02.40>and <00:02.70>on\n", duration_s=3.0)
+    cuts = [0, 31, 73, 90]  # windows starting on frames, not on centiseconds, one in a pop-in
+    for preset in ("karaoke", "bold_pop"):
+        style = PRESETS[preset]
+        whole = burn(ass_document(caps, style, size), size, 3.0, tmp_path)
+        pieces = [burn(ass_for_window(caps, style, size, a / FPS, b / FPS, shift=False), size,
+                       (b - a) / FPS, tmp_path, timeline_frame=a) for a, b in pairwise(cuts)]
         assert np.array_equal(np.concatenate(pieces), whole), preset
 
 

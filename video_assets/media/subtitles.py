@@ -424,30 +424,39 @@ def _transform_span(t1_ms: int, t2_ms: int) -> tuple[int, int]:
 
 
 def _document(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int],
-              start_s: float, end_s: float | None) -> str:
+              start_s: float, end_s: float, origin_s: float) -> str:
+    """The events of ``[start_s, end_s)``, cut to it, with times measured from ``origin_s``."""
     lines = [_header(style, size)]
     for page in layout(captions, style, size):
-        if page.end_s <= start_s or (end_s is not None and page.start_s >= end_s):
+        if page.end_s <= start_s or page.start_s >= end_s:
             continue
-        t0 = max(0, _cs(page.start_s - start_s))
-        t1 = _cs((page.end_s if end_s is None else min(page.end_s, end_s)) - start_s)
+        t0 = _cs(max(page.start_s, start_s) - origin_s)
+        t1 = _cs(min(page.end_s, end_s) - origin_s)
         if t1 > t0:
-            lines.append(_event(page, style, start_s, t0, t1))
+            lines.append(_event(page, style, origin_s, t0, t1))
     return "\n".join(lines) + "\n"
 
 
 def ass_document(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int]) -> str:
     """The whole timeline's captions as an ASS script for a ``size`` (w, h) frame."""
-    return _document(captions, style, size, 0.0, None)
+    return _document(captions, style, size, 0.0, math.inf, 0.0)
 
 
 def ass_for_window(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int],
-                   start_s: float, end_s: float) -> str:
-    """The events overlapping ``[start_s, end_s)``, shifted so that ``start_s`` is 0 and cut at
-    the window's end; deterministic (its text can be hashed into a cache key)."""
+                   start_s: float, end_s: float, *, shift: bool = True) -> str:
+    """The events overlapping ``[start_s, end_s)``, cut to it; ``shift``: times moved so that
+    ``start_s`` is 0 (for frames timed from the window's start), else kept on the timeline (for
+    frames carrying their timeline times). Deterministic: its text can be hashed into a cache key.
+
+    Shifted, word highlights and lines land on the same frames as in ``ass_document`` (within a
+    frame when the window does not start on a centisecond), but the fades and the pop-in, which
+    libass interpolates from its millisecond clock, can differ slightly on their few frames. Not
+    shifted, with the frames' timestamps on the timeline around the ``ass`` filter (e.g.
+    ``settb=1/fps,setpts=N+<first frame>`` before it and ``setpts=N`` after), a window's frames
+    are identical to the whole document's."""
     if end_s <= start_s:
         raise ValueError(f"window [{start_s}, {end_s}) is empty")
-    return _document(captions, style, size, start_s, end_s)
+    return _document(captions, style, size, start_s, end_s, start_s if shift else 0.0)
 
 
 # --- SRT and WebVTT -------------------------------------------------------------------------
