@@ -37,6 +37,19 @@ def test_corpus_piece_meets_the_beat_and_downbeat_goals(corpus_dir: Path, name: 
     assert row["downbeat_f"] >= 0.8, row
 
 
+@pytest.mark.parametrize("tempo_bpm", [90.0, 110.0, 130.0, 150.0, 170.0])
+def test_downbeats_on_the_louder_kick_at_any_tempo(tempo_bpm):
+    """4/4 with a kick on every beat, the bar's first one louder, chords lasting two bars: the
+    downbeats are the loud kicks (the kick's level is part of the accent, not only its rise)."""
+    import mir_eval
+
+    y = synthesize_track(30.0, tempo_bpm=tempo_bpm, sample_rate=SR, seed=int(tempo_bpm)).mean(axis=1)
+    grid = analyze(DecodedAudio(samples=y, sample_rate=SR))
+    assert grid.meter == 4
+    bars = np.arange(0.0, 30.0, 4 * 60.0 / tempo_bpm)
+    assert mir_eval.beat.f_measure(bars, np.asarray(grid.downbeats_s), f_measure_threshold=0.07) >= 0.9
+
+
 def _peak_bytes(duration_s: float, base: np.ndarray) -> tuple[int, int]:
     """Peak traced allocation while analysing ``base`` repeated to ``duration_s`` (the samples
     themselves are allocated before tracing starts) and the samples' size."""

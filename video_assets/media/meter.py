@@ -71,12 +71,13 @@ def accent(low_power: np.ndarray, sync_chroma: np.ndarray, frames: np.ndarray) -
     low = 10.0 * np.log10(np.maximum(low_power, 1e-10))
     low = np.maximum(low, low.max() - 80.0)
     n = len(low)
-    rise = np.array([low[f : min(n, f + 4)].max() - low[max(0, f - 4) : f + 1].min()
-                     for f in np.clip(frames, 0, n - 1)])
+    clipped = np.clip(frames, 0, n - 1)
+    peak = np.array([low[f : min(n, f + 4)].max() for f in clipped])
+    rise = peak - np.array([low[max(0, f - 4) : f + 1].min() for f in clipped])
     change = np.zeros(len(frames))
     change[1:] = 1.0 - np.sum(sync_chroma[1:] * sync_chroma[:-1], axis=1)
     change[0] = change[1:].mean()
-    return _z(rise) + _z(change)
+    return _z(rise) + _z(change) + _z(peak)
 
 
 def _best_ac(e: np.ndarray, lag: int) -> float:
