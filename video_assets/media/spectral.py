@@ -6,6 +6,10 @@ render paid for a quarter of a second of analysis. Each function here follows li
 with librosa's defaults (Hann window, centred frames padded with zeros, Slaney mel scale and
 norm, ``power_to_db`` with ``top_db=80``); ``tests/test_spectral.py`` pins every one to librosa.
 
+``streamed_features`` gives the onset envelope and other projections of the power spectrogram
+from blocks of frames, so beat analysis never holds a song-long spectrogram. librosa's ISC
+license: ``LICENSE.librosa``.
+
 One deliberate difference: ``chroma_stft`` takes the tuning as 0 cents instead of estimating it
 (librosa's ``estimate_tuning`` runs a pitch tracker); beat analysis compares chroma only with
 itself, so a constant detuning changes nothing it measures.
