@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark, print the table, write ``benchmarks/results.json``.
 
 ``BENCH_QUICK=1`` runs a smaller version (shorter edits, one pair each) in a few minutes;
-``BENCH_ONLY=compose,moviepy,e2e,beats,memory,fanout,dagster,edits`` picks benchmarks (the default: all).
+``BENCH_ONLY=compose,moviepy,e2e,beats,memory,fanout,dagster,edits,queue,queue_pg,overhead``
+picks benchmarks (the default: all).
 Each benchmark that fails is reported as an error row and the others still run.
 """
 
@@ -16,17 +17,17 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import compose_bench, e2e_bench, edit_bench, orchestration_bench
+from benchmarks import compose_bench, e2e_bench, edit_bench, orchestration_bench, scale_bench
 from benchmarks.common import REPO, Result, Target, load_average, log, machine_info, write_json
 
 RESULTS = REPO / "benchmarks" / "results.json"
 
 FULL = {"compose_6": (6, 30.0, 2), "compose_24": (24, 120.0, 2), "moviepy": (6, 30.0),
         "e2e": (30.0, 3), "beats_s": 180.0, "memory_songs_s": (60.0, 600.0),
-        "fanout_latency_s": 2.0, "dagster_repeats": 3, "edits": (120.0, 3)}
+        "fanout_latency_s": 2.0, "dagster_repeats": 3, "edits": (120.0, 3), "queue": (8, 20.0, 2)}
 QUICK = {"compose_6": (6, 12.0, 1), "compose_24": (24, 48.0, 1), "moviepy": (6, 12.0),
          "e2e": (15.0, 1), "beats_s": 180.0, "memory_songs_s": (30.0, 90.0),
-         "fanout_latency_s": 1.0, "dagster_repeats": 3, "edits": (30.0, 1)}
+         "fanout_latency_s": 1.0, "dagster_repeats": 3, "edits": (30.0, 1), "queue": (2, 6.0, 2)}
 
 
 def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
@@ -44,6 +45,9 @@ def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
         ("fanout", lambda: orchestration_bench.fanout(cfg["fanout_latency_s"])),
         ("dagster", lambda: orchestration_bench.dagster_overhead(cfg["dagster_repeats"])),
         ("edits", lambda: edit_bench.edit_speed(work, *cfg["edits"])),
+        ("queue", lambda: scale_bench.queue_throughput(work, *cfg["queue"])),
+        ("queue_pg", lambda: scale_bench.queue_throughput(work, *cfg["queue"], profile="postgres")),
+        ("overhead", lambda: scale_bench.orchestration_overhead(cfg["dagster_repeats"])),
     ]
 
 
