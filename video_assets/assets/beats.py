@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from video_assets.assets.common import file_image_md, load_request
+from video_assets.layout import BEAT_GRID, BEAT_PLOT
 from video_assets.media import beats
 from video_assets.media.audio import decode_mono
 from video_assets.media.plot import plot_beat_grid
@@ -23,13 +24,14 @@ def beat_grid(
     stored = load_request(media, job_id)
     with media.local_path(stored.audio_key) as audio_path:
         audio = decode_mono(audio_path)
-    grid = beats.analyze(audio, settings.limits())
-    media.put_json(job_key(job_id, "beat_grid.json"), grid.model_dump(mode="json"))
+    grid = beats.analyze(audio, settings.limits(), pacing=stored.request.pacing)
+    media.put_json(job_key(job_id, BEAT_GRID), grid.model_dump(mode="json"))
     with media.scratch_dir() as tmp:
         plot_beat_grid(audio, grid, tmp / "beat_grid.png")
-        media.put_file(job_key(job_id, "beat_grid.png"), tmp / "beat_grid.png")
+        media.put_file(job_key(job_id, BEAT_PLOT), tmp / "beat_grid.png")
     lengths = [b.length_s for b in grid.boundaries]
     context.log.info(f"{grid.method}: {grid.tempo_bpm:.1f} BPM, {len(grid.beats_s)} beats, "
+                     f"{len(grid.sections)} sections, "
                      f"{len(lengths)} clips of {min(lengths):.2f}-{max(lengths):.2f} s")
     return MaterializeResult(metadata={
         "tempo_bpm": grid.tempo_bpm,
@@ -43,5 +45,5 @@ def beat_grid(
         "duration_s": round(grid.duration_s, 3),
         "n_sections": len(grid.sections),
         "sections": MetadataValue.md(sections_table(grid.sections)),
-        "plot": file_image_md(media, job_key(job_id, "beat_grid.png"), max_px=640),
+        "plot": file_image_md(media, job_key(job_id, BEAT_PLOT), max_px=640),
     })

@@ -30,6 +30,7 @@ from video_assets.media import meter, spectral
 from video_assets.media.audio import DecodedAudio
 from video_assets.media.beat_track import track_beats_curve
 from video_assets.media.boundaries import BoundaryLimits, plan_boundaries
+from video_assets.media.sections import detect_sections
 from video_assets.media.tempo import pulse_clarity, tempo_curve
 from video_assets.schemas import BeatGrid, Boundary
 
@@ -152,8 +153,11 @@ def analyze(
     audio: DecodedAudio,
     limits: BoundaryLimits = BoundaryLimits(),
     min_confidence: float = 0.2,
+    pacing: str = "auto",
 ) -> BeatGrid:
-    """Track beats, estimate downbeats and energy, and plan clip boundaries on the beats."""
+    """Track beats, estimate downbeats and energy, find the song's sections, and plan clip
+    boundaries on the beats (every section boundary a cut; shot lengths by the section's energy
+    and ``pacing``: ``boundaries.plan_boundaries``)."""
     y, sr = audio.samples, audio.sample_rate
     duration_s = audio.duration_s
     # one streamed pass: the onset envelope, the chroma and the low band (kick and bass), never
@@ -212,16 +216,20 @@ def analyze(
     downbeats_s = beats_s[bar.phase::bar.beats_per_bar]
     tracked_set = {round(t, 6) for t in tracked}
     weak = [t for t in beats_s if round(t, 6) not in tracked_set] if method == "beats" else []
-    bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s, weak)
+    beats_r, downbeats_r = [round(t, 6) for t in beats_s], [round(t, 6) for t in downbeats_s]
+    sections = detect_sections(audio, beats_r, downbeats_r)
+    bounds = plan_boundaries(beats_s, duration_s, limits, downbeats_s, weak, sections=sections,
+                             pacing=pacing)
     return BeatGrid(
         duration_s=duration_s,
         tempo_bpm=round(tempo, 3),
-        beats_s=[round(t, 6) for t in beats_s],
-        downbeats_s=[round(t, 6) for t in downbeats_s],
+        beats_s=beats_r,
+        downbeats_s=downbeats_r,
         beat_energy=[round(float(e), 4) for e in energy],
         method=method,
         confidence=confidence,
         meter=bar.beats_per_bar,
         n_filled_beats=n_filled,
         boundaries=[Boundary(start_s=round(a, 6), end_s=round(b, 6)) for a, b in bounds],
+        sections=sections,
     )
