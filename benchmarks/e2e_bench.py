@@ -211,9 +211,14 @@ def beat_analysis(work: Path, song_s: float) -> Result:
         "NUMBA_CACHE_DIR (cold), then twice more with it filled (warm; beat analysis no longer uses "
         "numba or librosa, so both should agree); first_s is the first call (decode, FFT plans), "
         "again_s a second call in the same process"))
-    result.targets = [Target.at_most("beat_analysis_3min_warm_s", 5.0, warm_total, unit=" s",
-                                     why_missed="a fresh process pays Python start-up, numpy's "
-                                                "import and the analysis itself (first_s)")]
+    warm_process_s = min(runs["warm"]["again_s"], runs["warm_again"]["again_s"])
+    result.targets = [
+        Target.at_most("beat_analysis_3min_warm_process_s", 3.0, warm_process_s, unit=" s",
+                       why_missed="decode, the streamed features, the tempo curve, the metre "
+                                  "and the sections of the whole song"),
+        Target.at_most("beat_analysis_3min_warm_s", 5.0, warm_total, unit=" s",
+                       why_missed="a fresh process pays Python start-up, numpy's "
+                                  "import and the analysis itself (first_s)")]
     return result
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 
-from benchmarks.common import log, machine_info
+from benchmarks.common import Result, Target, log, machine_info
 from tests import music_corpus
 from video_assets.media import beats
 from video_assets.media.audio import decode_mono
@@ -108,6 +108,32 @@ def rows(names: list[str] | tuple[str, ...] = music_corpus.PIECES, cache: Path =
         log(f"music_eval: {name}: beat F {out[-1]['beat_f']:.3f}, downbeat F "
             f"{out[-1]['downbeat_f']:.3f} ({time.perf_counter() - t0:.1f} s)")
     return out
+
+
+def music_result(cache: Path = DEFAULT_CACHE) -> Result:
+    """``make bench``'s row: every corpus piece scored (``rows``) and the section pieces of
+    ``section_eval``, against the goals: per piece with a beat, beat F >= 0.9 and downbeat F >= 0.8
+    (70 ms), and per structured song a section boundary hit rate within 3 s >= 0.8."""
+    from benchmarks import section_eval
+
+    reason = music_corpus.missing_tools()
+    if reason:
+        return Result("music", error=f"skipped: cannot render the corpus: {reason}")
+    scored = rows(music_corpus.PIECES, cache)
+    sections = section_eval.section_rows(cache)
+    targets = []
+    for r in scored:
+        targets.append(Target.at_least(f"music_{r['piece']}_beat_f", 0.9, round(r["beat_f"], 3)))
+        targets.append(Target.at_least(f"music_{r['piece']}_downbeat_f", 0.8,
+                                       round(r["downbeat_f"], 3)))
+    for r in sections:
+        if r["hit_rate"] is not None:
+            targets.append(Target.at_least(f"sections_{r['piece']}_hit_rate_3s", 0.8,
+                                           round(r["hit_rate"], 3)))
+    return Result("music", figures={"pieces": scored, "sections": sections}, targets=targets,
+                  method="synthesized MIDI pieces rendered with a General MIDI SoundFont through "
+                         "FluidSynth, their beat, downbeat and section times known exactly; "
+                         "scored with mir_eval (beats and downbeats: 70 ms; sections: 3 s)")
 
 
 def table(rows: list[dict]) -> str:

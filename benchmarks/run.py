@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print the table, write ``benchmarks/results.json``.
 
 ``BENCH_QUICK=1`` runs a smaller version (shorter edits, one pair each) in a few minutes;
-``BENCH_ONLY=compose,moviepy,e2e,beats,memory,fanout,dagster,edits,queue,queue_pg,overhead``
+``BENCH_ONLY=compose,moviepy,e2e,beats,music,memory,fanout,dagster,edits,queue,queue_pg,overhead``
 picks benchmarks (the default: all).
 Each benchmark that fails is reported as an error row and the others still run.
 """
@@ -17,7 +17,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import compose_bench, e2e_bench, edit_bench, orchestration_bench, scale_bench
+from benchmarks import compose_bench, e2e_bench, edit_bench, music_eval, orchestration_bench, scale_bench
 from benchmarks.common import REPO, Result, Target, load_average, log, machine_info, write_json
 
 RESULTS = REPO / "benchmarks" / "results.json"
@@ -41,6 +41,7 @@ def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
         ("moviepy", lambda: compose_bench.vs_moviepy(work, *cfg["moviepy"])),
         ("e2e", lambda: e2e_bench.end_to_end(work, *cfg["e2e"])),
         ("beats", lambda: e2e_bench.beat_analysis(work, cfg["beats_s"])),
+        ("music", lambda: music_eval.music_result()),
         ("memory", lambda: e2e_bench.render_memory(work, cfg["memory_songs_s"])),
         ("fanout", lambda: orchestration_bench.fanout(cfg["fanout_latency_s"])),
         ("dagster", lambda: orchestration_bench.dagster_overhead(cfg["dagster_repeats"])),
