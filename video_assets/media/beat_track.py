@@ -1,4 +1,4 @@
-"""Beat tracking without ``librosa.beat``: a numpy port of librosa 0.11's ``beat_track``.
+"""Beat tracking without ``librosa.beat``: numpy ports of librosa 0.11's beat tracker pieces.
 
 Why it exists: ``import librosa.beat`` compiles ``__beat_local_score``, a numba gufunc that librosa
 deliberately leaves uncached (``cache=False``: caching guvectorize functions races between processes,
@@ -6,56 +6,23 @@ librosa issue #1998 / numba issue #10128). That costs 2-4 s in every fresh proce
 about 10 ms on a 3-minute song. Tempo estimation is ``spectral.tempo``, the port of
 ``librosa.feature.tempo``.
 
-What it reproduces: ``librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop)`` with its
-default arguments (start_bpm 120, tightness 100, trim, units "frames", no bpm, no prior), i.e. the
-dynamic programming beat tracker of Ellis, "Beat tracking by dynamic programming", J. New Music
-Research 36(1), 2007. Every step follows librosa's code, including its quirks: the local score
-never uses the first envelope frame, the trim threshold smooths a slice of the full convolution
-of the beat scores, sums run in numba's order, squares are ``x * x`` (not pow), and ``exp``/``log``/
-``cos`` come from libm (Python's ``math``, as numba calls them) rather than numpy's SIMD versions, so
-the scores are bit-identical, not just close.
-``tests/test_beat_track.py`` pins this module to ``librosa.beat.beat_track``: identical beat
-frames and tempo on tracks at several tempos, noise, silence, a short clip and a tempo change.
-``track_beats_curve`` is the same tracker with a tempo per frame (librosa's ``bpm`` array), which
-``tests/test_tempo_curve.py`` pins to ``librosa.beat.beat_track(bpm=curve)`` (identical frames).
-librosa's ISC license: ``LICENSE.librosa``.
+``track_beats_curve`` is librosa's dynamic programming beat tracker (Ellis, "Beat tracking by
+dynamic programming", J. New Music Research 36(1), 2007) with a tempo per frame (librosa's ``bpm``
+array), which ``tests/test_tempo_curve.py`` pins to ``librosa.beat.beat_track(bpm=curve)``
+(identical frames). Its pieces follow librosa's code, including its quirks: the local score never
+uses the first envelope frame, the trim threshold smooths a slice of the full convolution of the
+beat scores, squares are ``x * x`` (not pow), and ``exp``/``log``/``cos`` come from libm (Python's
+``math``, as numba calls them) rather than numpy's SIMD versions; ``tests/test_beat_track.py`` pins
+the onset normalisation and the local score to librosa's bit for bit. (The fixed-tempo tracker
+ported before is gone: the analysis uses only the curve.) librosa's ISC license: ``LICENSE.librosa``.
 """
-
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from video_assets.media.spectral import tempo
-
 TIGHTNESS = 100.0  # librosa's default: how strongly the DP keeps beats at the estimated period
-START_BPM = 120.0  # centre of the tempo prior (librosa's default)
-
-
-def beat_track(onset_env: np.ndarray, sr: float, hop_length: int = 512) -> tuple[float, np.ndarray]:
-    """``(tempo_bpm, beat_frames)`` exactly as ``librosa.beat.beat_track`` gives for a 1-D envelope.
-
-    ``tempo_bpm`` is 0.0 and ``beat_frames`` empty when the envelope has no onsets at all.
-    """
-    onset_env = np.asarray(onset_env)
-    if onset_env.ndim != 1:
-        raise ValueError(f"onset_env must be 1-D, got shape {onset_env.shape}")
-    if not onset_env.any():
-        return 0.0, np.array([], dtype=int)
-    tempo_bpm = tempo(onset_env, int(sr), hop_length, start_bpm=START_BPM)
-    frames_per_beat = float(np.round(float(sr) / hop_length * 60.0 / tempo_bpm))
-    return tempo_bpm, np.flatnonzero(track_beats(onset_env, frames_per_beat))
-
-
-def track_beats(onset_env: np.ndarray, frames_per_beat: float, tightness: float = TIGHTNESS) -> np.ndarray:
-    """Boolean beat indicator per frame (librosa's ``__beat_tracker`` for a static tempo)."""
-    if frames_per_beat < 2:
-        raise ValueError(f"frames_per_beat must be at least 2, got {frames_per_beat}")
-    local = local_score(normalize_onsets(onset_env), frames_per_beat)
-    backlink, cumscore = beat_track_dp(local, frames_per_beat, tightness)
-    beats = backtrack(backlink, last_beat(cumscore))
-    return trim_beats(local, beats)
 
 
 def normalize_onsets(onset_env: np.ndarray) -> np.ndarray:
@@ -87,39 +54,6 @@ def local_score(onset_norm: np.ndarray, frames_per_beat: float) -> np.ndarray:
         if last >= first:
             score[first : last + 1] += weight * env[first + half - k : last + half - k + 1]
     return score
-
-
-def beat_track_dp(
-    local: np.ndarray, frames_per_beat: float, tightness: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """librosa's ``__beat_track_dp``: ``(backlink, cumscore)``, backlink -1 where a beat has none.
-
-    Frame i may follow a beat ``round(fpb / 2)`` to ``2 * fpb`` frames earlier (nearest wins ties),
-    scored ``cumscore[loc] - tightness * (log(i - loc) - log(fpb)) ** 2``. As no frame reaches
-    back less than ``round(fpb / 2)`` frames, that many frames are solved at once.
-    """
-    n_frames = len(local)
-    near = int(np.round(frames_per_beat / 2))  # np.round halves to even, as numba's does
-    dist = np.arange(near, int(2 * frames_per_beat) + 1)
-    log_ratio = np.array([math.log(d) - math.log(frames_per_beat) for d in dist.tolist()])
-    penalty = tightness * (log_ratio * log_ratio)  # x * x as numba squares; Python's x ** 2 calls pow
-    cumscore = np.zeros(n_frames)
-    best_loc = np.full(n_frames, -1, dtype=np.int64)
-    for start in range(0, n_frames, near):
-        frames = np.arange(start, min(start + near, n_frames))
-        loc = frames[:, None] - dist[None, :]
-        scores = np.where(loc >= 0, cumscore[np.maximum(loc, 0)] - penalty, -np.inf)
-        scores[np.isnan(scores)] = -np.inf  # `score > best_score` never picks NaN
-        pick = np.argmax(scores, axis=1)  # first maximum = nearest predecessor
-        best = scores[np.arange(len(frames)), pick]
-        found = best > -np.inf
-        cumscore[frames] = np.where(found, local[frames] + best, local[frames])
-        best_loc[frames] = np.where(found, frames - dist[pick], -1)
-    backlink = best_loc.astype(np.int32)
-    # before the first frame scoring at least 1% of the maximum, no beat has a predecessor
-    started = np.flatnonzero(~(local < 0.01 * local.max()))
-    backlink[: started[0] if started.size else n_frames] = -1
-    return backlink, cumscore
 
 
 def local_max(x: np.ndarray) -> np.ndarray:
