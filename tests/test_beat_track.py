@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 
-
 def test_analyze_does_not_import_librosa_beat():
     code = (
         "import sys\n"
