@@ -3,8 +3,9 @@
 Composition keeps every chunk it encodes (``cache/chunk/``: an edit re-encodes only the chunks
 it changes) and the contact sheets their tiles (``cache/tile/``); nothing else removes them, so
 on a local store they grow with every render and edit (122 MB for a 2-minute 1080x1920 video
-rendered once and edited six times). Pruning them costs time at the next edit of an old job, never money: paid generations
-(images, clips, plans, voices, music, downloads) are never pruned here. On S3 the bucket's
+rendered once and edited six times). Pruning them costs time at the next edit of an old job,
+never money: paid generations (images, clips, plans, voices, music, downloads) are never pruned
+here. On S3 the bucket's
 lifecycle rule (``videogen s3 setup``) expires the whole cache instead."""
 
 from __future__ import annotations
