@@ -94,3 +94,14 @@ def test_a_memo_entry_in_another_format_is_measured_again(shots):
     memo = quality.WindowMemo(damaged)
     assert same(measured(frames, memo), measured(frames))
     assert memo.hits == 0 and memo.misses == len(first.kept)
+
+
+def test_a_damaged_memo_file_is_an_empty_memo(tmp_path):
+    from video_assets.assets.final import load_window_memo
+    from video_assets.store import LocalStore
+
+    media = LocalStore(tmp_path)
+    media.put_bytes("jobs/j/frame_measures.json", b"{not json")
+    memo = load_window_memo(media, "jobs/j/frame_measures.json")
+    assert memo.previous == {} and memo.get("anything") is None
+    assert load_window_memo(media, "jobs/j/missing.json").previous == {}

@@ -47,6 +47,15 @@ def soundtrack_key(media: MediaStore, job_id: str, stored) -> str:
     return mixed or stored.audio_key
 
 
+def load_window_memo(media: MediaStore, key: str) -> WindowMemo:
+    """The frames' measurements the job's last render kept (``quality.WindowMemo``); an empty
+    memo if there are none or the file is unreadable (everything is then measured again)."""
+    try:
+        return WindowMemo(media.get_json(key) if media.exists(key) else None)
+    except ValueError:  # not JSON (a damaged or foreign file): measured again, then rewritten
+        return WindowMemo()
+
+
 class StoreChunkCache:
     """``media.chunks.ChunkCache`` in the media store: a chunk under ``cache/chunk/``, checked
     against its recorded digest before reuse (``MediaStore.cached``), a reused one a local file
@@ -118,7 +127,7 @@ def final_video(
         media.put_file(final_key, out)  # kept even if it fails its checks: it is evidence
         media.put_file(thumb_key, tmp / "thumbnail.jpg")
         context.log.info("measuring the result against the quality bars")
-        memo = WindowMemo(media.get_json(memo_key) if media.exists(memo_key) else None)
+        memo = load_window_memo(media, memo_key)
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
                          size, probe, continued=stored.request.continuation,
                          seamless_cuts=seamless_cuts(specs, segments, settings.fps),
