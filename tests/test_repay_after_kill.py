@@ -157,3 +157,43 @@ def test_a_download_the_store_cannot_keep_still_makes_the_clip(tmp_path: Path):
 
     assert not hit and LocalStore(media_root).cached(key)
     assert [model for model, _ in fake.created] == [VIDEO]
+
+
+def kill_while_predicting(media_root: Path, warehouse: Path, fake: FakeReplicate) -> None:
+    """Make the clip in a child process and SIGKILL it while its prediction is running."""
+    code = ("import sys; from pathlib import Path; from tests.test_repay_after_kill import make_clip; "
+            "make_clip(Path(sys.argv[1]), Path(sys.argv[2]))")
+    child = subprocess.Popen([sys.executable, "-c", code, str(media_root), str(warehouse)],
+                             cwd=REPO, start_new_session=True, stderr=subprocess.PIPE)
+    try:
+        ends = time.monotonic() + 60
+        while not fake.created:
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < ends, "the child never created its prediction"
+            time.sleep(0.01)
+        time.sleep(0.3)  # polling it
+        os.killpg(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stderr.close()
+
+
+def test_a_worker_killed_while_its_prediction_runs_is_not_paid_again_on_retry(tmp_path: Path):
+    """The retry follows the prediction the killed worker started (its id was kept in the cache
+    when it was created) instead of creating and paying for another; the ledger gets the one
+    paid row the killed worker never wrote."""
+    media_root, warehouse = tmp_path / "media", tmp_path / "wh.duckdb"
+    fake = FakeReplicate(token=f"r8_repay_{uuid.uuid4().hex}", slow_models={VIDEO},
+                         finish_after_s=3.0)
+    with serving(fake):
+        kill_while_predicting(media_root, warehouse, fake)
+        [(_, pid)] = fake.created
+        assert fake.predictions[pid]["status"] in ("starting", "processing")  # killed mid-way
+        key, hit = make_clip(media_root, warehouse)
+
+    assert not hit and LocalStore(media_root).cached(key)
+    assert [model for model, _ in fake.created] == [VIDEO]  # one prediction, not two
+    assert paid_rows(warehouse) == [("ok", 0.05 * CLIP_S)]
+    assert LocalStore(media_root).list("cache/prediction/") == []  # forgotten once cached

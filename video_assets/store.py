@@ -13,6 +13,8 @@ A paid provider's raw output (``Downloads``) is kept in the cache under a key of
 (``cache/download/``) the moment it is on disk, before it is processed (a clip normalised, an
 image fitted), until the processed result is cached: a worker killed while processing it leaves
 the paid download behind, and the retry processes that instead of paying the provider again.
+Likewise a prediction's id is kept (``cache/prediction/``) from its creation until then: a worker
+killed while the prediction runs leaves its id behind, and the retry follows that prediction.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -365,6 +369,48 @@ class Downloads:
         for key in self.keys:
             self.media.delete(key)
         self.keys.clear()
+
+    # A prediction's id is kept from its creation until its output is cached, so that a retry
+    # after the worker died follows that prediction (paid once it succeeds) instead of creating
+    # another. Replicate keeps a prediction's output for an hour: an older id is not followed.
+    PREDICTION_TTL_S = 50 * 60
+
+    @staticmethod
+    def prediction_key(key: str) -> str:
+        return cache_key("prediction", "json", download=key)
+
+    def remember(self, key: str, prediction_id: str) -> None:
+        """Keep the id of the prediction just created for the download ``key`` (logged, not
+        raised, when the store cannot: the call goes on)."""
+        record = self.prediction_key(key)
+        try:
+            self.media.put_json(record, {"id": prediction_id, "created_unix_s": time.time()})
+        except Exception as exc:  # noqa: BLE001 - a safety record; the prediction runs anyway
+            log.warning("could not keep prediction %s's id (%s: %s); if this worker dies before "
+                        "it ends, a retry pays for another", prediction_id, type(exc).__name__, exc)
+            return
+        self.keys.append(record)
+
+    def pending(self, key: str) -> str | None:
+        """The id of a prediction an earlier attempt created for the download ``key`` and never
+        saw end (its worker died), if it is recent enough to follow; a damaged or stale record
+        is removed."""
+        record = self.prediction_key(key)
+        if not self.media.exists(record):
+            return None
+        try:
+            data = self.media.get_json(record)
+            prediction_id, age_s = str(data["id"]), time.time() - float(data["created_unix_s"])
+        except (ValueError, KeyError, TypeError):
+            prediction_id, age_s = "", float("inf")
+        if age_s > self.PREDICTION_TTL_S or not PREDICTION_ID_RE.fullmatch(prediction_id):
+            self.media.delete(record)
+            return None
+        self.keys.append(record)
+        return prediction_id
+
+
+PREDICTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 _DOWNLOADS: ContextVar[Downloads | None] = ContextVar("video_assets_downloads", default=None)

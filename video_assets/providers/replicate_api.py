@@ -23,7 +23,9 @@
 - Inside a cached generation the downloaded output is kept in the media store's cache (under its
   own key: the model and the inputs it was sent) before the provider processes it, so a worker
   killed while processing it (ffmpeg normalising a clip) costs no second prediction on retry: the
-  retry processes the kept file (``store.Downloads``).
+  retry processes the kept file (``store.Downloads``). A prediction's id is kept there too from
+  its creation, so a worker killed while the prediction runs costs no second one either: the
+  retry follows it (and its ledger row is the paid one the killed worker never wrote).
 """
 
 from __future__ import annotations
@@ -114,9 +116,14 @@ class ReplicateRunner:
             row.cache_hit = True
             return
 
+        # a prediction an earlier worker created and never saw end is followed, once
+        follow = [kept.pending(key)] if kept is not None else []
+
         def attempt(row: CallRecord, started: float) -> None:
             row.units, row.unit, row.unit_price_usd = units, spec.unit, spec.unit_price_usd
-            prediction_id, url = self._predict(spec, inputs, started)
+            prediction_id, url = self._predict(
+                spec, inputs, started, follow.pop() if follow else None,
+                None if kept is None else lambda pid: kept.remember(key, pid))
             row.cost_usd = spec.cost_usd(units)  # the work is done, so it is paid, fetched or not
             self._fetch_output(prediction_id, url, out_path)
 
@@ -137,11 +144,24 @@ class ReplicateRunner:
             return Failure(str(exc), exc.retryable)
         return None
 
-    def _predict(self, spec: ModelSpec, inputs: dict[str, Any],
-                 started: float) -> tuple[str, str]:
-        """One prediction, polled to its end; ``(its id, its output's URL)`` once it succeeded."""
-        prediction = self.client.models.predictions.create(
-            model=spec.name, input=inputs, wait=self.policy.wait_s)
+    def _predict(self, spec: ModelSpec, inputs: dict[str, Any], started: float,
+                 follow_id: str | None = None,
+                 created: Callable[[str], None] | None = None) -> tuple[str, str]:
+        """One prediction, polled to its end; ``(its id, its output's URL)`` once it succeeded.
+        ``follow_id``: a prediction an earlier worker created for these inputs and never saw
+        end, followed instead of creating one if the provider still has it; ``created`` is
+        told the id of a prediction this call creates."""
+        prediction = None
+        if follow_id is not None:
+            with contextlib.suppress(Exception):  # gone or unreadable: a new prediction
+                prediction = self.client.predictions.get(follow_id)
+            if prediction is not None and prediction.status in ("failed", "canceled"):
+                prediction = None  # it ended without an output: predicted again
+        if prediction is None:
+            prediction = self.client.models.predictions.create(
+                model=spec.name, input=inputs, wait=self.policy.wait_s)
+            if created is not None:
+                created(prediction.id)
         finished = False
         try:
             pause(0.0)  # cancelled while it was being created: cancel it now
