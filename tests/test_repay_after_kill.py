@@ -79,19 +79,18 @@ def normalising(pgid: int) -> bool:
     return False
 
 
-def kill_while_normalising(media_root: Path, warehouse: Path) -> None:
-    """Make the clip in a child process and SIGKILL it (and its ffmpeg) while ffmpeg
-    normalises the downloaded clip."""
+def kill_child_when(media_root: Path, warehouse: Path, ready, what: str) -> None:
+    """Make the clip in a child process and SIGKILL it (and its ffmpeg) once ``ready(pgid)``."""
     code = ("import sys; from pathlib import Path; from tests.test_repay_after_kill import make_clip; "
             "make_clip(Path(sys.argv[1]), Path(sys.argv[2]))")
     child = subprocess.Popen([sys.executable, "-c", code, str(media_root), str(warehouse)],
                              cwd=REPO, start_new_session=True, stderr=subprocess.PIPE)
     try:
         ends = time.monotonic() + 120
-        while not normalising(child.pid):
-            assert child.poll() is None, f"the child ended before normalising: " \
+        while not ready(child.pid):
+            assert child.poll() is None, f"the child ended before {what}: " \
                 f"{child.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < ends, "the child never started normalising its clip"
+            assert time.monotonic() < ends, f"the child never reached {what}"
             time.sleep(0.005)
         os.killpg(child.pid, signal.SIGKILL)
     finally:
@@ -99,6 +98,11 @@ def kill_while_normalising(media_root: Path, warehouse: Path) -> None:
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
         child.stderr.close()
+
+
+def kill_while_normalising(media_root: Path, warehouse: Path) -> None:
+    """SIGKILL the clip's child while ffmpeg normalises the downloaded clip."""
+    kill_child_when(media_root, warehouse, normalising, "normalising its clip")
 
 
 def paid_rows(warehouse: Path) -> list[tuple]:
@@ -160,24 +164,15 @@ def test_a_download_the_store_cannot_keep_still_makes_the_clip(tmp_path: Path):
 
 
 def kill_while_predicting(media_root: Path, warehouse: Path, fake: FakeReplicate) -> None:
-    """Make the clip in a child process and SIGKILL it while its prediction is running."""
-    code = ("import sys; from pathlib import Path; from tests.test_repay_after_kill import make_clip; "
-            "make_clip(Path(sys.argv[1]), Path(sys.argv[2]))")
-    child = subprocess.Popen([sys.executable, "-c", code, str(media_root), str(warehouse)],
-                             cwd=REPO, start_new_session=True, stderr=subprocess.PIPE)
-    try:
-        ends = time.monotonic() + 60
-        while not fake.created:
-            assert child.poll() is None, child.stderr.read().decode()[-2000:]
-            assert time.monotonic() < ends, "the child never created its prediction"
-            time.sleep(0.01)
-        time.sleep(0.3)  # polling it
-        os.killpg(child.pid, signal.SIGKILL)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stderr.close()
+    """SIGKILL the clip's child while its prediction is running (polled for 0.3 s)."""
+    created_at: list[float] = []
+
+    def polling(_pgid: int) -> bool:
+        if fake.created and not created_at:
+            created_at.append(time.monotonic())
+        return bool(created_at) and time.monotonic() - created_at[0] > 0.3
+
+    kill_child_when(media_root, warehouse, polling, "its prediction")
 
 
 def test_a_worker_killed_while_its_prediction_runs_is_not_paid_again_on_retry(tmp_path: Path):
