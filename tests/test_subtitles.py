@@ -258,3 +258,16 @@ def test_vtt_text_is_exact_and_escaped():
     assert vtt_text(caps) == ("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n"
                               "Rock &amp; roll &lt;3 --&gt; forever\n\n"
                               "00:00:02.500 --> 00:00:04.000\n你好\n\n")
+
+
+def test_a_window_starting_after_a_centisecond_shows_a_running_line_on_its_first_frame(tmp_path):
+    """Frame 44 at 30 fps is at 1.4667 s, which rounds up to 1.47: the window's event must start
+    no later than its first frame, or that frame loses the line the whole document shows."""
+    size = (270, 480)
+    caps = [caption(0.2, 2.0, text="Still on screen")]
+    style = PRESETS["minimal"]
+    whole = burn(ass_document(caps, style, size), size, 2.0, tmp_path)
+    pieces = [burn(ass_for_window(caps, style, size, a / FPS, b / FPS, shift=False), size,
+                   (b - a) / FPS, tmp_path, timeline_frame=a) for a, b in pairwise([0, 44, 60])]
+    assert ink(whole[44]).any()
+    assert np.array_equal(np.concatenate(pieces), whole)

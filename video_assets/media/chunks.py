@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import subprocess
 import tempfile
 import threading
@@ -59,6 +60,7 @@ from video_assets.media.compose import (
 )
 from video_assets.media.ffmpeg_bin import Deadline, FfmpegError, ffmpeg_exe, ffmpeg_output, remove_outputs
 from video_assets.media.probe import mp4_video_size
+from video_assets.media.subtitles import CaptionBurn, WindowBurn, burn_windows
 
 CHUNK_FORMAT = 3  # bump when what a chunk holds, or how it is made, changes
 DEFAULT_WORKERS = 2  # chunks encoded at once (PipelineSettings.compose_workers; 2 cores here)
@@ -123,14 +125,35 @@ def ffmpeg_version() -> str:
         .decode("utf-8", "replace").splitlines()[0]
 
 
+@functools.cache
+def ffmpeg_filters() -> frozenset[str]:
+    """The names of the filters the ffmpeg build has (``ffmpeg -filters``)."""
+    text = ffmpeg_output(["-filters"], what="listing ffmpeg's filters", media_s=0) \
+        .decode("utf-8", "replace")
+    return frozenset(parts[1] for parts in map(str.split, text.splitlines())
+                     if len(parts) >= 3 and "->" in parts[2])
+
+
+def check_ass_filter() -> None:
+    """Raise unless the ffmpeg in use can burn captions (its ``ass`` filter, from libass)."""
+    if "ass" not in ffmpeg_filters():
+        raise FfmpegError(
+            f"captions: the ffmpeg at {ffmpeg_exe()} has no 'ass' filter (built without libass), "
+            "so captions cannot be burned in; fix: point VIDEO_ASSETS_FFMPEG at an ffmpeg built "
+            "with --enable-libass (Debian's ffmpeg package and the imageio-ffmpeg wheel's binary "
+            "have it), or unset it if it names this one")
+
+
 def chunk_key(chunk: Window, clip_digests: Sequence[str], clip_durations_s: Sequence[float],
               clip_in_frames: Sequence[int], settings: ComposeSettings,
-              join_size: tuple[int, int]) -> str:
+              join_size: tuple[int, int], captions_sha256: str | None = None) -> str:
     """A sha256 of everything that determines the chunk's bytes: per part its clip's digest,
     length (whether it loops) and first frame (in-point + frames already shown), its geometry
     on the chunk's own timeline; the video settings, join and tap sizes, ffmpeg's version and
-    ``CHUNK_FORMAT``. Not the scene's index or the chunk's place on the timeline: the same
-    picture anywhere is the same chunk."""
+    ``CHUNK_FORMAT``; with ``captions_sha256`` (``WindowBurn.sha256``: the captions it burns),
+    that too. Not the scene's index or the chunk's place on the timeline: the same picture
+    anywhere is the same chunk (a chunk showing no caption keeps the key of a caption-free
+    render: the two share it)."""
     parts = [{
         "clip_sha256": clip_digests[p.clip],
         "clip_s": round(float(clip_durations_s[p.clip]), 6),
@@ -143,24 +166,36 @@ def chunk_key(chunk: Window, clip_digests: Sequence[str], clip_durations_s: Sequ
         "settings": {k: v for k, v in asdict(settings).items() if k != "audio_bitrate"},
         "join": list(join_size), "tap": list(TAP_SIZE),
         "threads": CHUNK_X264_THREADS, "parts": parts,
+        **({"captions_sha256": captions_sha256} if captions_sha256 is not None else {}),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def chunk_args(chunk: Window, clip_paths: Sequence[str | Path],
                clip_durations_s: Sequence[float], clip_in_frames: Sequence[int],
-               settings: ComposeSettings, join_size: tuple[int, int], out_path: Path) -> list[str]:
+               settings: ComposeSettings, join_size: tuple[int, int], out_path: Path,
+               ass_path: Path | None = None) -> list[str]:
     """The ffmpeg arguments encoding ``chunk`` into ``out_path``: its frames in H.264 (stream
-    0, the single-pass encoder's options) and their ``FramesTap`` copy, lossless (stream 1)."""
+    0, the single-pass encoder's options) and their ``FramesTap`` copy, lossless (stream 1).
+
+    ``ass_path``: an ASS script on timeline times (``subtitles.burn_windows``) burned into the
+    H.264 frames by libass (ffmpeg's ``ass`` filter) at the output size, each frame carrying
+    its timeline time while it is burned, so that a chunk's frames are those of one burn of the
+    whole document. The tap is split off before: it stays caption-free (the quality
+    measurement of cuts, black and frozen frames must not see text)."""
     video = edit_stream([clip_paths[p.clip] for p in chunk.parts],
                         [clip_durations_s[p.clip] for p in chunk.parts],
                         [p.segment for p in chunk.parts], settings, join_size,
                         [clip_in_frames[p.clip] + p.skip_frames for p in chunk.parts],
                         decode_threads=1)
     parts = to_output_size(video, join_size, settings).split()
+    shown = parts[0]
+    if ass_path is not None:
+        shown = (shown.filter("settb", f"1/{settings.fps}").setpts(f"N+{chunk.first_frame}")
+                 .filter("ass", filename=str(ass_path)).setpts("N"))
     threads = {"threads:v:0": CHUNK_X264_THREADS} if CHUNK_X264_THREADS else {}
     out = ffmpeg.output(
-        parts[0], tap_stream(parts[1], TAP_SIZE), str(out_path), format="mov",
+        shown, tap_stream(parts[1], TAP_SIZE), str(out_path), format="mov",
         **x264_options(settings, "v:0"), **threads, **{"c:v:1": TAP_CODEC},
         r=settings.fps, fps_mode="cfr", video_track_timescale=settings.fps * 512)
     return out.global_args("-loglevel", "error").overwrite_output().get_args()
@@ -196,12 +231,20 @@ def soundtrack_args(audio_path: str | Path, settings: ComposeSettings, out_path:
 
 
 def final_args(list_path: Path, soundtrack_path: str | Path, out_path: str | Path,
-               settings: ComposeSettings, frames: FramesTap | None) -> list[str]:
+               settings: ComposeSettings, frames: FramesTap | None,
+               subtitle_track: str | Path | None = None, subtitle_language: str = "und") -> list[str]:
     """The final pass: the chunks' H.264 and the encoded soundtrack (``soundtrack_args``)
-    copied, faststart; with ``frames``, the chunks' taps decoded into it, in order."""
+    copied, faststart; with ``subtitle_track`` (SubRip), its cues as a soft subtitle track
+    (``mov_text``, tagged ``subtitle_language``); with ``frames``, the chunks' taps decoded
+    into it, in order."""
+    subs_in, subs_out = [], []
+    if subtitle_track is not None:
+        subs_in = ["-f", "srt", "-i", str(subtitle_track)]
+        subs_out = ["-map", "2:s:0", "-c:s", "mov_text", "-metadata:s:s:0",
+                    f"language={subtitle_language}"]
     args = ["-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(list_path),
-            "-i", str(soundtrack_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-            "-c:a", "copy", "-movflags", "+faststart",
+            "-i", str(soundtrack_path), *subs_in, "-map", "0:v:0", "-map", "1:a:0",
+            "-c:v", "copy", "-c:a", "copy", *subs_out, "-movflags", "+faststart",
             "-video_track_timescale", str(settings.fps * 512), str(out_path)]
     if frames is not None:
         args += ["-map", "0:v:1", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -223,6 +266,9 @@ def compose_chunked(
     cache: ChunkCache | None = None,
     workers: int = DEFAULT_WORKERS,
     frames: FramesTap | None = None,
+    captions: CaptionBurn | None = None,
+    subtitle_track: str | Path | None = None,
+    subtitle_language: str = "und",
 ) -> ChunkedRender:
     """Render the edit in chunks (``plan_chunks``), ``workers`` encoded at once, reusing those
     ``cache`` holds, then join them by stream copy with the audio encoded once (module doc).
@@ -231,6 +277,10 @@ def compose_chunked(
     ``clip_digests``: per clip, a digest of its bytes (sha256); needed with ``cache``.
     ``audio_digest``: the audio's sha256; with ``cache``, its encoded soundtrack is kept too.
     ``frames``: the frames encoded, downscaled, written there (``FramesTap``, default size).
+    ``captions``: burned into the chunks that show them (``chunk_args``; the tap stays
+    caption-free); a chunk showing none is the caption-free render's, key and bytes.
+    ``subtitle_track``: a SubRip file muxed as a soft subtitle track (``mov_text``) tagged
+    ``subtitle_language`` (ISO 639-2; ``und``: undetermined).
     The whole render shares one deadline for its length (``ffmpeg_bin.Deadline``); on failure
     or timeout every process is killed and ``out_path`` and the tap are deleted (cached chunks
     stay: each was whole when stored)."""
@@ -243,6 +293,12 @@ def compose_chunked(
     if frames is not None and tuple(frames.size) != TAP_SIZE:
         raise ValueError(f"frames.size: chunks carry a {TAP_SIZE} tap, not {frames.size}; "
                          f"fix: use FramesTap's default size")
+    if subtitle_track is not None and not Path(subtitle_track).is_file():
+        raise ValueError(f"subtitle_track: {subtitle_track} is not a file; fix: write the "
+                         "captions' SubRip text (subtitles.srt_text) there first")
+    if not re.fullmatch(r"[a-z]{3}", subtitle_language):
+        raise ValueError(f"subtitle_language: {subtitle_language!r} is not an ISO 639-2 code; "
+                         "fix: three lower-case letters, e.g. 'eng', or 'und'")
     fps = settings.fps
     ins = [in_frames(t, fps) for t in (clip_in_s if clip_in_s is not None else [0.0] * n)]
     if len(ins) != n:
@@ -250,8 +306,14 @@ def compose_chunked(
     join_size = work_size((settings.width, settings.height),
                           [mp4_video_size(p) for p in clip_paths])
     chunks = plan_chunks(segments)
-    keys = tuple(chunk_key(c, clip_digests, clip_durations_s, ins, settings, join_size)
-                 for c in chunks) if clip_digests is not None else ("",) * len(chunks)
+    burns: list[WindowBurn | None] = [None] * len(chunks) if captions is None else burn_windows(
+        captions, (settings.width, settings.height), fps, [(c.first_frame, c.n_frames) for c in chunks])
+    if any(b is not None for b in burns):
+        check_ass_filter()
+    keys = tuple(chunk_key(c, clip_digests, clip_durations_s, ins, settings, join_size,
+                           b.sha256 if b is not None else None)
+                 for c, b in zip(chunks, burns, strict=True)) \
+        if clip_digests is not None else ("",) * len(chunks)
     out_path = Path(out_path)
     outputs = [out_path, *([frames.path] if frames is not None else [])]
     what = f"composing {n} clips into {out_path.name} in {len(chunks)} chunks"
@@ -263,7 +325,8 @@ def compose_chunked(
         todo = sorted((k for k, p in enumerate(paths) if p is None),
                       key=lambda k: (-chunks[k].n_frames, k))
         jobs = {k: (f"chunk {k + 1}", chunk_args(chunks[k], clip_paths, clip_durations_s, ins,
-                                                 settings, join_size, tmp / f"{k:04d}{CHUNK_SUFFIX}"))
+                                                 settings, join_size, tmp / f"{k:04d}{CHUNK_SUFFIX}",
+                                                 _write_ass(burns[k], tmp / f"{k:04d}.ass")))
                 for k in todo}
         # the soundtrack is one more job, run beside the chunks (the last key: len(chunks))
         sound_key = soundtrack_key(audio_digest, settings) \
@@ -285,7 +348,8 @@ def compose_chunked(
             _encode(jobs, workers, deadline, what, encoded)
             list_path = tmp / "chunks.ffconcat"
             list_path.write_text(_concat_list(paths, [c.n_frames for c in chunks], fps))
-            args = final_args(list_path, soundtrack, out_path, settings, frames)
+            args = final_args(list_path, soundtrack, out_path, settings, frames, subtitle_track,
+                              subtitle_language)
             _run(deadline, args, f"joining {len(chunks)} chunks of {out_path.name}")
         except (FfmpegError, OSError) as exc:
             remove_outputs(outputs)
@@ -297,6 +361,14 @@ def compose_chunked(
             raise
     return ChunkedRender(tuple(chunks), keys, tuple(sorted(todo)), args,
                          soundtrack_encoded=len(chunks) in jobs)
+
+
+def _write_ass(burn: WindowBurn | None, path: Path) -> Path | None:
+    """The chunk's ASS script written to ``path`` (None: it burns nothing)."""
+    if burn is None:
+        return None
+    path.write_text(burn.ass, encoding="utf-8")
+    return path
 
 
 class _Running:

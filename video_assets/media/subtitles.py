@@ -26,17 +26,25 @@ transform keeps a chunk's frames identical to a whole render's.) An event shows 
 sung; the fade-in or pop-in starts with it, and a fade-out is used only before a gap (two lines
 back to back cut, so the next never waits for the fade).
 
-``ass_for_window`` gives the events of one window of the timeline, shifted to start at 0: a chunk
-of an incremental composition burns only its own. Animations and karaoke are written relative to
-the (possibly clipped) event start, so a line split across two chunks looks as it does in one
-piece. The same inputs always give the same text (no dates, no randomness): it can be hashed into
-a chunk's cache key.
+``ass_for_window`` gives the events of one window of the timeline (shifted to start at 0, or on
+timeline times). Animations and karaoke are written relative to the (possibly clipped) event
+start, so a line split across two windows looks as it does in one piece. The same inputs always
+give the same text (no dates, no randomness): it can be hashed into a chunk's cache key.
+
+Burning (``CaptionBurn``, ``burn_windows``): each chunk of an incremental composition
+(``chunks.compose_chunked``) burns the unshifted script of its own window, its frames carrying
+their timeline times through the ``ass`` filter, so its frames are those of one burn of the
+whole document; a chunk on which no caption shows burns nothing and stays the caption-free
+render's chunk.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -423,23 +431,36 @@ def _transform_span(t1_ms: int, t2_ms: int) -> tuple[int, int]:
     return (-1, -1) if t2_ms == 0 else (t1_ms, t2_ms)
 
 
-def _document(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int],
+def _window_pages(pages: Sequence[Page], start_s: float, end_s: float,
+                  origin_s: float) -> list[tuple[Page, int, int]]:
+    """The pages overlapping ``[start_s, end_s)`` with their times cut to it, in centiseconds
+    from ``origin_s``. A page cut at the window's start begins at the centisecond at or before
+    it (rounded, a start at frame 44 of 30 fps, 1.4667 s, would be 1.47 s, and that frame would
+    lose the line the whole document shows on it)."""
+    out = []
+    for page in pages:
+        if page.end_s <= start_s or page.start_s >= end_s:
+            continue
+        t0 = _cs(page.start_s - origin_s) if page.start_s >= start_s \
+            else math.floor((start_s - origin_s) * 100 + 1e-6)
+        t1 = _cs(min(page.end_s, end_s) - origin_s)
+        if t1 > t0:
+            out.append((page, t0, t1))
+    return out
+
+
+def _document(pages: Sequence[Page], style: CaptionStyle, size: tuple[int, int],
               start_s: float, end_s: float, origin_s: float) -> str:
     """The events of ``[start_s, end_s)``, cut to it, with times measured from ``origin_s``."""
     lines = [_header(style, size)]
-    for page in layout(captions, style, size):
-        if page.end_s <= start_s or page.start_s >= end_s:
-            continue
-        t0 = _cs(max(page.start_s, start_s) - origin_s)
-        t1 = _cs(min(page.end_s, end_s) - origin_s)
-        if t1 > t0:
-            lines.append(_event(page, style, origin_s, t0, t1))
+    lines += [_event(page, style, origin_s, t0, t1)
+              for page, t0, t1 in _window_pages(pages, start_s, end_s, origin_s)]
     return "\n".join(lines) + "\n"
 
 
 def ass_document(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int]) -> str:
     """The whole timeline's captions as an ASS script for a ``size`` (w, h) frame."""
-    return _document(captions, style, size, 0.0, math.inf, 0.0)
+    return _document(layout(captions, style, size), style, size, 0.0, math.inf, 0.0)
 
 
 def ass_for_window(captions: Sequence[Caption], style: CaptionStyle, size: tuple[int, int],
@@ -456,7 +477,66 @@ def ass_for_window(captions: Sequence[Caption], style: CaptionStyle, size: tuple
     are identical to the whole document's."""
     if end_s <= start_s:
         raise ValueError(f"window [{start_s}, {end_s}) is empty")
-    return _document(captions, style, size, start_s, end_s, start_s if shift else 0.0)
+    return _document(layout(captions, style, size), style, size, start_s, end_s,
+                     start_s if shift else 0.0)
+
+
+# --- burning into a chunked composition ------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaptionBurn:
+    """Captions to burn into a composition (``chunks.compose_chunked``): the timeline's captions
+    and the style they are drawn in (``resolve_style``)."""
+
+    captions: tuple[Caption, ...]
+    style: CaptionStyle
+
+
+@dataclass(frozen=True)
+class WindowBurn:
+    """What one window of frames burns: its ASS script on timeline times (``ass_for_window``,
+    unshifted) and the font files it draws with (path, bytes)."""
+
+    ass: str
+    fonts: tuple[tuple[str, int], ...]
+
+    @property
+    def sha256(self) -> str:
+        """A digest of everything that sets the burned pixels besides the frames and ffmpeg
+        (libass is part of its build): the script and the fonts' files."""
+        spec = json.dumps({"ass": self.ass, "fonts": [list(f) for f in self.fonts]}, sort_keys=True)
+        return hashlib.sha256(spec.encode()).hexdigest()
+
+
+def _shown_on_a_frame(t0_cs: int, t1_cs: int, first_frame: int, n_frames: int, fps: int) -> bool:
+    """Whether an event from ``t0_cs`` to ``t1_cs`` (timeline) covers a frame of the window:
+    libass draws it at ``t0 <= t < t1`` (ms), ffmpeg's ``ass`` filter asking for frame ``k`` at
+    ``k * 1000 / fps`` ms truncated; a millisecond of slack either way (an event drawn on no
+    frame only costs a burn that changes nothing)."""
+    k = max(first_frame, math.ceil((10 * t0_cs - 1) * fps / 1000))
+    return k < first_frame + n_frames and k * 1000 / fps < 10 * t1_cs + 1
+
+
+def burn_windows(burn: CaptionBurn, size: tuple[int, int], fps: int,
+                 windows: Sequence[tuple[int, int]]) -> list[WindowBurn | None]:
+    """Per window ``(first_frame, n_frames)`` of the timeline, the captions it burns: the events
+    of ``[first_frame / fps, (first_frame + n_frames) / fps)`` as ``ass_for_window(...,
+    shift=False)`` writes them for a ``size`` frame, or None when no caption shows on any of its
+    frames (it burns nothing: its frames are the caption-free render's). The layout is done once
+    for all windows."""
+    pages = layout(burn.captions, burn.style, size)
+    out: list[WindowBurn | None] = []
+    for first, n in windows:
+        start_s, end_s = first / fps, (first + n) / fps
+        shown = [(page, t0, t1) for page, t0, t1 in _window_pages(pages, start_s, end_s, 0.0)
+                 if _shown_on_a_frame(t0, t1, first, n, fps)]
+        if not shown:
+            out.append(None)
+            continue
+        faces = sorted({page.face.path for page, _, _ in shown})
+        out.append(WindowBurn(_document(pages, burn.style, size, start_s, end_s, 0.0),
+                              tuple((path, os.path.getsize(path)) for path in faces)))
+    return out
 
 
 # --- SRT and WebVTT -------------------------------------------------------------------------
