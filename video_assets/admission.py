@@ -1,4 +1,5 @@
-"""Admitting a request: parse, validate, check the audio, name the job, stage it for its run.
+"""Admitting a request: parse, validate, check the audio (and the lyrics), name the job, stage it
+for its run.
 
 Nothing is staged until everything is valid, so a rejected request never leaves a half-made job.
 Every error names the field (or file) and the fix.
@@ -15,13 +16,16 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import ValidationError
 
+from video_assets.captions import CaptionSettings, LyricsError, parse_lyrics
 from video_assets.config import allowed_models, max_budget_usd
+from video_assets.layout import USER_LYRICS
 from video_assets.media.audio import AUDIO_SUFFIXES, AudioError, decode_mono, probe_audio, short
 from video_assets.schemas import (
     ASPECT_SIZES,
     FLAVORS,
     MAX_AUDIO_BYTES,
     MAX_AUDIO_S,
+    MAX_LYRICS_BYTES,
     MIN_AUDIO_S,
     PROVIDER_CAPABILITIES,
     PROVIDER_KEYS,
@@ -30,7 +34,7 @@ from video_assets.schemas import (
     Request,
     StoredRequest,
 )
-from video_assets.store import MediaStore, sha256_file
+from video_assets.store import MediaStore, job_key, sha256_file
 from video_assets.webhooks import WebhookConfigError, WebhookUrlError, check_webhook_url, webhook_secret
 
 REQUEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -53,6 +57,11 @@ FIXES = {
     "lipsync": "use true or false",
     "continuation": "use true or false",
     "webhook_url": "give an https:// URL whose host the operator lists in VIDEO_ASSETS_WEBHOOK_HOSTS",
+    "lyrics": "set lyrics to a UTF-8 text file beside the request: plain lines, or LRC with "
+              "[mm:ss.xx] times (e.g. lyrics: song.lrc)",
+    "captions": "write captions: {source: auto | lyrics | transcript | voiceover | custom | off, "
+                "style: karaoke | bold_pop | minimal | lower_third, and any style field to "
+                "override, e.g. size: 0.05 or highlight: '#ff0080'}",
 }
 
 
@@ -70,7 +79,8 @@ class RequestError(ValueError):
 
 
 class AudioNotFound(RequestError):
-    """The request names audio that is not there (yet): the inbox retries for a grace period."""
+    """The request names a file (its audio or its lyrics) that is not there (yet): the inbox
+    retries for a grace period."""
 
 
 MAX_NESTING = 16  # a request is a flat mapping with a providers mapping in it
@@ -92,21 +102,31 @@ def job_id_for(name: str, content: bytes) -> str:
     return f"{slug(name)}-{hashlib.sha256(content).hexdigest()[:8]}"
 
 
-def request_job_id(name: str, content: bytes, audio_sha256: str, request_key: str) -> str:
-    """The job id of an inbox request: its text, its song's content and where it lies in the
-    inbox, so the same request with another song, or in another folder, is another job."""
-    identity = json.dumps({"request_sha256": hashlib.sha256(content).hexdigest(),
-                           "audio_sha256": audio_sha256, "key": request_key}, sort_keys=True)
-    return job_id_for(name, identity.encode())
+def request_job_id(name: str, content: bytes, audio_sha256: str, request_key: str,
+                   lyrics_sha256: str = "") -> str:
+    """The job id of an inbox request: its text, its song's content (and its lyrics', when it
+    has lyrics) and where it lies in the inbox, so the same request with another song, other
+    lyrics, or in another folder, is another job."""
+    identity = {"request_sha256": hashlib.sha256(content).hexdigest(),
+                "audio_sha256": audio_sha256, "key": request_key}
+    if lyrics_sha256:  # only then: the ids of requests without lyrics stay what they were
+        identity["lyrics_sha256"] = lyrics_sha256
+    return job_id_for(name, json.dumps(identity, sort_keys=True).encode())
 
 
-def render_job_id(request: Request, name: str, audio_sha256: str) -> str:
+def render_job_id(request: Request, name: str, audio_sha256: str, lyrics_sha256: str = "") -> str:
     """The job id of a ``videogen render`` of the song ``name``: the request (its providers
-    resolved, see ``resolve_providers``) and the song's content hash, not where the song lies:
-    the same song and request are one job, and one video, wherever the file is."""
-    fields = request.model_dump(mode="json", exclude={"audio", "webhook_url"})
-    if fields.get("pacing") == "auto":  # the default: the ids of requests made before it existed
+    resolved, see ``resolve_providers``), the song's content hash and the lyrics' (when there
+    are lyrics), not where the files lie: the same song, lyrics and request are one job, and one
+    video, wherever the files are."""
+    fields = request.model_dump(mode="json", exclude={"audio", "webhook_url", "lyrics"})
+    # fields at their defaults are left out: the ids of requests made before they existed
+    if fields.get("pacing") == "auto":
         del fields["pacing"]
+    if request.captions == CaptionSettings():
+        del fields["captions"]
+    if lyrics_sha256:
+        fields["lyrics_sha256"] = lyrics_sha256
     content = json.dumps({**fields, "audio_sha256": audio_sha256}, sort_keys=True).encode()
     return job_id_for(name, content)
 
@@ -186,6 +206,10 @@ def parse_request(content: bytes, source: str) -> dict:
     return data
 
 
+NESTED = {"providers": Providers, "captions": CaptionSettings}  # the request's nested mappings
+_NAMED = re.compile(r"([a-z_]+(?:\.[a-z_]+)*): (.+)", re.DOTALL)  # "captions.style: problem; fix"
+
+
 def validate_request(data: dict, source: str) -> Request:
     try:
         return Request.model_validate(data)
@@ -194,22 +218,30 @@ def validate_request(data: dict, source: str) -> Request:
         loc = [str(p) for p in err["loc"]]
         field = ".".join(loc) or "request"
         top = loc[0] if loc else ""
+        text = err["msg"].removeprefix("Value error, ")
+        named = _NAMED.fullmatch(text)
+        if named and named.group(1).split(".")[0] in Request.model_fields \
+                and named.group(1).startswith(field if loc else ""):
+            field, text = named.groups()  # a rule that names its own field (captions.style)
+            top = field.split(".")[0]
         if err["type"] == "extra_forbidden":
-            known = ", ".join(Request.model_fields)
+            model = NESTED.get(top, Request) if len(loc) > 1 else Request
+            known = ", ".join(model.model_fields)
             msg = f"unknown key {short(field)!r}; fix: remove it or use one of: {known}"
         elif err["type"] == "missing":
             msg = f"missing; fix: {FIXES.get(top, 'add it')}"
         elif isinstance(cause := (err.get("ctx") or {}).get("error"), WebhookUrlError):
             msg = f"{cause.problem}; fix: {cause.fix}"  # the URL is not quoted: it may hold a password
+        elif "; fix: " in text:  # the rule says how to fix it itself
+            msg = text
         else:
             raw = err.get("input")
             shown = f" (got {short(repr(raw))})" if raw is not None and not isinstance(raw, dict) \
                 else ""
-            text = err["msg"].removeprefix("Value error, ")
             msg = f"{text}{shown}; fix: {FIXES.get(top, 'correct the value')}"
-        if not loc:  # model-level rule (mode needs audio or duration_s)
+        if not loc and not named:  # model-level rule (mode needs audio or duration_s)
             field = "audio"
-            msg = f"{err['msg'].removeprefix('Value error, ')}; fix: {FIXES['audio']}"
+            msg = f"{text}; fix: {FIXES['audio']}"
         raise RequestError(source, field, msg) from None
 
 
@@ -250,20 +282,25 @@ def check_audio(path: Path, source: str, field: str = "audio",
     return duration_s
 
 
-def resolve_audio_path(request: Request, base_dir: Path, source: str) -> Path | None:
-    """The local file a request's ``audio`` names: a relative path that stays inside the
-    request's folder, also after following links. Anything else is refused with one message,
-    whether or not such a file exists."""
-    if not request.audio:
+# the files a request names beside itself: field -> (what the file is, an example name)
+REQUEST_FILES = {"audio": ("the song", "song.mp3"), "lyrics": ("the lyrics file", "song.lrc")}
+
+
+def resolve_request_file(request: Request, field: str, base_dir: Path, source: str) -> Path | None:
+    """The local file a request's ``audio`` or ``lyrics`` names: a relative path that stays
+    inside the request's folder, also after following links. Anything else is refused with one
+    message, whether or not such a file exists."""
+    ref = getattr(request, field)
+    if not ref:
         return None
-    ref = request.audio
+    what, example = REQUEST_FILES[field]
     if ref.startswith("s3://"):
-        raise RequestError(source, "audio", "s3:// audio needs the S3 media store; fix: set "
+        raise RequestError(source, field, f"s3:// {field} needs the S3 media store; fix: set "
                            "VIDEO_ASSETS_BUCKET (and AWS_ENDPOINT_URL for a non-AWS server) or "
-                           "put the song beside the request")
-    outside = RequestError(source, "audio", f"{short(ref)!r} is not a file inside the request's "
-                           "folder; fix: put the song beside the request (or in a folder below "
-                           "it) and name it relatively, e.g. audio: song.mp3")
+                           f"put {what} beside the request")
+    outside = RequestError(source, field, f"{short(ref)!r} is not a file inside the request's "
+                           f"folder; fix: put {what} beside the request (or in a folder below "
+                           f"it) and name it relatively, e.g. {field}: {example}")
     rel = PurePosixPath(ref)
     if rel.is_absolute() or ".." in rel.parts or "\\" in ref:
         raise outside
@@ -274,23 +311,114 @@ def resolve_audio_path(request: Request, base_dir: Path, source: str) -> Path | 
     return path
 
 
-def audio_key(request: Request, request_key: str, bucket: str, source: str) -> str:
-    """The store key of the request's audio in an S3 inbox: relative to the request's folder, or
-    ``s3://<bucket>/inbox/<key>``. Nothing outside the inbox (another job's files) is reachable."""
-    ref = request.audio or ""
+def resolve_audio_path(request: Request, base_dir: Path, source: str) -> Path | None:
+    """The local file a request's ``audio`` names (``resolve_request_file``)."""
+    return resolve_request_file(request, "audio", base_dir, source)
+
+
+def inbox_file_key(request: Request, field: str, request_key: str, bucket: str, source: str) -> str:
+    """The store key in an S3 inbox of the file a request's ``audio`` or ``lyrics`` names:
+    relative to the request's folder, or ``s3://<bucket>/inbox/<key>``. Nothing outside the
+    inbox (another job's files) is reachable."""
+    ref = getattr(request, field) or ""
+    what = REQUEST_FILES[field][0]
     if ref.startswith("s3://"):
         other, _, key = ref[len("s3://"):].partition("/")
         if other != bucket:
-            raise RequestError(source, "audio", f"{short(ref)!r} is in bucket {short(other, 63)!r}, "
-                               f"not in {bucket!r}; fix: copy the song into s3://{bucket}/{INBOX} "
+            raise RequestError(source, field, f"{short(ref)!r} is in bucket {short(other, 63)!r}, "
+                               f"not in {bucket!r}; fix: copy {what} into s3://{bucket}/{INBOX} "
                                "(beside the request is simplest)")
     else:
         key = posixpath.normpath(posixpath.join(posixpath.dirname(request_key), ref))
     if (not key.startswith(INBOX) or key.startswith(("/", "../")) or ".." in key.split("/")
             or key.endswith("/")):
-        raise RequestError(source, "audio", f"{short(ref)!r} points outside the inbox; fix: name "
-                           f"a song beside the request or give s3://{bucket}/{INBOX}<key>")
+        raise RequestError(source, field, f"{short(ref)!r} points outside the inbox; fix: name "
+                           f"{what} beside the request or give s3://{bucket}/{INBOX}<key>")
     return key
+
+
+def audio_key(request: Request, request_key: str, bucket: str, source: str) -> str:
+    """The store key of the request's audio in an S3 inbox (``inbox_file_key``)."""
+    return inbox_file_key(request, "audio", request_key, bucket, source)
+
+
+def _lyrics_too_big(source: str, shown: str, size_bytes: int) -> RequestError:
+    return RequestError(source, "lyrics", f'"{shown}" is {size_bytes / 1024:.0f} KiB, over the '
+                        f"{MAX_LYRICS_BYTES // 1024} KiB limit for lyrics; fix: give the song's "
+                        "words only, as plain text or LRC")
+
+
+def check_lyrics_size(size_bytes: int, source: str, shown: str) -> None:
+    """Refuse a lyrics file over ``MAX_LYRICS_BYTES`` before it is read."""
+    if size_bytes > MAX_LYRICS_BYTES:
+        raise _lyrics_too_big(source, short(shown), size_bytes)
+
+
+def lyrics_text(data: bytes, source: str, shown: str) -> str:
+    """A lyrics file's text: at most ``MAX_LYRICS_BYTES``, UTF-8 (a byte-order mark is dropped),
+    not blank. ``shown``: how the request named the file."""
+    shown = short(shown)
+    check_lyrics_size(len(data), source, shown)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(source, "lyrics", f'"{shown}" is not UTF-8 text (byte {exc.start} is '
+                           f"0x{data[exc.start]:02x}); fix: save the lyrics as UTF-8 (e.g. iconv "
+                           "-f latin1 -t utf-8, or your editor's 'save with encoding')") from None
+    if "\x00" in text:
+        raise RequestError(source, "lyrics", f'"{shown}" contains NUL bytes: it is not a text file; '
+                           "fix: give the lyrics as a plain text or .lrc file")
+    if not text.strip():
+        raise RequestError(source, "lyrics", f'"{shown}" is empty; fix: write the words, one sung '
+                           "line per line (LRC: [mm:ss.xx] before each), or remove lyrics")
+    return text
+
+
+def read_lyrics(path: Path | None, source: str, shown: str) -> str:
+    """The text of a local lyrics file (``lyrics_text``); a missing one is ``AudioNotFound`` (the
+    inbox waits for it as for a song)."""
+    if path is None or not path.is_file():
+        raise AudioNotFound(source, "lyrics", f'file "{short(shown)}" not found beside the request; '
+                            "fix: put the lyrics file next to the request file or fix the name")
+    check_lyrics_size(path.stat().st_size, source, shown)
+    with open(path, "rb") as handle:  # bounded: a file that grows meanwhile is not read whole
+        return lyrics_text(handle.read(MAX_LYRICS_BYTES + 1), source, shown)
+
+
+def check_lyrics(request: Request, text: str, duration_s: float | None, source: str) -> None:
+    """Lyrics the job can show: they parse (LRC, or plain lines; ``LyricsError`` names the line
+    and the fix), no line starts after the song's end (``duration_s``; None: not known yet, the
+    run checks it), and, where they are what the captions show, every line can be drawn in the
+    caption style's font or an installed fallback (else the message names the font package)."""
+    shown = short(request.lyrics or "lyrics")
+    try:
+        captions = parse_lyrics(text, duration_s or MAX_AUDIO_S, beats_s=(), name=f'"{shown}"')
+    except LyricsError as exc:
+        raise RequestError(source, "lyrics", str(exc)) from None
+    if not captions:
+        raise RequestError(source, "lyrics", f'"{shown}" has no line to show (every timed line is '
+                           "blank); fix: write the words after their [mm:ss.xx] times")
+    if request.captions.source in ("auto", "lyrics"):
+        check_caption_fonts(request, "\n".join(c.text for c in captions), source, "lyrics")
+
+
+def check_caption_fonts(request: Request, text: str, source: str, field: str) -> None:
+    """The caption style's font is installed, and ``text`` (one caption per line) can be drawn:
+    ``RequestError`` on ``captions.font`` / ``captions.style``, or on ``field`` naming the Debian
+    package that covers what no installed font does."""
+    from video_assets.media.fonts import FontCoverageError, check_text_coverage, face_for
+    from video_assets.media.subtitles import resolve_style
+
+    style = resolve_style(request.captions, request.flavor, request.mode)
+    try:
+        face_for(style.font, style.bold)
+    except FontCoverageError as exc:
+        raise RequestError(source, "captions.font" if request.captions.font else "captions.style",
+                           str(exc)) from None
+    try:
+        check_text_coverage(text, style.font, style.bold)
+    except FontCoverageError as exc:
+        raise RequestError(source, field, str(exc)) from None
 
 
 def stage(
@@ -301,12 +429,17 @@ def stage(
     audio_path: Path | None,
     audio_duration_s: float | None,
     audio_sha256: str | None = None,
+    lyrics: str | None = None,
 ) -> StoredRequest:
     """Copy the audio and the validated request to ``staged/<job_id>/`` for the job's run
-    (``audio_sha256``: the audio's hash if already taken).
+    (``audio_sha256``: the audio's hash if already taken), and the request's ``lyrics`` (their
+    text, checked: ``read_lyrics``, ``check_lyrics``) into the job's folder as its own copy
+    (``layout.USER_LYRICS``).
 
     Providers left unset are decided here, once: real ones only when their key is set."""
     request = resolve_providers(request, source_name)
+    if lyrics is not None:
+        store.put_bytes(job_key(job_id, USER_LYRICS), lyrics.encode("utf-8"))
     if audio_path is not None:
         ext = audio_path.suffix.lower() or ".audio"
         audio_key = f"staged/{job_id}/audio{ext}"

@@ -22,6 +22,10 @@ request says (``captions: {source, style, ...overrides}``); ``select_source`` tu
 the source that has words (a lyrics file, then the transcript, then the voiceover; the scenes'
 custom captions only when asked for), or None: no captions. ``CaptionStyle`` is what a style is;
 the presets and the ASS rendering live in ``media/subtitles.py``.
+
+``build_track`` is the whole decision for one job, from what its stages made: the source, its
+captions, the resolved style and the font check, as a ``CaptionTrack`` (``captions.json``, written
+by the ``captions`` asset, ``assets/caption_track.py``).
 """
 
 from __future__ import annotations
@@ -383,6 +387,7 @@ class CaptionSettings(_Overrides):  # type: ignore[misc,valid-type]
 
     source: CaptionSource = "auto"
     style: str | None = None
+    subtitle_track: bool = False  # also a soft subtitle track (mov_text) in the MP4
 
     @model_validator(mode="after")
     def _valid_style(self) -> CaptionSettings:
@@ -411,3 +416,65 @@ def select_source(source: CaptionSource, *, lyrics_file: bool, transcript_words:
         if present:
             return name  # type: ignore[return-value]
     return None
+
+
+# --- the track ----------------------------------------------------------------------------------
+
+class CaptionTrack(_Frozen):
+    """``captions.json``: the job's words on screen. ``source`` None: no captions (``note`` says
+    why); else the source they came from, the resolved style and the lines in time order."""
+
+    source: CaptionSource | None
+    style: CaptionStyle | None
+    captions: list[Caption]
+    subtitle_track: bool = False
+    note: str = ""
+
+
+_NO_WORDS = {
+    "lyrics": "no lyrics file; set lyrics: <file> (videogen --lyrics FILE)",
+    "transcript": "no transcribed words (offline there is no transcription: set OPENAI_API_KEY, "
+                  "or give a lyrics file)",
+    "voiceover": "no voiceover lines (only ads speak)",
+    "custom": "no scene has a caption",
+}
+
+
+def build_track(settings: CaptionSettings, mode: str, flavor: str, *, lyrics_text: str | None,
+                duration_s: float, beats_s: Sequence[float], sections: Sequence[_TimedSection],
+                transcript_words: Sequence[_SungWord], voice_lines: Sequence[Mapping[str, Any]],
+                scenes: Sequence[_CaptionedScene]) -> CaptionTrack:
+    """The job's caption track: the source ``select_source`` picks from what exists (the user's
+    lyrics, the transcript's words, the ad's spoken lines, the scenes' captions), its captions,
+    the resolved style (the preset the settings or the flavor name, with the overrides) and a
+    coverage check of every line against the installed fonts (``FontCoverageError`` naming the
+    package to install: a planner's or a transcript's text is known only here). Raises
+    ``LyricsError`` for lyrics that cannot be read."""
+    from video_assets.media.fonts import check_text_coverage
+    from video_assets.media.subtitles import resolve_style
+
+    source = select_source(settings.source, lyrics_file=lyrics_text is not None,
+                           transcript_words=any(w.word.strip() for w in transcript_words),
+                           voiceover_lines=bool(voice_lines))
+    if source is None:
+        note = "captions: off" if settings.source == "off" else \
+            "no words to caption (no lyrics file, transcript or voiceover)"
+        return CaptionTrack(source=None, style=None, captions=[], note=note)
+    style = resolve_style(settings, flavor, mode)
+    if source == "lyrics":
+        captions = [] if lyrics_text is None else parse_lyrics(
+            lyrics_text, duration_s, beats_s, vocal_span_s(sections, duration_s))
+    elif source == "transcript":
+        captions = from_transcript(transcript_words,
+                                   max_chars=min(TRANSCRIPT_MAX_CHARS, style.max_chars * style.max_lines))
+    elif source == "voiceover":
+        captions = from_voiceover(voice_lines)
+    else:
+        captions = from_scenes(scenes)
+    captions = [c if c.end_s <= duration_s else c.model_copy(update={"end_s": duration_s})
+                for c in captions if c.start_s < duration_s]  # the song's end ends every line
+    if not captions:
+        return CaptionTrack(source=None, style=None, captions=[], note=f"{source}: {_NO_WORDS[source]}")
+    check_text_coverage("\n".join(c.text for c in captions), style.font, style.bold)
+    return CaptionTrack(source=source, style=style, captions=captions,
+                        subtitle_track=settings.subtitle_track)

@@ -28,6 +28,59 @@ def _err(message: str) -> None:
     print(f"videogen: {message}", file=sys.stderr)
 
 
+# request fields set by a flag of another name
+FIELD_FLAGS = {"captions.source": "captions", "captions.style": "caption-style",
+               "captions.font": "caption-style"}
+
+
+def flag_message(exc) -> str:
+    """A ``RequestError`` of a command line's request, named by its flag (``--lyrics: ...``)."""
+    return f"--{FIELD_FLAGS.get(exc.field, exc.field)}: {exc.message}"
+
+
+def caption_source(value: str) -> str:
+    """``--captions SOURCE``: one of the caption sources, or argparse's exit 2 with the fix."""
+    from typing import get_args
+
+    from video_assets.captions import CaptionSource
+
+    if value not in get_args(CaptionSource):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a caption source; fix: use one "
+                                         f"of {' | '.join(get_args(CaptionSource))}")
+    return value
+
+
+def caption_style(value: str) -> str:
+    """``--caption-style PRESET``: one of the caption presets, or argparse's exit 2 with the fix."""
+    from video_assets.media.subtitles import PRESETS
+
+    if value not in PRESETS:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a caption style; fix: use one "
+                                         f"of {' | '.join(PRESETS)}")
+    return value
+
+
+def add_caption_flags(parser: argparse.ArgumentParser, again: bool = False) -> None:
+    """``--lyrics``, ``--captions`` and ``--caption-style`` (render; rerender: ``again``)."""
+    parser.add_argument("--lyrics", metavar="FILE", help="the song's words, plain text or LRC "
+                        "([mm:ss.xx] line times, <mm:ss.xx> word times); works offline"
+                        + ("; replaces the job's lyrics" if again else ""))
+    parser.add_argument("--captions", type=caption_source, metavar="SOURCE",
+                        help="auto | lyrics | transcript | voiceover | custom | off: where the "
+                        "words on screen come from (auto: the lyrics file, else the transcript, "
+                        "else an ad's voiceover; none: no captions)")
+    parser.add_argument("--caption-style", dest="caption_style", type=caption_style,
+                        metavar="PRESET", help="karaoke | bold_pop | minimal | lower_third "
+                        "(default: the flavor's)")
+
+
+def caption_fields(args: argparse.Namespace, current: dict | None = None) -> dict[str, Any]:
+    """The request's ``captions`` with the caption flags given applied (to ``current``)."""
+    given = {k: v for k, v in (("source", getattr(args, "captions", None)),
+                               ("style", getattr(args, "caption_style", None))) if v is not None}
+    return {**(current or {}), **given}
+
+
 def _instance():
     """The Dagster instance of the profile (``VIDEO_ASSETS_PROFILE``: video_assets/profiles.py);
     a ``ProfileError`` (exit 2, the message names the variable and the fix) when it cannot be
@@ -126,10 +179,14 @@ def execute_job(job_id: str, tags: dict[str, str] | None = None,
 
 
 def render(args: argparse.Namespace) -> int:
+    import hashlib
+
     from video_assets.admission import (
         RequestError,
         check_audio,
         check_job_id,
+        check_lyrics,
+        read_lyrics,
         render_job_id,
         resolve_providers,
         stage,
@@ -150,6 +207,10 @@ def render(args: argparse.Namespace) -> int:
             data[key] = True
     if getattr(args, "pacing", None):  # only when asked for: the demo's arguments have none
         data["pacing"] = args.pacing
+    if getattr(args, "lyrics", None):
+        data["lyrics"] = str(args.lyrics)
+    if captions := caption_fields(args):
+        data["captions"] = captions
     providers = {k: getattr(args, f"{k}_provider", None) for k in PROVIDER_CAPABILITIES
                  if getattr(args, f"{k}_provider", None)}
     if providers:
@@ -162,21 +223,29 @@ def render(args: argparse.Namespace) -> int:
         request = resolve_providers(validate_request(data, source), source)
         audio_path = Path(args.audio).resolve() if args.audio else None
         duration_s = check_audio(audio_path, source) if audio_path else None
+        lyrics = None
+        if request.lyrics:  # the user's own file, wherever it is (as the song)
+            lyrics = read_lyrics(Path(request.lyrics), source, request.lyrics)
+            check_lyrics(request, lyrics, duration_s or request.duration_s, source)
     except RequestError as exc:
-        _err(str(exc).replace('request "command line": ', "--"))
+        _err(flag_message(exc))
         return EXIT_BAD_INPUT
     name = audio_path.name if audio_path else "ad"
     audio_sha256 = sha256_file(audio_path) if audio_path else ""
-    job_id = args.job_id or render_job_id(request, name, audio_sha256)
+    lyrics_sha256 = hashlib.sha256(lyrics.encode()).hexdigest() if lyrics is not None else ""
+    job_id = args.job_id or render_job_id(request, name, audio_sha256, lyrics_sha256)
     from video_assets.providers.retry import stop_on_signals
 
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(held_job(job_id))  # before staging: a busy job's files stay as they are
             stage(StoreResource().get(), job_id, request, name, audio_path, duration_s,
-                  audio_sha256 or None)
-        except (RequestError, JobBusy) as exc:
-            _err(str(exc).replace('request "command line": ', "--"))
+                  audio_sha256 or None, lyrics)
+        except RequestError as exc:
+            _err(flag_message(exc))
+            return EXIT_BAD_INPUT
+        except JobBusy as exc:
+            _err(str(exc))
             return EXIT_BAD_INPUT
         if getattr(args, "queue", False):
             return submit_render(job_id, args.json)
@@ -314,19 +383,24 @@ def submit(args: argparse.Namespace) -> int:
     except RequestError as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
+    from video_assets.admission import REQUEST_FILES
+
     inbox = inbox_store()
-    if request.audio and not request.audio.startswith("s3://"):
-        if ".." in Path(request.audio).parts or Path(request.audio).is_absolute():
-            _err(f'request "{path.name}": audio: submit copies the song into the inbox beside '
-                 "the request, so it must be a name in the request's folder; fix: put the song "
-                 "next to the request and write audio: <its name>")
+    for field, (what, _) in REQUEST_FILES.items():  # the song and the lyrics beside the request
+        ref = getattr(request, field)
+        if not ref or ref.startswith("s3://"):
+            continue
+        if ".." in Path(ref).parts or Path(ref).is_absolute():
+            _err(f'request "{path.name}": {field}: submit copies {what} into the inbox beside '
+                 f"the request, so it must be a name in the request's folder; fix: put {what} "
+                 f"next to the request and write {field}: <its name>")
             return EXIT_BAD_INPUT
-        audio = (path.parent / request.audio).resolve()
-        if not audio.is_file():
-            _err(f'request "{path.name}": audio: file "{request.audio}" not found beside the '
-                 "request; fix: put the song next to the request file")
+        local = (path.parent / ref).resolve()
+        if not local.is_file():
+            _err(f'request "{path.name}": {field}: file "{ref}" not found beside the '
+                 f"request; fix: put {what} next to the request file")
             return EXIT_BAD_INPUT
-        inbox.put_file(INBOX + request.audio, audio)  # audio first: the request finds it
+        inbox.put_file(INBOX + ref, local)  # before the request: the request finds them
     inbox.put_file(INBOX + path.name, path)
     print(f"submitted {path.name} to {inbox.uri(INBOX + path.name)}")
     return EXIT_OK
@@ -630,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--duration-s", dest="duration_s", type=float,
                    help="ad mode without audio: target length")
     r.add_argument("--budget-usd", dest="budget_usd", type=float)
+    add_caption_flags(r)
     for cap in PROVIDER_CAPABILITIES:
         real = REAL_PROVIDERS[cap]
         flag = "--lipsync-model" if cap == "lipsync" else f"--{cap}"

@@ -16,7 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from video_assets.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, _err, _report, held_job
+from video_assets.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    _err,
+    _report,
+    add_caption_flags,
+    held_job,
+)
 from video_assets.edits import OPERATIONS, EditError, EditOp, parse_ops
 from video_assets.job_lock import JobBusy
 
@@ -200,10 +208,18 @@ def move(args: argparse.Namespace) -> int:
 
 def rerender(args: argparse.Namespace) -> int:
     """Render an existing job again with new options, from its own song (no upload); its scenes
-    and their edits are kept (``--replan`` plans afresh)."""
-    from video_assets.admission import RequestError, resolve_providers, staged_key, validate_request
-    from video_assets.cli import execute_job
-    from video_assets.layout import REQUEST
+    and their edits are kept (``--replan`` plans afresh). New captions or lyrics change only the
+    composition: the scenes are kept, and a new version results."""
+    from video_assets.admission import (
+        RequestError,
+        check_lyrics,
+        read_lyrics,
+        resolve_providers,
+        staged_key,
+        validate_request,
+    )
+    from video_assets.cli import caption_fields, execute_job, flag_message
+    from video_assets.layout import REQUEST, USER_LYRICS
     from video_assets.schemas import StoredRequest
     from video_assets.store import job_key
 
@@ -221,10 +237,20 @@ def rerender(args: argparse.Namespace) -> int:
     options = {k: v for k in ("aspect", "transitions", "flavor", "pacing", "budget_usd")
                if (v := getattr(args, k)) is not None}
     data = {**stored.request.model_dump(mode="json", exclude_none=True), **options}
+    if captions := caption_fields(args):
+        data["captions"] = caption_fields(args, data.get("captions"))
+        options["captions"] = ", ".join(captions.values())
+    if args.lyrics:
+        data["lyrics"] = options["lyrics"] = str(args.lyrics)
+    source = "command line"
     try:
-        request = resolve_providers(validate_request(data, "command line"), "command line")
+        request = resolve_providers(validate_request(data, source), source)
+        lyrics = read_lyrics(Path(args.lyrics), source, args.lyrics) if args.lyrics else None
+        if request.lyrics:  # new lyrics, or the job's own against a new caption style
+            text = lyrics if lyrics is not None else _job_lyrics(media, job_id, source)
+            check_lyrics(request, text, stored.audio_duration_s, source)
     except RequestError as exc:
-        _err(str(exc).replace('request "command line": ', "--"))
+        _err(flag_message(exc))
         return EXIT_BAD_INPUT
     with contextlib.ExitStack() as held:
         if not _hold(held, job_id):
@@ -232,6 +258,8 @@ def rerender(args: argparse.Namespace) -> int:
         # the job's own clean copy of its song is the "upload" this time
         media.put_json(staged_key(job_id), stored.model_copy(update={"request": request})
                        .model_dump(mode="json"))
+        if lyrics is not None:  # a run that fails puts the current version's back
+            media.put_bytes(job_key(job_id, USER_LYRICS), lyrics.encode("utf-8"))
         if not args.json:
             print(f"job {job_id}: rendering again with "
                   + (", ".join(f"{k} {v}" for k, v in options.items()) or "the same options")
@@ -240,6 +268,19 @@ def rerender(args: argparse.Namespace) -> int:
         return run_version(media, job_id, "the new render", args.json, lambda: execute_job(
             job_id, verbose=args.verbose,
             ops_config={"script": {"config": {"replan": bool(args.replan)}}}))
+
+
+def _job_lyrics(media, job_id: str, source: str) -> str:
+    """The job's own copy of its lyrics (``layout.USER_LYRICS``)."""
+    from video_assets.admission import RequestError, lyrics_text
+    from video_assets.layout import USER_LYRICS
+    from video_assets.store import job_key
+
+    key = job_key(job_id, USER_LYRICS)
+    if not media.exists(key):
+        raise RequestError(source, "lyrics", f"job {job_id} has lost its lyrics file ({key}); "
+                           "fix: give it again with --lyrics FILE")
+    return lyrics_text(media.get_bytes(key), source, USER_LYRICS)
 
 
 def add_parsers(sub) -> None:
@@ -287,6 +328,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--flavor", help="default | cinematic | energetic | minimal")
     r.add_argument("--pacing", help="calm | auto | energetic (shot lengths; with --replan)")
     r.add_argument("--budget-usd", dest="budget_usd", type=float)
+    add_caption_flags(r, again=True)
     r.add_argument("--replan", action="store_true", help="plan the scenes afresh (the edits stay "
                    "in the history)")
     r.add_argument("--json", action="store_true")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dagster import Definitions, colored_console_logger
 
 from video_assets.assets.beats import beat_grid
+from video_assets.assets.caption_track import captions
 from video_assets.assets.clips import clips
 from video_assets.assets.final import final_video
 from video_assets.assets.history import version_job
@@ -22,7 +23,8 @@ from video_assets.resources import PipelineSettings, StoreResource, WarehouseRes
 from video_assets.sensors import inbox_sensor, job_failure_sensor
 from video_assets.webhook_sensor import webhook_sensors
 
-STAGES = [job_request, beat_grid, lyrics, script, voiceover, storyboard, clips, final_video]
+STAGES = [job_request, beat_grid, lyrics, script, voiceover, captions, storyboard, clips,
+          final_video]
 
 defs = Definitions(
     loggers={"console": colored_console_logger, LOGGER_NAME: videogen_console},

@@ -6,8 +6,8 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 RUN_JOB_NAME = "render_job"
 EDIT_JOB_NAME = "edit_job"
 # final_video is one step that materializes final_video and quality_report (assets/final.py)
-STAGE_KEYS = ("job_request", "beat_grid", "lyrics", "script", "voiceover", "storyboard", "clips",
-              "final_video", "quality_report")
+STAGE_KEYS = ("job_request", "beat_grid", "lyrics", "script", "voiceover", "captions", "storyboard",
+              "clips", "final_video", "quality_report")
 
 render_job = define_asset_job(
     RUN_JOB_NAME,

@@ -15,6 +15,10 @@ BEAT_PLOT = "beat_grid.png"
 LYRICS = "lyrics.json"
 SCRIPT = "script.json"
 VOICEOVER = "voiceover.json"
+USER_LYRICS = "lyrics_user.txt"  # the user's lyrics file (plain text or LRC) as admission read it
+CAPTIONS = "captions.json"  # the caption track: its source, style and lines (captions.CaptionTrack)
+CAPTIONS_SRT = "captions.srt"  # the same lines as subtitle files beside final.mp4 (none: no file)
+CAPTIONS_VTT = "captions.vtt"
 STORYBOARD = "storyboard"  # a folder: NN.png per scene, and the contact sheet
 CONTACT_SHEET = "contact_sheet.jpg"
 CLIPS = "clips"  # a folder: NN.mp4 per scene
@@ -27,7 +31,10 @@ HISTORY = "history.json"  # the job's versions and which one is current
 VERSIONS = "versions"  # a folder: one folder per version
 
 # what a version is: the files an edit may change, copied into versions/<n>/ when it is made
-VERSION_FILES = (SCRIPT, CLIPS_MANIFEST, FINAL, THUMBNAIL, QUALITY)
+# (besides the storyboard and clips folders; voiceover: ads with a voice; the lyrics and captions
+# files: jobs with words on screen)
+VERSION_FILES = (REQUEST, SCRIPT, VOICEOVER, USER_LYRICS, CAPTIONS, CAPTIONS_SRT, CAPTIONS_VTT,
+                 CLIPS_MANIFEST, FINAL, THUMBNAIL, QUALITY)
 
 
 def scene_file(index: int, ext: str) -> str:

@@ -11,6 +11,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from video_assets.captions import CaptionSettings
+
 Aspect = Literal["9:16", "16:9", "1:1"]
 Mode = Literal["music_video", "ad"]
 Transition = Literal["cut", "crossfade", "fade"]
@@ -86,6 +88,7 @@ class Providers(Frozen):
 
 
 MAX_AUDIO_NAME_CHARS = 1024  # a path; each of its parts at most 255 (the file systems' limit)
+MAX_LYRICS_BYTES = 256 * 1024  # a song's lyrics are a few KB of text
 
 
 class Request(Frozen):
@@ -110,6 +113,10 @@ class Request(Frozen):
     continuation: bool = False  # each scene starts from the previous clip's last frame
     # POSTed to when the job ends (video_assets/webhooks.py); its host is judged at admission
     webhook_url: str | None = None
+    # the words on screen: the user's lyrics (plain text or LRC), a file beside the request as
+    # audio is, and where captions come from and how they look (captions.CaptionSettings)
+    lyrics: str | None = None
+    captions: CaptionSettings = CaptionSettings()
 
     @field_validator("webhook_url")
     @classmethod
@@ -126,9 +133,9 @@ class Request(Frozen):
             raise ValueError("prompt must have at least 3 non-blank characters")
         return value
 
-    @field_validator("audio")
+    @field_validator("audio", "lyrics")
     @classmethod
-    def _audio_name(cls, value: str | None) -> str | None:
+    def _file_name(cls, value: str | None) -> str | None:
         if value is None:
             return value
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -151,6 +158,19 @@ class Request(Frozen):
             raise ValueError("music_video mode needs 'audio' (a song file beside the request)")
         if self.mode == "ad" and not self.audio and self.duration_s is None:
             raise ValueError("ad mode needs 'audio' or 'duration_s' (target length in seconds)")
+        return self
+
+    @model_validator(mode="after")
+    def _caption_source_exists(self) -> Request:
+        """A source asked for by name must be one the job can have (``field: problem; fix``)."""
+        if self.captions.source == "lyrics" and not self.lyrics:
+            raise ValueError("captions.source: 'lyrics' needs a lyrics file; fix: set lyrics: "
+                             "<a .lrc or .txt file beside the request> (videogen: --lyrics FILE), "
+                             "or use source auto")
+        if self.captions.source == "voiceover" and self.mode != "ad":
+            raise ValueError("captions.source: 'voiceover' captions an ad's spoken lines, and a "
+                             "music video has none; fix: use mode: ad, or source lyrics, "
+                             "transcript or auto")
         return self
 
     @property

@@ -36,9 +36,15 @@ from video_assets.admission import (
     RequestError,
     audio_key,
     check_audio,
+    check_lyrics,
+    check_lyrics_size,
+    inbox_file_key,
+    lyrics_text,
     parse_request,
+    read_lyrics,
     request_job_id,
     resolve_audio_path,
+    resolve_request_file,
     stage,
     validate_request,
 )
@@ -111,6 +117,23 @@ def _audio(request, inbox: MediaStore, request_key: str, name: str) -> Iterator[
             yield path
 
 
+def _lyrics(request, inbox: MediaStore, request_key: str, name: str) -> str | None:
+    """The text of the request's lyrics file (None when it has none), from either store: beside
+    the request, by the same rules as its audio (``read_lyrics``: size, UTF-8)."""
+    if not request.lyrics:
+        return None
+    if isinstance(inbox, LocalStore):
+        path = resolve_request_file(request, "lyrics", inbox.path(request_key).parent, name)
+        return read_lyrics(path, name, request.lyrics)
+    key = inbox_file_key(request, "lyrics", request_key, inbox.bucket, name)
+    info = inbox.info(key)
+    if info is None:
+        raise AudioNotFound(name, "lyrics", f'"{short(request.lyrics)}" not found at '
+                            f"{inbox.uri(key)}; fix: upload the lyrics file there or fix the name")
+    check_lyrics_size(info.size_bytes, name, request.lyrics)
+    return lyrics_text(inbox.get_bytes(key), name, request.lyrics)
+
+
 def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float,
            now_s: float) -> tuple[str, list[dict] | None] | None:
     """Validate and stage one request or edit file; returns its job id and, for an edit file,
@@ -131,11 +154,16 @@ def _admit(inbox: MediaStore, media: MediaStore, obj: ObjectInfo, grace_s: float
         return _admit_edit(inbox, media, obj.key, data, name)
     request = validate_request(data, name)
     try:
+        lyrics = _lyrics(request, inbox, obj.key, name)
         with _audio(request, inbox, obj.key, name) as audio_path:
             duration_s = check_audio(audio_path, name, shown=request.audio) if audio_path else None
+            if lyrics is not None:
+                check_lyrics(request, lyrics, duration_s or request.duration_s, name)
             audio_sha256 = sha256_file(audio_path) if audio_path else ""
-            job_id = request_job_id(name, content, audio_sha256, obj.key)
-            stage(media, job_id, request, name, audio_path, duration_s, audio_sha256 or None)
+            lyrics_sha256 = hashlib.sha256(lyrics.encode()).hexdigest() if lyrics is not None else ""
+            job_id = request_job_id(name, content, audio_sha256, obj.key, lyrics_sha256)
+            stage(media, job_id, request, name, audio_path, duration_s, audio_sha256 or None,
+                  lyrics)
     except AudioNotFound:
         if now_s - obj.modified_ns / 1e9 < grace_s:
             return None

@@ -3,7 +3,8 @@
 ``jobs/<id>/history.json`` lists the versions (what made each one, what it cost, which scenes it
 made again) and says which is current; ``jobs/<id>/versions/<n>/`` holds version ``n``'s own
 copy of its files (the request, script, clip manifest, storyboard images, clips, final video,
-thumbnail and quality report; on a local store these are hard links to the same bytes, not copies).
+thumbnail and quality report, and the user's lyrics and the caption track with its subtitle files
+where there are any; on a local store these are hard links to the same bytes, not copies).
 Undo and redo make another version current by copying its files back: the same bytes, no render.
 A version is committed whole, after its final video is made and measured; a run that fails
 before leaves the current version as it was (``restore_current``).
@@ -25,9 +26,7 @@ from video_assets.store import MediaStore, is_cache_key, job_key
 from video_assets.warehouse import Warehouse
 
 PENDING_EDIT = "edit.json"  # what the run in progress is making: written by `script`, read at commit
-# the files of a version besides the storyboard and clips folders (voiceover: ads with a voice)
-VERSION_FILES = (layout.REQUEST, layout.SCRIPT, layout.VOICEOVER, layout.CLIPS_MANIFEST,
-                 layout.FINAL, layout.THUMBNAIL, layout.QUALITY)
+VERSION_FILES = layout.VERSION_FILES  # the files of a version besides its folders
 VERSION_FOLDERS = (layout.STORYBOARD, layout.CLIPS)
 
 
@@ -149,17 +148,28 @@ def _prune_scenes(media: MediaStore, job_id: str) -> None:
                 media.delete(obj.key)
 
 
+# what decides whether a render made another video than the current version's
+SAME_VIDEO_FILES = (layout.SCRIPT, layout.CLIPS_MANIFEST, layout.CAPTIONS)
+
+
+def _same(media: MediaStore, a: str, b: str) -> bool:
+    """Two files with the same bytes, or both absent (a version made before captions existed
+    has no caption track, and neither has a job rendered before them again)."""
+    if not media.exists(a) or not media.exists(b):
+        return not media.exists(a) and not media.exists(b)
+    return media.get_bytes(a) == media.get_bytes(b)
+
+
 def commit_version(media: MediaStore, job_id: str, pending: PendingEdit | None, status: str,
                    paid_calls: int, cost_usd: float) -> tuple[History, bool]:
     """Keep the job's current files as a new version and make it current; returns the history
     and whether a version was added. A render that changed nothing (the same script and clips as
-    the current version: a job rendered again) adds none."""
+    the current version, and the same captions: a job rendered again) adds none."""
     history = load_history(media, job_id)
     root = job_key(job_id)
     if pending is None and history is not None:
         cur = layout.version_key(job_id, history.current)
-        if all(media.exists(f"{cur}/{f}") and media.get_bytes(f"{cur}/{f}")
-               == media.get_bytes(f"{root}/{f}") for f in (layout.SCRIPT, layout.CLIPS_MANIFEST)):
+        if all(_same(media, f"{cur}/{f}", f"{root}/{f}") for f in SAME_VIDEO_FILES):
             _copy_tree(media, cur, root)  # the current version's own bytes, as before
             return history, False
     pending = pending or PendingEdit(operation="render")
