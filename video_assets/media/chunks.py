@@ -21,9 +21,19 @@ pass reads the chunks in order (ffmpeg's concat demuxer, each chunk's exact leng
 copies the H.264 packets and the AAC (CFR 30 fps, the same track timescale, ``+faststart``)
 and, in the same process, writes the taps' frames, decoded, as the render's ``FramesTap``.
 
+Captions (``subtitles.CaptionBurn``) are burned in the same encode: after the scale to the output
+size, the H.264 branch runs libass (ffmpeg's ``ass`` filter) over the script of the chunk's own
+window on timeline times (``subtitles.burn_windows``), so a chunk's frames are those one burn of
+the whole document gives, and a line running across chunks is seamless; the tap is split off
+before it and stays caption-free. A chunk on which no caption shows burns nothing: its key and
+bytes are the caption-free render's. A 20 s 1080x1920 edit of 13 chunks with karaoke lyrics on
+most of it took 37.0 ffmpeg CPU s against 35.5 without (two runs each on a loaded 2-core
+machine: +4 %). The final pass may add a SubRip file as a soft subtitle track (``mov_text``).
+
 Chunks are cached through ``ChunkCache`` (the caller's: media knows nothing of the store) under
 ``chunk_key``: the clips' digests (given by the caller), lengths and in-points, the chunk's
-geometry, the settings, the join and tap sizes, the ffmpeg version and ``CHUNK_FORMAT``. An edit
+geometry, the settings, the join and tap sizes, the ffmpeg version and ``CHUNK_FORMAT``, and the
+digest of the captions it burns (its script and font files), if any. An edit
 re-encodes the chunks whose key changed; the others are reused as they are.
 """
 
