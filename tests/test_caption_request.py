@@ -293,3 +293,44 @@ def test_submit_copies_the_lyrics_into_the_inbox_beside_the_request(home: Path, 
     req.write_text("prompt: a lyric video\naudio: tune.wav\nlyrics: words.lrc\n")
     assert main(["submit", str(req)]) == 0
     assert (inbox / "words.lrc").read_text() == LRC and (inbox / "lyric.yaml").is_file()
+
+
+# --- an S3 drop folder (moto's server on loopback; these set the S3 environment for the rest of
+# the module, so they come last) ----------------------------------------------------------------
+
+from tests.test_s3 import BUCKET, clean_inbox, client, put, s3_env  # noqa: E402,F401
+
+
+def test_lyrics_beside_a_request_in_an_s3_inbox_are_staged_with_the_job(s3_env, client,  # noqa: F811
+                                                                        clean_inbox,  # noqa: F811
+                                                                        tmp_path: Path):
+    from video_assets.resources import StoreResource
+    from video_assets.sensors import scan_inbox
+
+    put(client, "inbox/tune.wav", make_song(tmp_path / "tune.wav", 4.0))
+    put(client, "inbox/drop.yaml", "prompt: kites in the rain\naudio: tune.wav\nlyrics: words.lrc\n")
+    media = StoreResource().get()
+    tick = scan_inbox(media, media, {}, grace_s=300)
+    assert tick.waiting == ["inbox/drop.yaml"] and not tick.admitted  # the lyrics are awaited
+    put(client, "inbox/words.lrc", LRC)
+    tick = scan_inbox(media, media, tick.cursor, grace_s=300)
+    assert not tick.rejected and len(tick.admitted) == 1
+    job = tick.admitted[0][0]
+    body = client.get_object(Bucket=BUCKET, Key=f"jobs/{job}/lyrics_user.txt")["Body"].read()
+    assert body.decode() == LRC
+
+
+def test_too_big_lyrics_in_an_s3_inbox_get_a_report(s3_env, client, clean_inbox,  # noqa: F811
+                                                    tmp_path: Path):
+    from video_assets.resources import StoreResource
+    from video_assets.sensors import scan_inbox
+
+    put(client, "inbox/tune.wav", make_song(tmp_path / "tune.wav", 4.0))
+    put(client, "inbox/big.txt", "la " * (MAX_LYRICS_BYTES // 3 + 10))
+    put(client, "inbox/big.yaml", "prompt: kites in the rain\naudio: tune.wav\nlyrics: big.txt\n")
+    media = StoreResource().get()
+    tick = scan_inbox(media, media, {})
+    assert not tick.admitted and len(tick.rejected) == 1
+    report = json.loads(client.get_object(Bucket=BUCKET, Key="rejected/big.yaml.error.json")
+                        ["Body"].read())
+    assert report["field"] == "lyrics" and "KiB limit" in report["error"] and "fix:" in report["error"]
