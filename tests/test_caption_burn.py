@@ -40,6 +40,9 @@ LOSSLESS = ComposeSettings(width=SIZE[0], height=SIZE[1], crf=0)
 EDGES_S = [0.0, 1.5, 3.0, 4.5, 6.0]
 KINDS = ["cut", "crossfade", "cut"]  # chunks [0,45) [45,82) [82,98) [98,135) [135,180)
 STILL = CaptionStyle(**{**PRESETS["karaoke"].model_dump(), "animation": "none"})
+ANIMATED = {"karaoke": PRESETS["karaoke"],  # fades, words lit at once
+            "bold_pop": PRESETS["bold_pop"],  # a pop-in (a scale transform)
+            "sweep": CaptionStyle(**{**PRESETS["karaoke"].model_dump(), "karaoke": "sweep"})}
 
 
 def words(start_s: float, texts: list[str], step_s: float = 0.2) -> list[CaptionWord]:
@@ -48,10 +51,10 @@ def words(start_s: float, texts: list[str], step_s: float = 0.2) -> list[Caption
 
 
 def lyrics(first: str = "First") -> tuple[Caption, ...]:
-    """A karaoke line inside chunk 0 and one across the crossfade (chunks 1 to 3); none in the
-    last chunk."""
+    """A karaoke line inside chunk 0 and one across the crossfade (chunks 1 to 3: its fade or
+    pop-in over the first cut, its last word's sweep over the second); none in the last chunk."""
     return (caption(0.5, 1.2, words(0.5, [first, "line"])),
-            caption(2.0, 3.3, words(2.0, ["Across", "the", "blend"], 0.4)))
+            caption(2.7, 3.3, words(2.7, ["Across", "the", "blend"])))
 
 
 def segments():
@@ -86,13 +89,14 @@ def luma(frames: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def renders(media, tmp_path_factory) -> dict:
-    """The same edit rendered losslessly without captions and with karaoke lyrics (fades on),
-    and with still lyrics (no animation: text on every frame of its times)."""
+    """The same edit rendered losslessly without captions, with lyrics in each ``ANIMATED``
+    style, and with still lyrics (no animation: text on every frame of its times)."""
     folder = tmp_path_factory.mktemp("burn_renders")
-    out = {name: folder / f"{name}.mp4" for name in ("clean", "karaoke", "still")}
+    styles = {**ANIMATED, "still": STILL}
+    out = {name: folder / f"{name}.mp4" for name in ("clean", *styles)}
     done = {"clean": render(media, out["clean"]),
-            "karaoke": render(media, out["karaoke"], CaptionBurn(lyrics(), PRESETS["karaoke"])),
-            "still": render(media, out["still"], CaptionBurn(lyrics(), STILL))}
+            **{name: render(media, out[name], CaptionBurn(lyrics(), style))
+               for name, style in styles.items()}}
     return {"paths": out, "done": done, "folder": folder}
 
 
@@ -114,7 +118,7 @@ def test_burn_windows_give_the_unshifted_window_script_or_none_where_nothing_sho
 def test_captions_change_frames_only_inside_their_times_and_the_safe_area(renders):
     clean, still = yuv_frames(renders["paths"]["clean"]), yuv_frames(renders["paths"]["still"])
     assert clean.shape == still.shape == (round(EDGES_S[-1] * FPS), SIZE[0] * SIZE[1] * 3 // 2)
-    inside = set(range(15, 36)) | set(range(60, 99))  # [0.5, 1.2) and [2.0, 3.3) s
+    inside = set(range(15, 36)) | set(range(81, 99))  # [0.5, 1.2) and [2.7, 3.3) s
     changed = {k for k in range(len(clean)) if not np.array_equal(clean[k], still[k])}
     assert changed == inside
     area = safe_area(SIZE)
@@ -123,15 +127,17 @@ def test_captions_change_frames_only_inside_their_times_and_the_safe_area(render
     assert len(xs) > 300  # words, not a stray pixel
 
 
-def test_a_captioned_chunked_render_is_one_burn_of_the_whole_document(renders, tmp_path):
-    """Lossless encodes, so exact: the chunks each burning their window (fades, karaoke switches,
-    a line across three chunks) decode to the caption-free render burned once with the whole
-    document, its frames carrying their timeline times as the chunks' do."""
+@pytest.mark.parametrize("style", list(ANIMATED))
+def test_a_captioned_chunked_render_is_one_burn_of_the_whole_document(style, renders, tmp_path):
+    """Lossless encodes, so exact: the chunks each burning their window (fades, a pop-in,
+    karaoke switches and sweeps, a line across three chunks) decode to the caption-free render
+    burned once with the whole document, its frames carrying their timeline times as the
+    chunks' do."""
     doc = tmp_path / "whole.ass"
-    doc.write_text(ass_document(lyrics(), PRESETS["karaoke"], SIZE), encoding="utf-8")
+    doc.write_text(ass_document(lyrics(), ANIMATED[style], SIZE), encoding="utf-8")
     whole = yuv_frames(renders["paths"]["clean"],
                        vf=f"settb=1/{FPS},setpts=N,ass=filename='{doc}',setpts=N")
-    chunked = yuv_frames(renders["paths"]["karaoke"])
+    chunked = yuv_frames(renders["paths"][style])
     assert not np.array_equal(whole, yuv_frames(renders["paths"]["clean"]))
     assert np.array_equal(chunked, whole)
 
@@ -153,7 +159,7 @@ def test_changing_one_captions_text_re_encodes_only_the_chunks_showing_it(media,
     assert first.encoded == (0, 1, 2, 3, 4)
     edited = render(media, tmp_path / "b.mp4", CaptionBurn(lyrics("Second"), PRESETS["karaoke"]), cache)
     assert edited.encoded == (0,)
-    moved = (lyrics()[0], caption(2.0, 3.3, words(2.0, ["Across", "the", "fade"], 0.4)))
+    moved = (lyrics()[0], caption(2.7, 3.3, words(2.7, ["Across", "the", "fade"])))
     assert render(media, tmp_path / "c.mp4", CaptionBurn(moved, PRESETS["karaoke"]), cache).encoded \
         == (1, 2, 3)
 
