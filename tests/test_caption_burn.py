@@ -165,7 +165,7 @@ def test_changing_one_captions_text_re_encodes_only_the_chunks_showing_it(media,
 
 
 def test_the_soft_subtitle_track_carries_the_cues_and_the_rest_is_copied(media, tmp_path):
-    cache, caps = DirCache(tmp_path / "cache"), lyrics()
+    cache, caps = DirCache(tmp_path / "cache"), lyrics("Déjà")
     srt = tmp_path / "captions.srt"
     srt.write_text(srt_text(caps), encoding="utf-8")
     plain = tmp_path / "plain.mp4"
