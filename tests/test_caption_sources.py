@@ -230,3 +230,50 @@ def test_undo_brings_back_the_captions_and_subtitle_files_of_the_version_before(
                        (USER_LYRICS, "lyrics 1")):
         assert media.get_bytes(job_key(job, name)).decode() == text
         assert media.get_bytes(f"jobs/{job}/versions/2/{name}").decode() == text.replace("1", "2")
+
+
+# --- through videogen, end to end (offline) ------------------------------------------------------
+
+def videogen(capsys, *args: str) -> tuple[int, dict]:
+    from video_assets.cli import main
+
+    code = main([*args, "--json"])
+    out = capsys.readouterr()
+    assert out.out.strip(), out.err
+    return code, json.loads(out.out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_lyric_video_renders_offline_from_a_song_and_an_lrc_file(home: Path, tmp_path: Path,
+                                                                   capsys):
+    song = make_song(tmp_path / "lyric song.wav", 6.0, tempo_bpm=120.0)
+    lrc = tmp_path / "words.lrc"
+    lrc.write_text(LRC)
+    code, summary = videogen(capsys, "render", "--audio", str(song), "--prompt",
+                             "paper lanterns over a river", "--lyrics", str(lrc),
+                             "--caption-style", "bold_pop", "--aspect", "1:1")
+    assert code == 0 and summary["status"] == "done", summary
+    folder = home / "media" / "jobs" / summary["job_id"]
+    got = CaptionTrack.model_validate_json((folder / "captions.json").read_text())
+    assert got.source == "lyrics" and got.style is not None and got.style.position == "center"
+    assert [c.text for c in got.captions] == ["Hello bright day", "Second line"]
+    assert (folder / "captions.srt").read_text().count(" --> ") == 2
+    assert (folder / "lyrics_user.txt").read_text() == LRC
+
+
+@pytest.mark.slow
+def test_a_scene_caption_edit_reaches_the_custom_captions(home: Path, tmp_path: Path, capsys):
+    song = make_song(tmp_path / "custom.wav", 6.0, tempo_bpm=120.0)
+    code, first = videogen(capsys, "render", "--audio", str(song), "--prompt",
+                           "a tram through a snowy town", "--captions", "custom", "--aspect", "1:1")
+    assert code == 0, first
+    folder = home / "media" / "jobs" / first["job_id"]
+    before = CaptionTrack.model_validate_json((folder / "captions.json").read_text())
+    assert before.source == "custom" and len(before.captions) >= 2
+    code, edited = videogen(capsys, "edit", first["job_id"], "prompt", "2", "--caption",
+                            "Brand new words")
+    assert code == 0 and edited["paid_calls"] == 0, edited
+    after = CaptionTrack.model_validate_json((folder / "captions.json").read_text())
+    assert after.source == "custom" and after.captions[1].text == "Brand new words"
+    assert after.captions[0] == before.captions[0]
+    assert "Brand new words" in (folder / "captions.vtt").read_text()
