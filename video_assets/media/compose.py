@@ -139,7 +139,10 @@ class FramesTap:
     """Where the encoder also writes the frames it encodes, for the quality measurement: every
     frame of the final graph (after the last scale, in order, none added or dropped), scaled
     bilinearly to ``size`` (width, height), raw rgb24. Measuring these costs a resize per frame
-    instead of decoding the 1080x1920 output again (about 7 CPU seconds for 30 s)."""
+    instead of decoding the 1080x1920 output again (about 7 CPU seconds for 30 s). Burned
+    captions are not in it (``chunks.chunk_args`` takes it before the burn): the measurement of
+    cuts, black and frozen frames never sees text, and the captions' own measurement compares
+    the file against it."""
 
     path: Path
     size: tuple[int, int] = (108, 192)
