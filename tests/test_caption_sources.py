@@ -189,6 +189,26 @@ def test_a_job_without_captions_keeps_no_stale_subtitle_files(home: Path, tmp_pa
     assert not (folder / "captions.srt").exists() and not (folder / "captions.vtt").exists()
 
 
+def test_lyrics_gone_from_the_job_folder_are_read_from_the_current_version(home: Path,
+                                                                            tmp_path: Path):
+    """On S3 a job folder's non-deliverable files expire after a day while its versions stay:
+    an edit made later still captions from the lyrics its current version kept."""
+    from video_assets.cli import execute_job
+    from video_assets.resources import StoreResource
+    from video_assets.versions import commit_version
+
+    song = make_song(tmp_path / "later.wav", 6.0, tempo_bpm=120.0)
+    job = "capsrc-expired-0001"
+    folder = run_up_to_captions(home, job, {"prompt": "kites at dusk", "audio": song.name,
+                                            "lyrics": "w.lrc"}, song, LRC)
+    commit_version(StoreResource().get(), job, None, "done", 0, 0.0)
+    (folder / "lyrics_user.txt").unlink()
+    (folder / "captions.json").unlink()
+    assert execute_job(job, stages=["captions"])["status"] == "done"
+    got = CaptionTrack.model_validate_json((folder / "captions.json").read_text())
+    assert got.source == "lyrics" and got.captions[0].text == "Hello bright day"
+
+
 # --- versions ----------------------------------------------------------------------------------
 
 def two_versions(media, job: str) -> tuple[bool, bool]:

@@ -271,15 +271,15 @@ def rerender(args: argparse.Namespace) -> int:
 
 
 def _job_lyrics(media, job_id: str, source: str) -> str:
-    """The job's own copy of its lyrics (``layout.USER_LYRICS``)."""
+    """The job's own copy of its lyrics (``layout.USER_LYRICS``, or its current version's)."""
     from video_assets.admission import RequestError, lyrics_text
     from video_assets.layout import USER_LYRICS
-    from video_assets.store import job_key
+    from video_assets.versions import current_file_key
 
-    key = job_key(job_id, USER_LYRICS)
-    if not media.exists(key):
-        raise RequestError(source, "lyrics", f"job {job_id} has lost its lyrics file ({key}); "
-                           "fix: give it again with --lyrics FILE")
+    key = current_file_key(media, job_id, USER_LYRICS)
+    if key is None:
+        raise RequestError(source, "lyrics", f"job {job_id} has lost its lyrics file "
+                           f"({USER_LYRICS}); fix: give it again with --lyrics FILE")
     return lyrics_text(media.get_bytes(key), source, USER_LYRICS)
 
 

@@ -91,6 +91,18 @@ def read_pending(media: MediaStore, job_id: str) -> PendingEdit | None:
     return PendingEdit.model_validate(media.get_json(key)) if media.exists(key) else None
 
 
+def current_file_key(media: MediaStore, job_id: str, name: str) -> str | None:
+    """Where the current version's ``name`` is: in the job's folder, else (on S3 the folder's
+    copy of a file that is not a deliverable expires) the current version's own copy; None when
+    neither has it."""
+    key = job_key(job_id, name)
+    if media.exists(key):
+        return key
+    history = load_history(media, job_id)
+    kept = layout.version_key(job_id, history.current, name) if history else None
+    return kept if kept is not None and media.exists(kept) else None
+
+
 def _files(media: MediaStore, root: str) -> list[str]:
     """The version files under ``root`` (a job's folder or a version's), relative to it."""
     names = [f for f in VERSION_FILES if media.exists(f"{root}/{f}")]

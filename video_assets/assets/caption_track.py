@@ -24,6 +24,7 @@ from video_assets.partitions import jobs_partitions
 from video_assets.resources import StoreResource
 from video_assets.schemas import Lyrics, Request, Script
 from video_assets.store import MediaStore, job_key
+from video_assets.versions import current_file_key
 
 PREVIEW_LINES = 8  # caption lines shown in the asset's metadata
 
@@ -45,14 +46,15 @@ def spoken_lines(media: MediaStore, job_id: str, request: Request, plan: Script)
 
 
 def user_lyrics(media: MediaStore, job_id: str, request: Request) -> str | None:
-    """The job's copy of the user's lyrics, when the request has lyrics."""
+    """The job's copy of the user's lyrics (or its current version's), when the request has
+    lyrics."""
     if not request.lyrics:
         return None
-    key = job_key(job_id, USER_LYRICS)
-    if not media.exists(key):
+    key = current_file_key(media, job_id, USER_LYRICS)
+    if key is None:
         raise FileNotFoundError(f"job {job_id}: the request names lyrics {request.lyrics!r} but "
-                                f"{media.uri(key)} is missing; fix: give them again "
-                                "(videogen rerender JOB_ID --lyrics FILE)")
+                                f"{media.uri(job_key(job_id, USER_LYRICS))} is missing; fix: give "
+                                "them again (videogen rerender JOB_ID --lyrics FILE)")
     return media.get_bytes(key).decode("utf-8")
 
 
