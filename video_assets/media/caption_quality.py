@@ -16,8 +16,10 @@ Measures (``CaptionMeasures``):
 
 - ``captions_present``: the fraction of the sampled pages whose frame shows text.
 - ``caption_safe_area``: the fraction of the text's pixels inside ``subtitles.safe_area``. Found at
-  the copy's resolution (10 px of a 1080x1920 frame), so a pixel counts as outside only when the
-  whole area it stands for is: a caption less than one such pixel outside is not seen.
+  the copy's resolution (10 px of a 1080x1920 frame), whose bilinear downscale mixes each pixel
+  from the full frame's within one pixel of the copy around it: a pixel counts as outside only
+  when none of those is inside, so a caption less than about 1.5 such pixels (15 px of a
+  1080x1920 frame) outside is not seen.
 - ``caption_contrast_min``: the lowest WCAG 2.x contrast ratio, over the sampled pages, between
   the text's fill (the pixels of the style's text or highlight colour that were not that colour
   without captions; their median luminance) and its immediate surroundings (the ring as wide as
@@ -60,6 +62,7 @@ TEXT_DIFF = 16
 MIN_TEXT_PIXELS = 12  # a group of fewer pixels of the copy is not text (a speck of noise)
 COLOUR_TOLERANCE = 64  # a pixel is of a style colour within this many levels (max over r, g, b)
 COLOUR_MARGIN = 24  # ...and nearer to it by this much than the caption-free picture there was
+MIN_FILL_PIXELS = 20  # fewer pixels of the text's colour: no fill found
 CONTRAST_PERCENTILE = 10  # of the surroundings' contrast with the fill
 
 
@@ -131,8 +134,9 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 def text_mask(frame_small: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """Where ``frame_small`` (a decoded frame at the copy's size) shows something the caption-free
     ``clean`` does not: differing by more than ``TEXT_DIFF``, opened by a 2x2 square (a speck
-    of one pixel is noise; a stroke of text covers at least two pixels each way). The opening
-    is grown back by one pixel within the pixels that differ by half as much (a stroke's edge)."""
+    of one pixel is noise; a stroke of text covers at least two pixels each way), without
+    sparse specks (``_without_specks``). (The encoder's ringing reaches up to ~10 levels a
+    pixel or two past a caption's edge: it stays below ``TEXT_DIFF``.)"""
     diff = np.abs(frame_small.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
     strong = diff > TEXT_DIFF
     # opening by a 2x2 square: kept where some 2x2 block containing the pixel is all strong
@@ -141,7 +145,7 @@ def text_mask(frame_small: np.ndarray, clean: np.ndarray) -> np.ndarray:
     for dy in (0, 1):
         for dx in (0, 1):
             opened[dy:dy + block.shape[0], dx:dx + block.shape[1]] |= block
-    return _without_specks(opened | (_dilate(opened, 1) & (diff > TEXT_DIFF // 2)))
+    return _without_specks(opened)
 
 
 def _without_specks(mask: np.ndarray, reach: int = 3) -> np.ndarray:
@@ -345,12 +349,14 @@ def _page_frame(span: tuple[int, int], keys: list[int], needed: set[int]) -> int
 # --- measuring --------------------------------------------------------------------------------
 
 def _footprint_inside(mask: np.ndarray, size: tuple[int, int], area: Box) -> tuple[int, int]:
-    """How many of the mask's pixels stand for an area of the full frame that reaches into
-    ``area``, of how many."""
+    """How many of the mask's pixels are made from some pixel of the full frame inside ``area``
+    (the bilinear downscale averages a pixel of the copy from the full frame's pixels within
+    one pixel of the copy around its centre), of how many."""
     th, tw = mask.shape
     sx, sy = size[0] / tw, size[1] / th
     ys, xs = np.nonzero(mask)
-    inside = ((xs + 1) * sx > area.x0) & (xs * sx < area.x1) & ((ys + 1) * sy > area.y0) & (ys * sy < area.y1)
+    inside = (((xs + 1.5) * sx > area.x0) & ((xs - 0.5) * sx < area.x1)
+              & ((ys + 1.5) * sy > area.y0) & ((ys - 0.5) * sy < area.y1))
     return int(inside.sum()), len(xs)
 
 
@@ -403,9 +409,10 @@ def _contrast(decoded: _Decoded, clean_small: np.ndarray, mask: np.ndarray, styl
     near_text = _mask_over(_dilate(mask, 1), box, size)
     fill = near_text & (_of_colour(rgb, clean_small, box, size, rgb_of(style.colour))
                         | _of_colour(rgb, clean_small, box, size, rgb_of(style.highlight)))
-    core = _erode(fill, 1)
-    if core.sum() < 20:
+    if fill.sum() < MIN_FILL_PIXELS:
         return None
+    core = _erode(fill, 1)  # the fill past its anti-aliased edge, unless the strokes are thinner
+    core = core if core.sum() >= MIN_FILL_PIXELS else fill
     ring = _dilate(fill, ring_px) & ~_dilate(fill, 1)
     if not ring.any():
         return None
@@ -414,23 +421,31 @@ def _contrast(decoded: _Decoded, clean_small: np.ndarray, mask: np.ndarray, styl
     return float(np.percentile(ratios, CONTRAST_PERCENTILE))
 
 
-def _lit_pixels(decoded: _Decoded, clean_small: np.ndarray, box: tuple[int, int, int, int],
-                style: CaptionStyle, size: tuple[int, int]) -> int:
+def _lit(decoded: _Decoded, clean_small: np.ndarray, near_text: np.ndarray,
+         box: tuple[int, int, int, int], style: CaptionStyle,
+         size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the pixels of ``box`` near the text: those nearer to the highlight colour than to the
+    text colour; those of the highlight colour where the caption-free picture had nothing of
+    it; those of the text colour (nearer to it than to the highlight)."""
     rgb = decoded.rgb(*box)
     highlight, base = rgb_of(style.highlight), rgb_of(style.colour)
-    nearer = _distance(rgb, highlight) + COLOUR_MARGIN / 2 < _distance(rgb, base)
-    return int((_of_colour(rgb, clean_small, box, size, highlight) & nearer).sum())
+    to_highlight, to_base = _distance(rgb, highlight), _distance(rgb, base)
+    nearer = near_text & (to_highlight + COLOUR_MARGIN / 2 < to_base)
+    lit = nearer & _of_colour(rgb, clean_small, box, size, highlight)
+    unlit = near_text & (to_base + COLOUR_MARGIN / 2 < to_highlight) & (to_base <= COLOUR_TOLERANCE)
+    return nearer, lit, unlit
 
 
-def _lit_frame(counts: dict[int, int], word: _Word) -> int | None:
-    """The first frame of the word's window where the highlighted pixels have grown by half of
-    what they grow over the whole window (None: they do not grow)."""
-    before, after = counts[word.first - 1], counts[word.last]
-    rise = after - before
-    if rise < 12:
+def _lit_frame(nearer: dict[int, np.ndarray], turned: np.ndarray, word: _Word) -> int | None:
+    """The first frame of the word's window where at least half of ``turned`` (the pixels of the
+    text colour before the window and of the highlight colour at its end: the word's, as no
+    other word turns in the window and a picture moving under the text was not of the text's
+    colour) is nearer to the highlight than to the text colour (an encoder may take a few frames
+    to reach the new colour exactly); None: fewer than ``MIN_FILL_PIXELS`` turn."""
+    if turned.sum() < MIN_FILL_PIXELS:
         return None
     for f in range(word.first, word.last + 1):
-        if counts[f] - before >= rise / 2:
+        if (nearer[f] & turned).sum() * 2 >= turned.sum():
             return f
     return None
 
@@ -459,10 +474,11 @@ def measure_captions(video: Path, clean_frames: np.ndarray, captions: Sequence[C
 
     area = safe_area(size)
     masks: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = {}
+    nearer: dict[tuple[int, int], np.ndarray] = {}  # (word, frame): pixels nearer the highlight
+    turned: dict[int, np.ndarray] = {}  # word: its pixels that turned over its window
     contrasts: list[float] = []
     inside = total = 0
-    word_boxes = {w.expected: None for w in words}
+    word_boxes: dict[int, tuple[tuple[int, int, int, int], np.ndarray] | None] = {}
     page_of_frame = {f: i for i, f in page_frames.items()}
     pad = metrics(style, size).pad_px
     for n, decoded in _decode(video, needed, fps, (tw, th)):
@@ -478,15 +494,23 @@ def measure_captions(video: Path, clean_frames: np.ndarray, captions: Sequence[C
                 contrasts.append(c)
         for w in windows:
             if n == w.first - 1:  # where the page's text is, from the window's first frame
-                word_boxes[w.expected] = _full_box(_dilate(masks[n], 1), size, pad)
-            box = word_boxes[w.expected]
-            counts[n] = _lit_pixels(decoded, clean, box, style, size) if box else 0
+                near = _dilate(masks[n], 1)
+                box = _full_box(near, size, pad)
+                word_boxes[w.expected] = (box, _mask_over(near, box, size)) if box else None
+            if (where := word_boxes[w.expected]) is not None:
+                nearer[w.expected, n], lit, unlit = _lit(decoded, clean, where[1], where[0], style, size)
+                if n == w.first - 1:
+                    turned[w.expected] = unlit & ~lit
+                elif n == w.last:
+                    turned[w.expected] &= lit
     found = [i for i, f in page_frames.items() if masks.get(f) is not None
              and masks[f].sum() >= MIN_TEXT_PIXELS]
     errors = []
     for w in words:
-        lit = _lit_frame({f: counts.get(f, 0) for f in range(w.first - 1, w.last + 1)}, w)
-        errors.append(REACH_FRAMES + 1 if lit is None else lit - w.expected)
+        frames = range(w.first - 1, w.last + 1)
+        at = _lit_frame({f: nearer[w.expected, f] for f in frames}, turned[w.expected], w) \
+            if all((w.expected, f) in nearer for f in frames) else None
+        errors.append(REACH_FRAMES + 1 if at is None else at - w.expected)
     missing = sum(1 for w in words if masks[w.expected].sum() < MIN_TEXT_PIXELS)
     return CaptionMeasures(
         captions_present=len(found) / len(page_frames) if page_frames else 1.0,
