@@ -297,3 +297,33 @@ def test_a_scene_caption_edit_reaches_the_custom_captions(home: Path, tmp_path: 
     assert after.source == "custom" and after.captions[1].text == "Brand new words"
     assert after.captions[0] == before.captions[0]
     assert "Brand new words" in (folder / "captions.vtt").read_text()
+
+
+@pytest.mark.slow
+def test_rerender_with_new_lyrics_or_no_captions_is_a_new_version_with_the_same_scenes(
+        home: Path, tmp_path: Path, capsys):
+    song = make_song(tmp_path / "again.wav", 6.0, tempo_bpm=120.0)
+    lrc = tmp_path / "first.lrc"
+    lrc.write_text(LRC)
+    code, first = videogen(capsys, "render", "--audio", str(song), "--prompt",
+                           "gulls over a pier", "--lyrics", str(lrc), "--aspect", "1:1")
+    assert code == 0, first
+    job = first["job_id"]
+    folder = home / "media" / "jobs" / job
+    def scenes() -> list[tuple]:
+        plan = json.loads((folder / "script.json").read_text())
+        return [(s["start_s"], s["end_s"], s["prompt"], s["seed"]) for s in plan["scenes"]]
+
+    planned = scenes()
+    other = tmp_path / "second.txt"
+    other.write_text("a plain line\nand another one\n")
+    code, second = videogen(capsys, "rerender", job, "--lyrics", str(other))
+    assert code == 0 and second["version"] == 2, second
+    got = CaptionTrack.model_validate_json((folder / "captions.json").read_text())
+    assert [c.text for c in got.captions] == ["a plain line", "and another one"]
+    assert (folder / "lyrics_user.txt").read_text() == other.read_text()
+    assert scenes() == planned and second["paid_calls"] == 0  # the scenes are kept
+    code, third = videogen(capsys, "rerender", job, "--captions", "off")
+    assert code == 0 and third["version"] == 3, third
+    assert json.loads((folder / "captions.json").read_text())["source"] is None
+    assert not (folder / "captions.srt").exists()
