@@ -184,6 +184,19 @@ def test_staging_copies_the_lyrics_into_the_job_folder(tmp_path: Path):
     assert (tmp_path / "jobs" / "staged-lyrics-0001" / "lyrics_user.txt").read_text() == LRC
 
 
+def test_a_caption_font_that_is_not_installed_is_refused_before_anything_is_staged(
+        tmp_path: Path):
+    from video_assets.store import LocalStore
+
+    media = LocalStore(tmp_path)
+    offline = {c: "offline" for c in ("planner", "transcribe", "voice", "images", "video", "music")}
+    err = refused(stage, media, "font-0001", request(captions={"font": "No Such Font Sans"},
+                                                     providers=offline),
+                  "song.wav", None, None, None, None)
+    assert err.field == "captions.font" and "No Such Font Sans" in err.message
+    assert not (tmp_path / "staged").exists()
+
+
 # --- the command line --------------------------------------------------------------------------
 
 def test_render_and_rerender_take_the_caption_flags():

@@ -402,6 +402,19 @@ def check_lyrics(request: Request, text: str, duration_s: float | None, source: 
         check_caption_fonts(request, "\n".join(c.text for c in captions), source, "lyrics")
 
 
+def check_caption_font(request: Request, source: str) -> None:
+    """A font the request names (``captions.font``) is installed: ``RequestError`` naming the
+    package (the presets' font comes with the installation; it is checked with the words)."""
+    from video_assets.media.fonts import FontCoverageError, face_for
+
+    if request.captions.font is None or request.captions.source == "off":
+        return
+    try:
+        face_for(request.captions.font, request.captions.bold is not False)
+    except FontCoverageError as exc:
+        raise RequestError(source, "captions.font", str(exc)) from None
+
+
 def check_caption_fonts(request: Request, text: str, source: str, field: str) -> None:
     """The caption style's font is installed, and ``text`` (one caption per line) can be drawn:
     ``RequestError`` on ``captions.font`` / ``captions.style``, or on ``field`` naming the Debian
@@ -438,6 +451,7 @@ def stage(
 
     Providers left unset are decided here, once: real ones only when their key is set."""
     request = resolve_providers(request, source_name)
+    check_caption_font(request, source_name)
     if lyrics is not None:
         store.put_bytes(job_key(job_id, USER_LYRICS), lyrics.encode("utf-8"))
     if audio_path is not None:

@@ -212,6 +212,7 @@ def rerender(args: argparse.Namespace) -> int:
     composition: the scenes are kept, and a new version results."""
     from video_assets.admission import (
         RequestError,
+        check_caption_font,
         check_lyrics,
         read_lyrics,
         resolve_providers,
@@ -245,6 +246,7 @@ def rerender(args: argparse.Namespace) -> int:
     source = "command line"
     try:
         request = resolve_providers(validate_request(data, source), source)
+        check_caption_font(request, source)
         lyrics = read_lyrics(Path(args.lyrics), source, args.lyrics) if args.lyrics else None
         if request.lyrics:  # new lyrics, or the job's own against a new caption style
             text = lyrics if lyrics is not None else _job_lyrics(media, job_id, source)
