@@ -22,12 +22,14 @@ import numpy as np
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, PreviewWarning
 
 from video_assets.media import quality
+from video_assets.media.caption_quality import CaptionMeasures
 from video_assets.media.compose import Segment
 from video_assets.media.probe import VideoProbe, probe_video
 from video_assets.partitions import jobs_partitions
 from video_assets.schemas import ClipSpec, QualityMetric, QualityReport
 
 SILENCE_LUFS = -70.0  # what ebur128 reports for digital silence; stands in for -inf
+CAPTIONS_BAR = "captions_readable"  # its metrics are absent for a video without captions
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,37 @@ BARS = (
         ("min_clip_sharpness", "min_clip_brightness"), blocking=False),
     Bar("loudness_kept", "the result is as loud as the source (within 1 LU)",
         ("loudness_change_lu",), blocking=False),
+    Bar(CAPTIONS_BAR, "captions found where they should be and at every sampled word, inside the "
+        "safe area, text contrast against its surroundings at least 4.5:1 (WCAG), each karaoke "
+        "word lit within 1 frame of its time (media/caption_quality.py)",
+        ("captions_present", "caption_safe_area", "caption_contrast_min",
+         "highlight_error_max_frames", "words_without_caption"), blocking=False),
 )
+
+
+def caption_metrics(measures: CaptionMeasures | None) -> list[QualityMetric]:
+    """The ``captions_readable`` bar's metrics from ``caption_quality.measure_captions``; none
+    for a video without captions (its check then passes saying so). Highlight timing is left
+    out when no karaoke word was measured (no karaoke, or no word clear of the others)."""
+    if measures is None:
+        return []
+    out = [
+        _metric("captions_present", measures.captions_present, 1.0, measures.captions_present >= 1.0),
+        _metric("caption_safe_area", measures.caption_safe_area, 1.0, measures.caption_safe_area >= 1.0),
+        _metric("caption_contrast_min", measures.caption_contrast_min, 4.5,
+                measures.caption_contrast_min >= 4.5),
+        _metric("words_without_caption", measures.words_without_caption, 0.0,
+                measures.words_without_caption == 0),
+    ]
+    if measures.highlight_error_max_frames is not None:
+        out.insert(3, _metric("highlight_error_max_frames", measures.highlight_error_max_frames, 1.0,
+                              measures.highlight_error_max_frames <= 1))
+    return out
+
+
+def _metric(name: str, value: float, threshold: float | None, ok: bool) -> QualityMetric:
+    return QualityMetric(metric=name, value=round(float(value), 4), threshold=threshold,
+                         passed=bool(ok))
 
 
 def check_specs() -> list[AssetCheckSpec]:
@@ -74,12 +106,23 @@ def check_results(report: QualityReport) -> list[AssetCheckResult]:
     by_name = {m.metric: m for m in report.metrics}
     results = []
     for bar in BARS:
-        metrics = [by_name[name] for name in bar.metrics]
+        if bar.name == CAPTIONS_BAR:  # optional: no captions, or no karaoke word timed
+            metrics = [by_name[name] for name in bar.metrics if name in by_name]
+            if not metrics:
+                results.append(AssetCheckResult(
+                    check_name=bar.name, asset_key="final_video", passed=True,
+                    metadata={"captions": "none", "failed": "none"},
+                    severity=AssetCheckSeverity.WARN, description="no captions"))
+                continue
+        else:
+            metrics = [by_name[name] for name in bar.metrics]
         failed = [m.metric for m in metrics if not m.passed]
         metadata: dict = {m.metric: m.value for m in metrics}
         metadata.update({f"{m.metric}_limit": m.threshold for m in metrics if m.threshold is not None})
         if bar.name == "format":
             metadata.update({k: str(v) for k, v in report.container.items()})
+        if bar.name == CAPTIONS_BAR and "highlight_error_max_frames" not in by_name:
+            metadata["highlight_error_max_frames"] = "not measured (no karaoke word)"
         if bar.name == "cuts_on_beats":
             metadata["crossfades_unmeasurable"] = report.crossfades_unmeasurable
             unseen = by_name.get("cuts_unmeasurable")
