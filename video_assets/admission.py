@@ -342,16 +342,12 @@ def audio_key(request: Request, request_key: str, bucket: str, source: str) -> s
     return inbox_file_key(request, "audio", request_key, bucket, source)
 
 
-def _lyrics_too_big(source: str, shown: str, size_bytes: int) -> RequestError:
-    return RequestError(source, "lyrics", f'"{shown}" is {size_bytes / 1024:.0f} KiB, over the '
-                        f"{MAX_LYRICS_BYTES // 1024} KiB limit for lyrics; fix: give the song's "
-                        "words only, as plain text or LRC")
-
-
 def check_lyrics_size(size_bytes: int, source: str, shown: str) -> None:
     """Refuse a lyrics file over ``MAX_LYRICS_BYTES`` before it is read."""
     if size_bytes > MAX_LYRICS_BYTES:
-        raise _lyrics_too_big(source, short(shown), size_bytes)
+        raise RequestError(source, "lyrics", f'"{short(shown)}" is {size_bytes / 1024:.0f} KiB, '
+                           f"over the {MAX_LYRICS_BYTES // 1024} KiB limit for lyrics; fix: give "
+                           "the song's words only, as plain text or LRC")
 
 
 def lyrics_text(data: bytes, source: str, shown: str) -> str:
@@ -410,7 +406,7 @@ def check_caption_font(request: Request, source: str) -> None:
     if request.captions.font is None or request.captions.source == "off":
         return
     try:
-        face_for(request.captions.font, request.captions.bold is not False)
+        face_for(request.captions.font)
     except FontCoverageError as exc:
         raise RequestError(source, "captions.font", str(exc)) from None
 
