@@ -5,6 +5,7 @@ caption-free, chunk keys that change only where a caption shows, and the soft su
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.test_incremental_compose import DirCache
 from video_assets.captions import Caption, CaptionStyle, CaptionWord, caption
 from video_assets.media import chunks as chunks_module
 from video_assets.media import ffmpeg_bin
-from video_assets.media.chunks import ChunkedRender, compose_chunked, plan_chunks
+from video_assets.media.chunks import ChunkedRender, compose_chunked, plan_encodes
 from video_assets.media.compose import ComposeSettings, FramesTap, plan_segments
 from video_assets.media.ffmpeg_bin import FfmpegError, ffmpeg_exe, ffmpeg_output
 from video_assets.media.quality import read_frames
@@ -38,7 +39,7 @@ SIZE = (180, 320)
 FPS = 30
 LOSSLESS = ComposeSettings(width=SIZE[0], height=SIZE[1], crf=0)
 EDGES_S = [0.0, 1.5, 3.0, 4.5, 6.0]
-KINDS = ["cut", "crossfade", "cut"]  # chunks [0,45) [45,82) [82,98) [98,135) [135,180)
+KINDS = ["cut", "crossfade", "cut"]  # encodes [0,45) [45,82) [82,98) [98,135) [135,180)
 STILL = CaptionStyle(**{**PRESETS["karaoke"].model_dump(), "animation": "none"})
 ANIMATED = {"karaoke": PRESETS["karaoke"],  # fades, words lit at once
             "bold_pop": PRESETS["bold_pop"],  # a pop-in (a scale transform)
@@ -50,9 +51,18 @@ def words(start_s: float, texts: list[str], step_s: float = 0.2) -> list[Caption
             for i, t in enumerate(texts)]
 
 
+def showing(chunks, caps) -> set[int]:
+    """The chunks with a frame on which one of ``caps`` shows (frame f shows a caption from
+    ``start_s`` to ``end_s`` when start_s <= f / FPS < end_s)."""
+    return {k for k, c in enumerate(chunks) for cap in caps
+            if math.ceil(cap.start_s * FPS) < c.first_frame + c.n_frames
+            and math.ceil(cap.end_s * FPS) > c.first_frame}
+
+
 def lyrics(first: str = "First") -> tuple[Caption, ...]:
-    """A karaoke line inside chunk 0 and one across the crossfade (chunks 1 to 3: its fade or
-    pop-in over the first cut, its last word's sweep over the second); none in the last chunk."""
+    """A karaoke line inside the first encode's frames and one across the crossfade (its fade
+    or pop-in over the first chunk boundary, its last word's sweep over the next); none in the
+    last encode's."""
     return (caption(0.5, 1.2, words(0.5, [first, "line"])),
             caption(2.7, 3.3, words(2.7, ["Across", "the", "blend"])))
 
@@ -102,7 +112,7 @@ def renders(media, tmp_path_factory) -> dict:
 
 def test_burn_windows_give_the_unshifted_window_script_or_none_where_nothing_shows():
     caps, style = lyrics(), PRESETS["karaoke"]
-    spans = [(c.first_frame, c.n_frames) for c in plan_chunks(segments())]
+    spans = [(c.first_frame, c.n_frames) for c in plan_encodes(segments())]
     assert spans == [(0, 45), (45, 37), (82, 16), (98, 37), (135, 45)]
     burns = burn_windows(CaptionBurn(caps, style), SIZE, FPS, spans)
     assert [b is not None for b in burns] == [True, True, True, True, False]
@@ -149,19 +159,22 @@ def test_the_quality_tap_stays_caption_free(renders):
 
 
 def test_a_chunk_showing_no_caption_keeps_the_caption_free_key(renders):
-    clean, karaoke = renders["done"]["clean"].keys, renders["done"]["karaoke"].keys
-    assert [a == b for a, b in zip(clean, karaoke, strict=True)] == [False, False, False, False, True]
+    clean, karaoke = renders["done"]["clean"], renders["done"]["karaoke"]
+    shown = showing(karaoke.chunks, lyrics())
+    assert 0 < len(shown) < len(karaoke.chunks)
+    assert [a == b for a, b in zip(clean.keys, karaoke.keys, strict=True)] == \
+        [k not in shown for k in range(len(karaoke.chunks))]
 
 
 def test_changing_one_captions_text_re_encodes_only_the_chunks_showing_it(media, tmp_path):
     cache = DirCache(tmp_path / "cache")
     first = render(media, tmp_path / "a.mp4", CaptionBurn(lyrics(), PRESETS["karaoke"]), cache)
-    assert first.encoded == (0, 1, 2, 3, 4)
+    assert first.encoded == tuple(range(len(first.chunks)))
     edited = render(media, tmp_path / "b.mp4", CaptionBurn(lyrics("Second"), PRESETS["karaoke"]), cache)
-    assert edited.encoded == (0,)
+    assert set(edited.encoded) == showing(edited.chunks, lyrics()[:1])
     moved = (lyrics()[0], caption(2.7, 3.3, words(2.7, ["Across", "the", "fade"])))
-    assert render(media, tmp_path / "c.mp4", CaptionBurn(moved, PRESETS["karaoke"]), cache).encoded \
-        == (1, 2, 3)
+    again = render(media, tmp_path / "c.mp4", CaptionBurn(moved, PRESETS["karaoke"]), cache)
+    assert set(again.encoded) == showing(again.chunks, moved[1:])
 
 
 def test_the_soft_subtitle_track_carries_the_cues_and_the_rest_is_copied(media, tmp_path):

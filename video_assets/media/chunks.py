@@ -1,15 +1,20 @@
 """Incremental composition: the edit encoded in chunks joined by stream copy, each chunk cached by
 what determines its frames, so that an edit re-encodes only the chunks it changes.
 
-``plan_chunks`` cuts the timeline at every hard cut and at both ends of the solo stretch of every
-clip next to a crossfade or fade (``compose.solo_span``): each soft transition is a chunk of the
-frames it blends, each clip's solo stretch a chunk of its own, so a changed picture re-encodes
-its own frames and its transitions' (16 frames each at the default half-length), never a
-neighbour's solo frames. A chunk is a window of today's composition (``compose.windows_at``):
-one ffmpeg process runs the same graph (``compose.edit_stream``: normalisation, trims, fades,
-joins), scales it once to the output size and encodes it with the same x264 options as a
-single-pass render (``compose.x264_options``). Being its own encode, a chunk starts on an IDR
-frame and no frame refers outside it. The same file carries the ``FramesTap`` copy of its frames
+``plan_encodes`` cuts the timeline at every hard cut and at both ends of the solo stretch of
+every clip next to a crossfade or fade (``compose.solo_span``): each soft transition's blended
+frames (16 at the default half-length), each clip's solo stretch, is what one ffmpeg process
+decodes at most, so a changed picture decodes its own frames and its transitions', never a
+neighbour's solo frames. ``plan_chunks`` cuts the solo stretches further where a neighbour's
+transition could begin or end had the clip another slot of the same length
+(``context_splits``): a slot's core is then one chunk whatever its neighbours are, and a scene
+moved (a reorder) re-encodes only its edges and the transitions around it. A chunk is a window
+of today's composition (``compose.windows_at``): the same graph (``compose.edit_stream``:
+normalisation, trims, fades, joins), scaled once to the output size, encoded with the same x264
+options as a single-pass render (``compose.x264_options``). The consecutive chunks of one encode
+share its process (``run_args``: one decode, a ``trim`` and an encoder of its own per chunk), so
+each chunk's bytes are those it has when encoded alone: it starts on an IDR frame and no frame
+refers outside it. The same file carries the ``FramesTap`` copy of its frames
 as a second, lossless stream, so a cached chunk brings its tap with it: QuickTime Animation
 (``qtrle``, run-length rgb24), 29 % of the raw bytes for a 30 s 1080x1920 edit (16.5 of 56.0 MB)
 for 0.3 CPU s to encode and 0.1 s to decode; FFV1 would take 18 % (10.2 MB) but 1.0 s and 1.1 s,
@@ -109,13 +114,9 @@ class ChunkedRender:
         return tuple(k for k in range(len(self.chunks)) if k not in set(self.encoded))
 
 
-def plan_chunks(segments: Sequence[Segment]) -> list[Window]:
-    """The timeline cut at every hard cut and at both ends of the solo stretch of every clip
-    next to a crossfade or fade (``compose.solo_span``): each soft transition is a chunk of the
-    frames it blends, each clip's solo stretch a chunk of its own, so changing one clip
-    re-encodes its own frames and its transitions', never a neighbour's solo frames. A clip too
-    short to have a solo stretch stays whole inside the chunk of its transitions."""
-    total = segments[-1].cut_out_frame
+def _encode_splits(segments: Sequence[Segment]) -> set[int]:
+    """Every hard cut and both ends of the solo stretch of every clip next to a crossfade or
+    fade (``compose.solo_span``)."""
     splits = {s.cut_in_frame for s in segments[1:] if s.transition_in == "cut"}
     for seg in segments:
         span = solo_span(seg)
@@ -125,7 +126,67 @@ def plan_chunks(segments: Sequence[Segment]) -> list[Window]:
             splits.add(span[0])
         if seg.half_out_frames or seg.fade_out_frames:
             splits.add(span[1])
+    return splits
+
+
+def context_splits(segments: Sequence[Segment]) -> set[int]:
+    """The frames of each clip's solo stretch where a neighbour's transition could begin or
+    end if the clip sat in another slot of the same length: clip frames ``2H``, ``L - H`` and
+    ``L`` counted from the clip's first frame shown (``Segment.start_frame``), with ``H`` the
+    crossfade half-length and ``L`` the slot's length. Whatever its neighbours (a cut or a
+    crossfade on either side), a slot of ``L`` frames shows the clip's frames ``[2H, L - H)``
+    alone: cut there, that core is one chunk, the same bytes in every such slot, and a scene
+    moved to a slot as long as its own re-encodes only its edges (at most ``2H`` frames each)
+    and the transitions around it."""
+    half = max((max(s.half_in_frames, s.half_out_frames) for s in segments), default=0)
+    splits: set[int] = set()
+    if not half:
+        return splits  # no crossfade: every solo stretch is the same whatever its neighbours
+    for seg in segments:
+        span = solo_span(seg)
+        if span is None:
+            continue
+        length = seg.cut_out_frame - seg.cut_in_frame
+        for clip_frame in (2 * half, length - half, length):
+            if span[0] < seg.start_frame + clip_frame < span[1]:
+                splits.add(seg.start_frame + clip_frame)
+    return splits
+
+
+def plan_encodes(segments: Sequence[Segment]) -> list[Window]:
+    """What one ffmpeg process encodes at most: the timeline cut at every hard cut and at both
+    ends of the solo stretch of every clip next to a crossfade or fade: each soft transition
+    the frames it blends, each clip's solo stretch its own, so changing one clip re-encodes
+    its own frames and its transitions', never a neighbour's solo frames. A clip too short to
+    have a solo stretch stays whole inside its transitions'."""
+    total = segments[-1].cut_out_frame
+    return windows_at(segments, sorted(f for f in _encode_splits(segments) if 0 < f < total))
+
+
+def plan_chunks(segments: Sequence[Segment]) -> list[Window]:
+    """The chunks: ``plan_encodes``' windows, the solo stretches cut further at their
+    ``context_splits`` (each chunk its own encode, so its own file and cache entry)."""
+    total = segments[-1].cut_out_frame
+    splits = _encode_splits(segments) | context_splits(segments)
     return windows_at(segments, sorted(f for f in splits if 0 < f < total))
+
+
+def plan_runs(chunks: Sequence[Window], encodes: Sequence[Window],
+              todo: Sequence[int]) -> list[list[int]]:
+    """The chunks to encode (``todo``, indices) grouped by process: consecutive chunks inside
+    one of ``encodes``' windows share one decode (a run), each encoded on its own."""
+    group = {}
+    for g, w in enumerate(encodes):
+        for k, c in enumerate(chunks):
+            if w.first_frame <= c.first_frame < w.first_frame + w.n_frames:
+                group[k] = g
+    runs: list[list[int]] = []
+    for k in sorted(todo):
+        if runs and runs[-1][-1] == k - 1 and group[k - 1] == group[k]:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return runs
 
 
 @functools.cache
@@ -193,21 +254,44 @@ def chunk_args(chunk: Window, clip_paths: Sequence[str | Path],
     its timeline time while it is burned, so that a chunk's frames are those of one burn of the
     whole document. The tap is split off before: it stays caption-free (the quality
     measurement of cuts, black and frozen frames must not see text)."""
-    video = edit_stream([clip_paths[p.clip] for p in chunk.parts],
-                        [clip_durations_s[p.clip] for p in chunk.parts],
-                        [p.segment for p in chunk.parts], settings, join_size,
-                        [clip_in_frames[p.clip] + p.skip_frames for p in chunk.parts],
+    return run_args(chunk, [chunk], clip_paths, clip_durations_s, clip_in_frames, settings,
+                    join_size, [out_path], [ass_path])
+
+
+def run_args(run: Window, chunks: Sequence[Window], clip_paths: Sequence[str | Path],
+             clip_durations_s: Sequence[float], clip_in_frames: Sequence[int],
+             settings: ComposeSettings, join_size: tuple[int, int], out_paths: Sequence[Path],
+             ass_paths: Sequence[Path | None]) -> list[str]:
+    """The ffmpeg arguments encoding consecutive ``chunks`` (their frames, in order, are
+    ``run``'s) in one process: ``run``'s frames decoded and scaled once, then each chunk's
+    frames (a ``trim``) encoded by an encoder of its own into its own file, as ``chunk_args``
+    would alone: the same bytes, only the decode is shared."""
+    video = edit_stream([clip_paths[p.clip] for p in run.parts],
+                        [clip_durations_s[p.clip] for p in run.parts],
+                        [p.segment for p in run.parts], settings, join_size,
+                        [clip_in_frames[p.clip] + p.skip_frames for p in run.parts],
                         decode_threads=1)
-    parts = to_output_size(video, join_size, settings).split()
-    shown = parts[0]
-    if ass_path is not None:
-        shown = (shown.filter("settb", f"1/{settings.fps}").setpts(f"N+{chunk.first_frame}")
-                 .filter("ass", filename=str(ass_path)).setpts("N"))
+    video = to_output_size(video, join_size, settings)
+    if sum(c.n_frames for c in chunks) != run.n_frames or chunks[0].first_frame != run.first_frame:
+        raise ValueError("chunks: they must cover the run's frames in order")
+    branches = [video] if len(chunks) == 1 else [video.split()[k] for k in range(len(chunks))]
     threads = {"threads:v:0": CHUNK_X264_THREADS} if CHUNK_X264_THREADS else {}
-    out = ffmpeg.output(
-        shown, tap_stream(parts[1], TAP_SIZE), str(out_path), format="mov",
-        **x264_options(settings, "v:0"), **threads, **{"c:v:1": TAP_CODEC},
-        r=settings.fps, fps_mode="cfr", video_track_timescale=settings.fps * 512)
+    outputs = []
+    for chunk, branch, out_path, ass_path in zip(chunks, branches, out_paths, ass_paths, strict=True):
+        if len(chunks) > 1:
+            skip = chunk.first_frame - run.first_frame
+            branch = branch.trim(start_frame=skip, end_frame=skip + chunk.n_frames) \
+                .setpts("PTS-STARTPTS")
+        parts = branch.split()
+        shown = parts[0]
+        if ass_path is not None:
+            shown = (shown.filter("settb", f"1/{settings.fps}").setpts(f"N+{chunk.first_frame}")
+                     .filter("ass", filename=str(ass_path)).setpts("N"))
+        outputs.append(ffmpeg.output(
+            shown, tap_stream(parts[1], TAP_SIZE), str(out_path), format="mov",
+            **x264_options(settings, "v:0"), **threads, **{"c:v:1": TAP_CODEC},
+            r=settings.fps, fps_mode="cfr", video_track_timescale=settings.fps * 512))
+    out = outputs[0] if len(outputs) == 1 else ffmpeg.merge_outputs(*outputs)
     return out.global_args("-loglevel", "error").overwrite_output().get_args()
 
 
@@ -331,13 +415,20 @@ def compose_chunked(
             Deadline(what, segments[-1].cut_out_frame / fps) as deadline:
         tmp = Path(scratch)
         paths: list[Path | None] = [cache.lookup(k) if cache is not None else None for k in keys]
-        # the longest first: the last chunk to finish, encoding alone on one core, is short
-        todo = sorted((k for k, p in enumerate(paths) if p is None),
-                      key=lambda k: (-chunks[k].n_frames, k))
-        jobs = {k: (f"chunk {k + 1}", chunk_args(chunks[k], clip_paths, clip_durations_s, ins,
-                                                 settings, join_size, tmp / f"{k:04d}{CHUNK_SUFFIX}",
-                                                 _write_ass(burns[k], tmp / f"{k:04d}.ass")))
-                for k in todo}
+        runs = plan_runs(chunks, plan_encodes(segments), [k for k, p in enumerate(paths) if p is None])
+        todo = sorted(k for run in runs for k in run)
+        inner = {chunks[k].first_frame for run in runs for k in run[1:]}
+        spans = {w.first_frame: w for w in windows_at(
+            segments, sorted({c.first_frame for c in chunks[1:]} - inner))}
+        # the longest first: the last run to finish, encoding alone on one core, is short
+        runs.sort(key=lambda run: (-sum(chunks[k].n_frames for k in run), run[0]))
+        jobs = {run[0]: (f"chunk {run[0] + 1}" if len(run) == 1 else f"chunks {run[0] + 1}-{run[-1] + 1}",
+                         run_args(spans[chunks[run[0]].first_frame], [chunks[k] for k in run],
+                                  clip_paths, clip_durations_s, ins, settings, join_size,
+                                  [tmp / f"{k:04d}{CHUNK_SUFFIX}" for k in run],
+                                  [_write_ass(burns[k], tmp / f"{k:04d}.ass") for k in run]))
+                for run in runs}
+        run_of = {run[0]: run for run in runs}
         # the soundtrack is one more job, run beside the chunks (the last key: len(chunks))
         sound_key = soundtrack_key(audio_digest, settings) \
             if cache is not None and audio_digest is not None else None
@@ -351,9 +442,10 @@ def compose_chunked(
                     if sound_key is not None:
                         cache.store(sound_key, soundtrack)
                     return
-                paths[k] = tmp / f"{k:04d}{CHUNK_SUFFIX}"
-                if cache is not None:
-                    cache.store(keys[k], paths[k])
+                for j in run_of[k]:
+                    paths[j] = tmp / f"{j:04d}{CHUNK_SUFFIX}"
+                    if cache is not None:
+                        cache.store(keys[j], paths[j])
 
             _encode(jobs, workers, deadline, what, encoded)
             list_path = tmp / "chunks.ffconcat"
@@ -369,7 +461,7 @@ def compose_chunked(
         except BaseException:
             remove_outputs(outputs)
             raise
-    return ChunkedRender(tuple(chunks), keys, tuple(sorted(todo)), args,
+    return ChunkedRender(tuple(chunks), keys, tuple(todo), args,
                          soundtrack_encoded=len(chunks) in jobs)
 
 
