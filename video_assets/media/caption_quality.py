@@ -6,11 +6,15 @@ scaled to the copy's size the way the copy was (bilinear) and the pixels that di
 than the encoder's noise, after an opening that removes isolated specks, are text (``text_mask``).
 The pictures under the captions therefore never look like text, however busy they are.
 
-Only a bounded sample of frames is decoded (PyAV, in this process): one frame of each of up to
-``SAMPLED_PAGES`` caption pages, and the frames around up to ``SAMPLED_WORDS`` karaoke word times.
-Frames are decoded from the keyframe before them, so every sample is chosen where it costs least
-to reach (a page's frame just after a keyframe, or on a stretch already decoded), within
-``DECODE_BUDGET_FRAMES``; nothing else of the file is decoded.
+Only a bounded sample of frames is decoded (PyAV, in this process): a frame of up to
+``SAMPLED_PAGES`` caption pages (after their fade or pop-in), and the frames around up to
+``SAMPLED_WORDS`` karaoke word times. A frame is decoded from the keyframe before it (found from
+the packets, nothing decoded), so the samples are chosen cheapest first (a page's frame just
+after a keyframe, or on a stretch already decoded; spread out on ties) while the frames decoded
+stay within ``DECODE_BUDGET_FRAMES`` (half of it for the pages): the sample leans towards
+keyframes, i.e. cuts and chunk starts. A 60 s 1080x1920 video with keyframes 250 frames apart
+(x264's longest) gets 12 pages and 14 words from 288 frames, about 1.5 CPU seconds; an edit
+with cuts has keyframes closer together and gets more for the same budget.
 
 Measures (``CaptionMeasures``):
 
@@ -21,28 +25,32 @@ Measures (``CaptionMeasures``):
   when none of those is inside, so a caption less than about 1.5 such pixels (15 px of a
   1080x1920 frame) outside is not seen.
 - ``caption_contrast_min``: the lowest WCAG 2.x contrast ratio, over the sampled pages, between
-  the text's fill (the pixels of the style's text or highlight colour that were not that colour
-  without captions; their median luminance) and its immediate surroundings (the ring as wide as
-  the outline or box around the fill, at least 2 px, past 1 px of anti-aliasing: the outline, the
-  box, or the picture where there is neither; its 10th percentile, so that a tenth of the
-  surroundings may be worse). Decoded at full resolution around the text only.
+  the text's fill (the pixels of the style's text or highlight colour where the caption-free
+  picture had nothing of that colour, near the text found; their median luminance) and its
+  immediate surroundings (the ring from 2 px out to the outline's or box's width, at least 2
+  px: the outline, the box, or the picture where there is neither; its 10th percentile, so
+  that a tenth of the surroundings may be worse). Decoded at full resolution around the text
+  only. A thin outline (below 2 px: the presets at frames under ~1000 px high) is mostly
+  skipped as the fill's anti-aliasing, so the picture beyond it is measured.
 - ``highlight_error_max_frames``: karaoke (``switch``: the frame a word turns; ``sweep``: the
   frame its colour passes half-way, expected at the middle of the word): for each sampled word,
-  the first frame where the highlight colour grows by at least half of what the word adds, minus
-  the first frame at or after the word's time (``compose.cut_frame``), in the frames within
-  ``REACH_FRAMES`` of it; a word whose change is not seen there counts as ``REACH_FRAMES + 1``.
-  Words lit while their page fades or pops in (their colour is mixed with the picture), and
-  words with another word lit within ``REACH_FRAMES`` (which of the two changed cannot be told)
-  are not sampled. None: no word was measured.
+  the first frame where at least half of the word's pixels (text colour before its window,
+  highlight colour at its end) are nearer to the highlight than to the text colour, minus the
+  first frame at or after the word's time (``compose.cut_frame``), within ``REACH_FRAMES`` of
+  it; a word whose change is not seen there counts as ``REACH_FRAMES + 1``. Words lit while
+  their page fades or pops in (their colour is mixed with the picture), and words with another
+  word lit within ``REACH_FRAMES`` (which of the two changed cannot be told) are not sampled.
+  None: no word was measured.
 - ``words_without_caption``: of the sampled karaoke words, how many frames at the word's time
   show no text.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +63,7 @@ from video_assets.media.subtitles import Box, Page, layout, metrics, safe_area
 SAMPLED_PAGES = 24  # pages whose frame is decoded (spread evenly over the video)
 SAMPLED_WORDS = 40  # karaoke words whose highlight is timed
 REACH_FRAMES = 4  # a word's highlight is looked for this many frames either side of its time
-DECODE_BUDGET_FRAMES = 600  # frames decoded at most for the words (pages come first, any cost)
+DECODE_BUDGET_FRAMES = 300  # frames decoded at most (at least one page's, whatever it costs)
 # text vs the caption-free copy, per pixel of the copy (max over r, g, b): an encode at CRF 20
 # differs from its input by 1-4 levels there, up to ~10 on sharp edges of a busy picture
 TEXT_DIFF = 16
@@ -168,8 +176,37 @@ def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 # --- decoding ---------------------------------------------------------------------------------
 
+def _to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range yuv (ffmpeg's default for untagged video) as float rgb 0-255."""
+    y = (y.astype(np.float32) - 16.0) * (255.0 / 219.0)
+    u, v = u.astype(np.float32) - 128.0, v.astype(np.float32) - 128.0
+    rgb = np.stack([y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u], axis=-1)
+    return np.clip(rgb, 0, 255, out=rgb)
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """A box of a decoded frame at full resolution, kept as its yuv420p planes (copies)."""
+
+    y: np.ndarray  # (h, w)
+    u: np.ndarray  # (h + 1) // 2 + 1, (w + 1) // 2 + 1: the chroma rows/columns over the box
+    v: np.ndarray
+    oy: int  # the box's first row/column within the chroma's 2x2 cell
+    ox: int
+
+    def rgb(self) -> np.ndarray:
+        h, w = self.y.shape
+        up = [c.repeat(2, 0).repeat(2, 1)[self.oy:self.oy + h, self.ox:self.ox + w] for c in (self.u, self.v)]
+        return _to_rgb(self.y, *up)
+
+    def rgb_at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """The rgb of the pixels (``ys``, ``xs``) of the box, shape (k, 3)."""
+        cy, cx = (ys + self.oy) // 2, (xs + self.ox) // 2
+        return _to_rgb(self.y[ys, xs], self.u[cy, cx], self.v[cy, cx])
+
+
 class _Decoded:
-    """A decoded frame (PyAV, yuv420p): at the caption-free copy's size, and parts of it at full
+    """A decoded frame (PyAV, yuv420p): at the caption-free copy's size, and boxes of it at full
     resolution, each converted only when asked for."""
 
     def __init__(self, frame, small_size: tuple[int, int]) -> None:
@@ -188,22 +225,13 @@ class _Decoded:
 
     def _plane(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         p = self._frame.planes[k]
-        return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[y0:y1, x0:x1]
+        return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[y0:y1, x0:x1].copy()
 
-    def rgb(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """The full-resolution rgb of ``[y0:y1, x0:x1]`` (float; BT.601 limited range, ffmpeg's
-        default for untagged video; chroma repeated over its 2x2 pixels)."""
-        y = (self._plane(0, y0, y1, x0, x1).astype(np.float32) - 16.0) * (255.0 / 219.0)
-        oy, ox = y0 % 2, x0 % 2
-
-        def chroma(k: int) -> np.ndarray:
-            c = self._plane(k, y0 // 2, (y1 + 1) // 2, x0 // 2, (x1 + 1) // 2)
-            c = c.repeat(2, 0).repeat(2, 1)[oy:oy + y1 - y0, ox:ox + x1 - x0]
-            return c.astype(np.float32) - 128.0
-
-        u, v = chroma(1), chroma(2)
-        rgb = np.stack([y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u], axis=-1)
-        return np.clip(rgb, 0, 255, out=rgb)
+    def crop(self, box: tuple[int, int, int, int]) -> _Crop:
+        y0, y1, x0, x1 = box
+        chroma = (y0 // 2, (y1 + 1) // 2, x0 // 2, (x1 + 1) // 2)
+        return _Crop(self._plane(0, y0, y1, x0, x1), self._plane(1, *chroma), self._plane(2, *chroma),
+                     y0 % 2, x0 % 2)
 
 
 def _keyframes(container, stream, fps: int) -> tuple[dict[int, int], int]:
@@ -217,28 +245,18 @@ def _keyframes(container, stream, fps: int) -> tuple[dict[int, int], int]:
     return keys, start
 
 
-def _runs(needed: Sequence[int], keys: Sequence[int]) -> list[tuple[int, int]]:
-    """The stretches to decode: from each needed frame's keyframe to the last needed frame that
-    keyframe leads to."""
-    runs: dict[int, int] = {}
-    for f in needed:
-        k = keys[max(0, np.searchsorted(keys, f, side="right") - 1)]
-        runs[k] = max(runs.get(k, f), f)
-    return sorted(runs.items())
-
-
-def _decode(video: Path, needed: set[int], fps: int,
+def _decode(video: Path, plan: _Plan, needed: set[int], fps: int,
             small_size: tuple[int, int]) -> Iterator[tuple[int, _Decoded]]:
-    """The ``needed`` frames, in order, each decoded from its keyframe (seeking in between)."""
+    """The ``needed`` frames, in order, each run of ``plan`` decoded from its keyframe (seeking
+    in between)."""
     import av
 
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         key_pts, start = _keyframes(container, stream, fps)
-        keys = sorted(key_pts) or [0]
         stream.thread_type = "AUTO"
         tb = stream.time_base
-        for key, last in _runs(sorted(needed), keys):
+        for key, last in sorted(plan.runs.items()):
             container.seek(key_pts.get(key, start), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -250,11 +268,8 @@ def _decode(video: Path, needed: set[int], fps: int,
                     yield n, _Decoded(frame, small_size)
 
 
-def frames_decoded(needed: Sequence[int], keys: Sequence[int]) -> int:
-    return sum(last - key + 1 for key, last in _runs(sorted(needed), keys))
-
-
-def _keyframe_numbers(video: Path, fps: int) -> list[int]:
+def keyframe_numbers(video: Path, fps: int) -> list[int]:
+    """The frame numbers of the video's keyframes (read from its packets, nothing decoded)."""
     import av
 
     with av.open(str(video)) as container:
@@ -262,41 +277,68 @@ def _keyframe_numbers(video: Path, fps: int) -> list[int]:
     return sorted(keys) or [0]
 
 
+class _Plan:
+    """What is decoded: from keyframes to the last frame needed after each (``runs``)."""
+
+    def __init__(self, keys: Sequence[int]) -> None:
+        self.keys = list(keys)
+        self.runs: dict[int, int] = {}  # keyframe: the last frame decoded after it
+
+    def key(self, f: int) -> int:
+        return self.keys[max(0, bisect.bisect_right(self.keys, f) - 1)]
+
+    def cost(self, frames: Iterable[int]) -> int:
+        """How many more frames decoding ``frames`` too takes."""
+        ends: dict[int, int] = {}
+        for f in frames:
+            k = self.key(f)
+            ends[k] = max(ends.get(k, f), f)
+        return sum(max(0, last - self.runs.get(k, k - 1)) for k, last in ends.items())
+
+    def add(self, frames: Iterable[int]) -> None:
+        for f in frames:
+            k = self.key(f)
+            self.runs[k] = max(self.runs.get(k, f), f)
+
+    @property
+    def frames(self) -> int:
+        return sum(last - k + 1 for k, last in self.runs.items())
+
+
 # --- sampling ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Word:
-    page: int
     expected: int  # the frame it should be lit on
     first: int  # the window looked at: [first, last]
     last: int
+
+    @property
+    def frames(self) -> range:
+        return range(self.first - 1, self.last + 1)  # and the frame before, unlit
 
 
 def _fade_in_s(style: CaptionStyle) -> float:
     return style.animation_ms / 1000 if style.animation in ("fade", "pop") else 0.0
 
 
-def _steady_span(page: Page, style: CaptionStyle, fps: int) -> tuple[int, int]:
+def _steady_span(page: Page, style: CaptionStyle, fps: int, n_frames: int) -> tuple[int, int]:
     """The frames [a, b] of a page after its fade or pop-in and before its fade-out."""
     a = cut_frame(page.start_s + _fade_in_s(style), fps) + 1
     out = _fade_in_s(style) if page.gap_after else 0.0
-    b = cut_frame(page.end_s - out, fps) - 2
+    b = min(cut_frame(page.end_s - out, fps) - 2, n_frames - 1)
     if b < a:  # a page shorter than its animations: its middle
-        a = b = cut_frame((page.start_s + page.end_s) / 2, fps)
+        a = b = min(cut_frame((page.start_s + page.end_s) / 2, fps), n_frames - 1)
     return a, b
 
 
-def _spread(items: list, k: int) -> list:
-    if len(items) <= k:
-        return items
-    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
-
-
 def _word_candidates(pages: Sequence[Page], style: CaptionStyle, fps: int, n_frames: int) -> list[_Word]:
+    """The karaoke words that can be timed: lit after their page's animation, with no other word
+    lit within ``REACH_FRAMES``, their window inside the page."""
     if style.karaoke == "none" or style.highlight == style.colour:
         return []
-    lit: list[tuple[int, int]] = []  # (frame the word turns, page)
-    for i, page in enumerate(pages):
+    lit: list[tuple[int, Page]] = []  # (frame the word turns, its page)
+    for page in pages:
         if not page.karaoke:
             continue
         for token in (t for line in page.lines for t in line):
@@ -305,45 +347,48 @@ def _word_candidates(pages: Sequence[Page], style: CaptionStyle, fps: int, n_fra
             at_s = token.start_s
             if style.karaoke == "sweep" and token.end_s is not None:
                 at_s = (token.start_s + token.end_s) / 2
-            lit.append((cut_frame(max(at_s, page.start_s), fps), i))
+            lit.append((cut_frame(max(at_s, page.start_s), fps), page))
     words = []
-    for j, (f, i) in enumerate(lit):
-        page = pages[i]
+    for j, (f, page) in enumerate(lit):
         steady_from = cut_frame(page.start_s + _fade_in_s(style), fps) + 1
         last = min(n_frames - 1, f + REACH_FRAMES, cut_frame(page.end_s, fps) - 2)
         crowded = any(abs(g - f) <= REACH_FRAMES for k, (g, _) in enumerate(lit) if k != j)
         if f - REACH_FRAMES < steady_from or last < f + 1 or crowded:
             continue
-        words.append(_Word(i, f, f - REACH_FRAMES, last))
+        words.append(_Word(f, f - REACH_FRAMES, last))
     return words
 
 
-def _choose_words(words: list[_Word], keys: list[int], taken: set[int]) -> list[_Word]:
-    """Up to ``SAMPLED_WORDS``, spread over the video, the cheapest to decode first, within the
-    budget."""
-    chosen: list[_Word] = []
-    needed = set(taken)
-    base = frames_decoded(sorted(needed), keys) if needed else 0
-    for w in sorted(_spread(words, SAMPLED_WORDS * 3),
-                    key=lambda w: frames_decoded([*needed, w.last], keys) - base):
-        more = needed | set(range(w.first - 1, w.last + 1))
-        cost = frames_decoded(sorted(more), keys)
-        if cost > DECODE_BUDGET_FRAMES + base:
-            continue
-        chosen.append(w)
-        needed = more
-        if len(chosen) == SAMPLED_WORDS:
+def _cheapest_first(options: list[tuple[int, list[int]]], plan: _Plan, limit: int,
+                    budget: int) -> list[int]:
+    """Of ``options`` (a time, the frames it needs), up to ``limit`` chosen one at a time: the
+    cheapest to decode with what is already planned, on ties the farthest from those chosen;
+    the first always, the others while the plan stays within ``budget`` frames."""
+    chosen: list[int] = []
+    left = list(range(len(options)))
+    if len(left) > 4 * limit:  # an even spread of them is enough to choose from
+        left = sorted({round(i * (len(options) - 1) / (4 * limit - 1)) for i in range(4 * limit)})
+    while left and len(chosen) < limit:
+        def rank(i: int) -> tuple[int, float]:
+            at = options[i][0]
+            return plan.cost(options[i][1]), -min((abs(at - options[c][0]) for c in chosen), default=0)
+
+        best = min(left, key=rank)
+        if chosen and plan.frames + plan.cost(options[best][1]) > budget:
             break
-    return sorted(chosen, key=lambda w: w.expected)
+        plan.add(options[best][1])
+        chosen.append(best)
+        left.remove(best)
+    return sorted(chosen)
 
 
-def _page_frame(span: tuple[int, int], keys: list[int], needed: set[int]) -> int:
-    """The frame of ``span`` cheapest to decode along with ``needed`` (nearest the middle on ties)."""
+def _page_frame(span: tuple[int, int], plan: _Plan) -> int:
+    """The frame of ``span`` cheapest to decode with ``plan`` (nearest the middle on ties)."""
     a, b = span
-    base = frames_decoded(sorted(needed), keys) if needed else 0
     mid = (a + b) / 2
-    candidates = {a, b, round(mid)} | {k for k in keys if a <= k <= b} | {f for f in needed if a <= f <= b}
-    return min(candidates, key=lambda f: (frames_decoded(sorted(needed | {f}), keys) - base, abs(f - mid)))
+    candidates = {a, b, round(mid)} | {k for k in plan.keys if a <= k <= b} \
+        | {min(last, b) for last in plan.runs.values() if a <= last}
+    return min((f for f in candidates if a <= f <= b), key=lambda f: (plan.cost([f]), abs(f - mid)))
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -405,7 +450,7 @@ def _contrast(decoded: _Decoded, clean_small: np.ndarray, mask: np.ndarray, styl
     box = _full_box(mask, size, ring_px + 2)
     if box is None:
         return None
-    rgb = decoded.rgb(*box)
+    rgb = decoded.crop(box).rgb()
     near_text = _mask_over(_dilate(mask, 1), box, size)
     fill = near_text & (_of_colour(rgb, clean_small, box, size, rgb_of(style.colour))
                         | _of_colour(rgb, clean_small, box, size, rgb_of(style.highlight)))
@@ -421,31 +466,36 @@ def _contrast(decoded: _Decoded, clean_small: np.ndarray, mask: np.ndarray, styl
     return float(np.percentile(ratios, CONTRAST_PERCENTILE))
 
 
-def _lit(decoded: _Decoded, clean_small: np.ndarray, near_text: np.ndarray,
-         box: tuple[int, int, int, int], style: CaptionStyle,
-         size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of the pixels of ``box`` near the text: those nearer to the highlight colour than to the
-    text colour; those of the highlight colour where the caption-free picture had nothing of
-    it; those of the text colour (nearer to it than to the highlight)."""
-    rgb = decoded.rgb(*box)
+@dataclass
+class _Window:
+    """A word's frames, kept as crops of the box its page's text covers."""
+
+    box: tuple[int, int, int, int]
+    near_text: np.ndarray  # over the box
+    clean_last: np.ndarray  # the caption-free copy of the window's last frame
+    crops: dict[int, _Crop]
+
+
+def _lit_frame(window: _Window, word: _Word, style: CaptionStyle, size: tuple[int, int]) -> int | None:
+    """The first frame of the word's window where at least half of the pixels that turn from the
+    text colour (before the window) to the highlight colour (at its end) are nearer to the
+    highlight than to the text colour. Only the word turns in its window, and a picture of the
+    highlight's colour moving under the text was not of the text's colour before; an encoder
+    may take a few frames to reach the new colour exactly, hence "nearer". None: fewer than
+    ``MIN_FILL_PIXELS`` pixels turn."""
     highlight, base = rgb_of(style.highlight), rgb_of(style.colour)
-    to_highlight, to_base = _distance(rgb, highlight), _distance(rgb, base)
-    nearer = near_text & (to_highlight + COLOUR_MARGIN / 2 < to_base)
-    lit = nearer & _of_colour(rgb, clean_small, box, size, highlight)
-    unlit = near_text & (to_base + COLOUR_MARGIN / 2 < to_highlight) & (to_base <= COLOUR_TOLERANCE)
-    return nearer, lit, unlit
-
-
-def _lit_frame(nearer: dict[int, np.ndarray], turned: np.ndarray, word: _Word) -> int | None:
-    """The first frame of the word's window where at least half of ``turned`` (the pixels of the
-    text colour before the window and of the highlight colour at its end: the word's, as no
-    other word turns in the window and a picture moving under the text was not of the text's
-    colour) is nearer to the highlight than to the text colour (an encoder may take a few frames
-    to reach the new colour exactly); None: fewer than ``MIN_FILL_PIXELS`` turn."""
-    if turned.sum() < MIN_FILL_PIXELS:
+    before, after = window.crops[word.first - 1].rgb(), window.crops[word.last].rgb()
+    to_base, to_highlight = _distance(before, base), _distance(before, highlight)
+    unlit = (to_base <= COLOUR_TOLERANCE) & (to_base + COLOUR_MARGIN / 2 < to_highlight)
+    to_base, to_highlight = _distance(after, base), _distance(after, highlight)
+    lit = (to_highlight + COLOUR_MARGIN / 2 < to_base) \
+        & _of_colour(after, window.clean_last, window.box, size, highlight)
+    ys, xs = np.nonzero(window.near_text & unlit & lit)
+    if len(ys) < MIN_FILL_PIXELS:
         return None
     for f in range(word.first, word.last + 1):
-        if (nearer[f] & turned).sum() * 2 >= turned.sum():
+        rgb = window.crops[f].rgb_at(ys, xs)
+        if (_distance(rgb, highlight) + COLOUR_MARGIN / 2 < _distance(rgb, base)).sum() * 2 >= len(ys):
             return f
     return None
 
@@ -459,58 +509,53 @@ def measure_captions(video: Path, clean_frames: np.ndarray, captions: Sequence[C
     n_frames = len(clean_frames)
     th, tw = clean_frames.shape[1:3]
     pages = [p for p in layout(captions, style, size) if cut_frame(p.start_s, fps) < n_frames]
-    keys = _keyframe_numbers(video, fps)
-    sampled = _spread(list(range(len(pages))), SAMPLED_PAGES)
-    page_frames: dict[int, int] = {}
-    needed: set[int] = set()
-    for i in sampled:
-        a, b = _steady_span(pages[i], style, fps)
-        f = _page_frame((min(a, n_frames - 1), min(b, n_frames - 1)), keys, needed)
-        page_frames[i] = f
-        needed.add(f)
-    words = _choose_words(_word_candidates(pages, style, fps, n_frames), keys, needed)
-    for w in words:
-        needed.update(range(w.first - 1, w.last + 1))
+    plan = _Plan(keyframe_numbers(video, fps))
+    spans = [_steady_span(p, style, fps, n_frames) for p in pages]
+    chosen = _cheapest_first([(a, [_page_frame((a, b), plan)]) for a, b in spans], plan,
+                             SAMPLED_PAGES, DECODE_BUDGET_FRAMES // 2)
+    # each page's frame again, with the plan now made (a run another page asked for may reach it)
+    page_frames = {}
+    for i in chosen:
+        page_frames[_page_frame(spans[i], plan)] = i
+    plan.add(page_frames)
+    candidates = _word_candidates(pages, style, fps, n_frames)
+    words = [candidates[i] for i in _cheapest_first(
+        [(w.expected, list(w.frames)) for w in candidates], plan, SAMPLED_WORDS,
+        DECODE_BUDGET_FRAMES)]
+    needed = set(page_frames) | {f for w in words for f in w.frames}
 
     area = safe_area(size)
+    pad = metrics(style, size).pad_px
     masks: dict[int, np.ndarray] = {}
-    nearer: dict[tuple[int, int], np.ndarray] = {}  # (word, frame): pixels nearer the highlight
-    turned: dict[int, np.ndarray] = {}  # word: its pixels that turned over its window
     contrasts: list[float] = []
     inside = total = 0
-    word_boxes: dict[int, tuple[tuple[int, int, int, int], np.ndarray] | None] = {}
-    page_of_frame = {f: i for i, f in page_frames.items()}
-    pad = metrics(style, size).pad_px
-    for n, decoded in _decode(video, needed, fps, (tw, th)):
+    windows: dict[int, _Window | None] = {}
+    errors: list[int] = []
+    for n, decoded in _decode(video, plan, needed, fps, (tw, th)):
         clean = clean_frames[n]
-        windows = [w for w in words if w.first - 1 <= n <= w.last]
-        if n in page_of_frame or any(n in (w.first - 1, w.expected) for w in windows):
+        mine = [w for w in words if w.first - 1 <= n <= w.last]
+        if n in page_frames or any(n in (w.first - 1, w.expected) for w in mine):
             masks[n] = text_mask(decoded.small, clean)
-        if n in page_of_frame and masks[n].sum() >= MIN_TEXT_PIXELS:
+        if n in page_frames and masks[n].sum() >= MIN_TEXT_PIXELS:
             k, m = _footprint_inside(masks[n], size, area)
             inside, total = inside + k, total + m
-            c = _contrast(decoded, clean, masks[n], style, size)
-            if c is not None:
+            if (c := _contrast(decoded, clean, masks[n], style, size)) is not None:
                 contrasts.append(c)
-        for w in windows:
+        for w in mine:
             if n == w.first - 1:  # where the page's text is, from the window's first frame
                 near = _dilate(masks[n], 1)
                 box = _full_box(near, size, pad)
-                word_boxes[w.expected] = (box, _mask_over(near, box, size)) if box else None
-            if (where := word_boxes[w.expected]) is not None:
-                nearer[w.expected, n], lit, unlit = _lit(decoded, clean, where[1], where[0], style, size)
-                if n == w.first - 1:
-                    turned[w.expected] = unlit & ~lit
-                elif n == w.last:
-                    turned[w.expected] &= lit
-    found = [i for i, f in page_frames.items() if masks.get(f) is not None
-             and masks[f].sum() >= MIN_TEXT_PIXELS]
-    errors = []
-    for w in words:
-        frames = range(w.first - 1, w.last + 1)
-        at = _lit_frame({f: nearer[w.expected, f] for f in frames}, turned[w.expected], w) \
-            if all((w.expected, f) in nearer for f in frames) else None
-        errors.append(REACH_FRAMES + 1 if at is None else at - w.expected)
+                windows[w.expected] = _Window(box, _mask_over(near, box, size),
+                                              clean_frames[w.last], {}) if box else None
+            if (window := windows[w.expected]) is None:
+                continue
+            window.crops[n] = decoded.crop(window.box)
+            if n == w.last:
+                at = _lit_frame(window, w, style, size)
+                errors.append(REACH_FRAMES + 1 if at is None else at - w.expected)
+                windows[w.expected] = None
+    errors += [REACH_FRAMES + 1] * (len(words) - len(errors))  # windows with no text at their start
+    found = [f for f in page_frames if masks.get(f) is not None and masks[f].sum() >= MIN_TEXT_PIXELS]
     missing = sum(1 for w in words if masks[w.expected].sum() < MIN_TEXT_PIXELS)
     return CaptionMeasures(
         captions_present=len(found) / len(page_frames) if page_frames else 1.0,
@@ -521,6 +566,6 @@ def measure_captions(video: Path, clean_frames: np.ndarray, captions: Sequence[C
         pages_sampled=len(page_frames), pages_found=len(found), words_sampled=len(words),
         contrast_by_page=tuple(round(c, 2) for c in contrasts),
         highlight_errors_frames=tuple(errors),
-        frames_decoded=frames_decoded(sorted(needed), keys) if needed else 0,
+        frames_decoded=plan.frames,
         measure_s=round(time.perf_counter() - started, 3),
     )
