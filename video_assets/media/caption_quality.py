@@ -13,8 +13,9 @@ the packets, nothing decoded), so the samples are chosen cheapest first (a page'
 after a keyframe, or on a stretch already decoded; spread out on ties) while the frames decoded
 stay within ``DECODE_BUDGET_FRAMES`` (half of it for the pages): the sample leans towards
 keyframes, i.e. cuts and chunk starts. A 60 s 1080x1920 video with keyframes 250 frames apart
-(x264's longest) gets 12 pages and 14 words from 288 frames, about 1.5 CPU seconds; an edit
-with cuts has keyframes closer together and gets more for the same budget.
+(x264's longest) gets 12 pages and 14 words from 288 frames decoded, in 2.7 CPU seconds (2 to
+2.8 s on a busy 2-core machine); an edit with cuts has keyframes closer together and gets more
+for the same budget.
 
 Measures (``CaptionMeasures``):
 
