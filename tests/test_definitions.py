@@ -57,8 +57,8 @@ def test_final_video_checks_block_when_the_video_is_wrong():
 def test_edit_job_takes_the_edits_as_script_config_and_runs_from_script_down():
     job = defs.resolve_job_def("edit_job")
     assert job.executor_def.name == "in_process"
-    assert set(job.graph.node_names()) == {"script", "voiceover", "storyboard", "clips",
-                                           "final_video"}
+    assert set(job.graph.node_names()) == {"script", "voiceover", "captions", "storyboard",
+                                           "clips", "final_video"}
     # the UI's launchpad scaffolds this: a list of edits, each an op, a scene and its fields
     config = job.run_config_schema.config_type.fields["ops"].config_type.fields["script"] \
         .config_type.fields["config"].config_type.fields

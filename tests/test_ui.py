@@ -59,7 +59,8 @@ def test_webserver_shows_the_asset_graph(webserver: str):
     graph = {name: sorted(deps) for name, deps in graph.items()}
     assert graph == {"job_request": [], "beat_grid": ["job_request"], "lyrics": ["beat_grid"],
                      "script": ["lyrics"], "voiceover": ["script"], "storyboard": ["script"],
-                     "clips": ["storyboard"], "final_video": ["clips", "voiceover"],
+                     "captions": ["lyrics", "script", "voiceover"], "clips": ["storyboard"],
+                     "final_video": ["captions", "clips", "voiceover"],
                      "quality_report": ["final_video"]}
     assert {n["partitionDefinition"]["type"] for n in nodes} == {"DYNAMIC"}
 

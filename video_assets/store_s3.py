@@ -21,14 +21,15 @@ from video_assets.config import DEFAULT_URL_EXPIRY_S, check_url_expiry_s
 from video_assets.store import MediaStore, ObjectInfo, _check_key, file_digest, is_cache_key
 
 KIND_TAG = "video_assets-kind"
-FINAL_NAMES = frozenset({"final.mp4", "thumbnail.jpg", "quality.json"})
+FINAL_NAMES = frozenset({"final.mp4", "thumbnail.jpg", "quality.json", "captions.srt", "captions.vtt",
+                         "lyrics_user.txt"})
 MB = 1 << 20
 DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in its object metadata
 
 
 def object_kind(key: str) -> str:
-    """``final`` for what a job delivers and what describes it (its video, thumbnail and its
-    small JSON files: request, beat grid, script, quality, the history of its versions), every
+    """``final`` for what a job delivers and what describes it (its video, thumbnail, subtitle
+    files and the user's lyrics, and its small JSON files: request, beat grid, script, quality, the history of its versions), every
     file of every version (``versions/<n>/``: the versions are the user's history, kept whole),
     the inbox and rejection reports (users' own files), the Parquet warehouse's files;
     ``intermediate`` for everything else

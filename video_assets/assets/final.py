@@ -28,11 +28,21 @@ from video_assets.assets.quality import (
     seamless_cuts,
 )
 from video_assets.assets.voiceover import VOICEOVER_FILE
-from video_assets.layout import CHUNK_CACHE, FINAL, FRAME_MEASURES, QUALITY, THUMBNAIL
+from video_assets.captions import CaptionTrack
+from video_assets.layout import (
+    CAPTIONS,
+    CAPTIONS_SRT,
+    CHUNK_CACHE,
+    FINAL,
+    FRAME_MEASURES,
+    QUALITY,
+    THUMBNAIL,
+)
 from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
 from video_assets.media.compose import FramesTap, extract_thumbnail
 from video_assets.media.probe import probe_video
 from video_assets.media.quality import WindowMemo, read_frames
+from video_assets.media.subtitles import CaptionBurn
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.schemas import ClipSpec
@@ -54,6 +64,26 @@ def load_window_memo(media: MediaStore, key: str) -> WindowMemo:
         return WindowMemo(media.get_json(key) if media.exists(key) else None)
     except ValueError:  # not JSON (a damaged or foreign file): measured again, then rewritten
         return WindowMemo()
+
+
+def load_captions(media: MediaStore, job_id: str) -> CaptionTrack | None:
+    """The job's caption track (``captions.json``, the ``captions`` stage's), or None when it
+    shows nothing (no file: a job staged before captions existed)."""
+    key = job_key(job_id, CAPTIONS)
+    track = CaptionTrack.model_validate(media.get_json(key)) if media.exists(key) else None
+    return track if track is not None and track.source and track.captions else None
+
+
+def caption_inputs(media: MediaStore, job_id: str, stack: ExitStack) -> tuple[CaptionBurn | None,
+                                                                              Path | None]:
+    """What composition burns (``media.subtitles.CaptionBurn``) and the SubRip file it muxes as
+    a soft subtitle track when the request asks for one (a local file until ``stack`` closes)."""
+    track = load_captions(media, job_id)
+    if track is None:
+        return None, None
+    srt = stack.enter_context(media.local_path(job_key(job_id, CAPTIONS_SRT))) \
+        if track.subtitle_track else None
+    return CaptionBurn(tuple(track.captions), track.style), srt
 
 
 class StoreChunkCache:
@@ -82,9 +112,9 @@ class StoreChunkCache:
     partitions_def=jobs_partitions,
     group_name="video",
     specs=[
-        AssetSpec("final_video", deps=["clips", "voiceover"], kinds={"ffmpeg"},
+        AssetSpec("final_video", deps=["clips", "voiceover", "captions"], kinds={"ffmpeg"},
                   description="final.mp4: the clips cut on the beats over the original audio "
-                              "(for ads with a voice, the voiceover mix)"),
+                              "(for ads with a voice, the voiceover mix), captions burned in"),
         AssetSpec("quality_report", deps=["final_video"], kinds={"python"},
                   description="quality.json: final.mp4 measured against PRODUCT.md's quality bars"),
     ],
@@ -114,12 +144,14 @@ def final_video(
         context.log.info(f"composing {len(specs)} clips into {size[0]}x{size[1]} "
                          f"@ {settings.fps} fps")
         tap = FramesTap(tmp / "frames.rgb")  # what the encoder encodes, for the measurement
+        burn, subtitle_track = caption_inputs(media, job_id, stack)
         # in chunks, each kept in the cache: an edit re-encodes only the chunks it changes
         render = compose_chunked(
             clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
             settings.compose_settings(size), clip_in_s=[s.in_s for s in specs],
             clip_digests=[sha256_file(p) for p in clip_paths], audio_digest=sha256_file(audio),
-            cache=StoreChunkCache(media, stack), workers=settings.compose_workers, frames=tap)
+            cache=StoreChunkCache(media, stack), workers=settings.compose_workers, frames=tap,
+            captions=burn, subtitle_track=subtitle_track)
         context.log.info(f"encoded {len(render.encoded)} of {len(render.chunks)} chunks "
                          f"({len(render.reused)} reused from the cache)")
         probe = probe_video(out)
