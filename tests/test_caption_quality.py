@@ -32,7 +32,9 @@ FPS = 30
 SIZE = (540, 960)
 TAP = FramesTap(Path()).size
 BACKGROUNDS = {"busy": "testsrc2=s={w}x{h}:r={fps}:d={d}",  # colour bars, moving lines, noise
-               "grey": "color=c=0x7a7a7a:s={w}x{h}:r={fps}:d={d}"}
+               "grey": "color=c=0x7a7a7a:s={w}x{h}:r={fps}:d={d}",
+               # the same, grey and darker: nothing of the text's colours (OCR)
+               "dim": "testsrc2=s={w}x{h}:r={fps}:d={d},hue=s=0,lutrgb=r=val*0.6:g=val*0.6:b=val*0.6"}
 WORDS = "Sing every word right now"
 
 
