@@ -236,3 +236,15 @@ def test_failing_captions_warn_without_blocking(tmp_path):
     assert not check.passed and check.severity == AssetCheckSeverity.WARN
     assert "captions_present = 0.5 (limit 1)" in check.description
     assert not next(b for b in BARS if b.name == CAPTIONS_BAR).blocking
+
+
+@pytest.mark.parametrize("preset", ["karaoke", "bold_pop"])
+def test_sweeping_highlights_pass_half_way_within_a_frame_of_their_middle(preset, tmp_path):
+    """``sweep`` colours a word from its start until the next word's: measured where it is
+    half-way."""
+    caps = [karaoke_line()]
+    style = style_of(preset, karaoke="sweep")
+    video, clean = render(tmp_path, "sweep", ass_document(caps, style, SIZE), SIZE, 3.4)
+    m = measure_captions(video, clean, caps, style, SIZE, FPS)
+    assert m.words_sampled >= 3
+    assert m.highlight_error_max_frames is not None and m.highlight_error_max_frames <= 1

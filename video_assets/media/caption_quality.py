@@ -34,13 +34,15 @@ Measures (``CaptionMeasures``):
   only. A thin outline (below 2 px: the presets at frames under ~1000 px high) is mostly
   skipped as the fill's anti-aliasing, so the picture beyond it is measured.
 - ``highlight_error_max_frames``: karaoke (``switch``: the frame a word turns; ``sweep``: the
-  frame its colour passes half-way, expected at the middle of the word): for each sampled word,
+  frame its colour passes half-way, expected half-way between its start and the next word's,
+  over which ``subtitles`` sweeps it): for each sampled word,
   the first frame where at least half of the word's pixels (text colour before its window,
   highlight colour at its end) are nearer to the highlight than to the text colour, minus the
   first frame at or after the word's time (``compose.cut_frame``), within ``REACH_FRAMES`` of
   it; a word whose change is not seen there counts as ``REACH_FRAMES + 1``. Words lit while
-  their page fades or pops in (their colour is mixed with the picture), and words with another
-  word lit within ``REACH_FRAMES`` (which of the two changed cannot be told) are not sampled.
+  their page fades or pops in (their colour is mixed with the picture), words with another
+  word lit within ``REACH_FRAMES`` (which of the two changed cannot be told) and sweeps longer
+  than ``MAX_SWEEP_FRAMES`` (at the window's ends still far from both colours) are not sampled.
   None: no word was measured.
 - ``words_without_caption``: of the sampled karaoke words, how many frames at the word's time
   show no text.
@@ -64,6 +66,8 @@ from video_assets.media.subtitles import Box, Page, layout, metrics, safe_area
 SAMPLED_PAGES = 24  # pages whose frame is decoded (spread evenly over the video)
 SAMPLED_WORDS = 40  # karaoke words whose highlight is timed
 REACH_FRAMES = 4  # a word's highlight is looked for this many frames either side of its time
+# a longer sweep is still far from both colours at the ends of the window: not timed
+MAX_SWEEP_FRAMES = 4 * REACH_FRAMES
 DECODE_BUDGET_FRAMES = 300  # frames decoded at most (at least one page's, whatever it costs)
 # text vs the caption-free copy, per pixel of the copy (max over r, g, b): an encode at CRF 20
 # differs from its input by 1-4 levels there, up to ~10 on sharp edges of a busy picture
@@ -342,12 +346,14 @@ def _word_candidates(pages: Sequence[Page], style: CaptionStyle, fps: int, n_fra
     for page in pages:
         if not page.karaoke:
             continue
-        for token in (t for line in page.lines for t in line):
-            if token.start_s is None:
-                continue
-            at_s = token.start_s
-            if style.karaoke == "sweep" and token.end_s is not None:
-                at_s = (token.start_s + token.end_s) / 2
+        timed = [t.start_s for line in page.lines for t in line if t.start_s is not None]
+        for k, start_s in enumerate(timed):
+            at_s = start_s
+            if style.karaoke == "sweep":  # half-way through its sweep, which lasts until the next
+                end_s = max(start_s, timed[k + 1] if k + 1 < len(timed) else page.end_s)
+                if (end_s - start_s) * fps > MAX_SWEEP_FRAMES:
+                    continue
+                at_s = (start_s + end_s) / 2
             lit.append((cut_frame(max(at_s, page.start_s), fps), page))
     words = []
     for j, (f, page) in enumerate(lit):
@@ -480,10 +486,10 @@ class _Window:
 def _lit_frame(window: _Window, word: _Word, style: CaptionStyle, size: tuple[int, int]) -> int | None:
     """The first frame of the word's window where at least half of the pixels that turn from the
     text colour (before the window) to the highlight colour (at its end) are nearer to the
-    highlight than to the text colour. Only the word turns in its window, and a picture of the
-    highlight's colour moving under the text was not of the text's colour before; an encoder
-    may take a few frames to reach the new colour exactly, hence "nearer". None: fewer than
-    ``MIN_FILL_PIXELS`` pixels turn."""
+    highlight than to the text colour (a sweep: past half-way). Only the word turns in its
+    window, and a picture of the highlight's colour moving under the text was not of the
+    text's colour before; an encoder may take a few frames to reach the new colour exactly,
+    hence "nearer". None: fewer than ``MIN_FILL_PIXELS`` pixels turn."""
     highlight, base = rgb_of(style.highlight), rgb_of(style.colour)
     before, after = window.crops[word.first - 1].rgb(), window.crops[word.last].rgb()
     to_base, to_highlight = _distance(before, base), _distance(before, highlight)
@@ -496,7 +502,7 @@ def _lit_frame(window: _Window, word: _Word, style: CaptionStyle, size: tuple[in
         return None
     for f in range(word.first, word.last + 1):
         rgb = window.crops[f].rgb_at(ys, xs)
-        if (_distance(rgb, highlight) + COLOUR_MARGIN / 2 < _distance(rgb, base)).sum() * 2 >= len(ys):
+        if (_distance(rgb, highlight) < _distance(rgb, base)).sum() * 2 >= len(ys):
             return f
     return None
 
