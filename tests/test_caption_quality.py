@@ -248,3 +248,11 @@ def test_sweeping_highlights_pass_half_way_within_a_frame_of_their_middle(preset
     m = measure_captions(video, clean, caps, style, SIZE, FPS)
     assert m.words_sampled >= 3
     assert m.highlight_error_max_frames is not None and m.highlight_error_max_frames <= 1
+
+
+def test_a_caption_free_copy_of_other_frames_is_refused(tmp_path):
+    caps = [karaoke_line()]
+    style = PRESETS["karaoke"]
+    video, clean = render(tmp_path, "short", ass_document(caps, style, SIZE), SIZE, 3.4)
+    with pytest.raises(ValueError, match="clean_frames: 101 frames .* of 102 frames; fix: "):
+        measure_captions(video, clean[1:], caps, style, SIZE, FPS)

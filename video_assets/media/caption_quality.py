@@ -275,11 +275,22 @@ def _decode(video: Path, plan: _Plan, needed: set[int], fps: int,
 
 def keyframe_numbers(video: Path, fps: int) -> list[int]:
     """The frame numbers of the video's keyframes (read from its packets, nothing decoded)."""
+    return _stream_facts(video, fps)[0]
+
+
+def _stream_facts(video: Path, fps: int) -> tuple[list[int], int]:
+    """The keyframes' frame numbers and the number of frames (the container's count, else the
+    packets'), from the packets only."""
     import av
 
     with av.open(str(video)) as container:
-        keys, _ = _keyframes(container, container.streams.video[0], fps)
-    return sorted(keys) or [0]
+        stream = container.streams.video[0]
+        count = stream.frames
+        keys, _ = _keyframes(container, stream, fps)
+        if not count:
+            container.seek(0)
+            count = sum(1 for p in container.demux(stream) if p.size)
+    return sorted(keys) or [0], count
 
 
 class _Plan:
@@ -515,8 +526,14 @@ def measure_captions(video: Path, clean_frames: np.ndarray, captions: Sequence[C
     started = time.perf_counter()
     n_frames = len(clean_frames)
     th, tw = clean_frames.shape[1:3]
+    keys, file_frames = _stream_facts(video, fps)
+    if clean_frames.ndim != 4 or clean_frames.shape[3] != 3 or n_frames != file_frames:
+        raise ValueError(
+            f"clean_frames: {n_frames} frames of shape {clean_frames.shape[1:]} for "
+            f"{video.name} of {file_frames} frames; fix: pass the caption-free copy of this "
+            "video's every frame, (n, h, w, 3) rgb24 (compose.FramesTap), or measure no captions")
     pages = [p for p in layout(captions, style, size) if cut_frame(p.start_s, fps) < n_frames]
-    plan = _Plan(keyframe_numbers(video, fps))
+    plan = _Plan(keys)
     spans = [_steady_span(p, style, fps, n_frames) for p in pages]
     chosen = _cheapest_first([(a, [_page_frame((a, b), plan)]) for a, b in spans], plan,
                              SAMPLED_PAGES, DECODE_BUDGET_FRAMES // 2)
