@@ -256,3 +256,27 @@ def test_a_caption_free_copy_of_other_frames_is_refused(tmp_path):
     video, clean = render(tmp_path, "short", ass_document(caps, style, SIZE), SIZE, 3.4)
     with pytest.raises(ValueError, match="clean_frames: 101 frames .* of 102 frames; fix: "):
         measure_captions(video, clean[1:], caps, style, SIZE, FPS)
+
+
+def test_a_chunked_composition_with_karaoke_lyrics_passes_the_captions_bar(tmp_path):
+    """The product's own path: ``compose_chunked`` burns the lyrics in its chunks and writes the
+    caption-free tap; measured from its output, every caption bar passes."""
+    from tests.conftest import make_song
+    from tests.media_helpers import pattern_clip
+    from video_assets.media.chunks import compose_chunked
+    from video_assets.media.compose import plan_segments
+    from video_assets.media.subtitles import CaptionBurn
+
+    edges_s = [0.0, 2.0, 4.0, 6.0]
+    clips = [pattern_clip(tmp_path / f"c{i}.mp4", 2.0, f"{SIZE[0]}x{SIZE[1]}", look=i) for i in range(3)]
+    song = make_song(tmp_path / "song.wav", edges_s[-1])
+    segments = plan_segments(list(zip(edges_s, edges_s[1:], strict=False)), ["cut", "crossfade"], FPS, 8)
+    caps = (karaoke_line(0.2, 3.2, "Sing every word tonight"),
+            karaoke_line(3.2, 6.0, "And the next line too"))
+    style = PRESETS["karaoke"]
+    tap, out = FramesTap(tmp_path / "frames.rgb"), tmp_path / "final.mp4"
+    compose_chunked(clips, [2.0] * 3, segments, song, out, ComposeSettings(width=SIZE[0], height=SIZE[1]),
+                    frames=tap, captions=CaptionBurn(captions=caps, style=style))
+    m = measure_captions(out, np.asarray(read_frames(tap.path, *tap.size)), caps, style, SIZE, FPS)
+    assert m.pages_found == m.pages_sampled == 2 and m.words_sampled >= 4, m
+    assert all(x.passed for x in caption_metrics(m)), caption_metrics(m)
