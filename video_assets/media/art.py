@@ -170,7 +170,8 @@ def _caption(img: Image.Image, text: str, label: str) -> None:
     line_h = int(unit / 26 * 1.35)
     pad = unit // 30
     band_h = line_h * len(lines) + 2 * pad
-    top = height - margin_y - band_h
+    # at the top, under the camera label: the lower part of the frame is where captions go
+    top = margin_y + int(unit / 36 * 1.35) + pad
     overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
     ImageDraw.Draw(overlay).rectangle([0, top, width, top + band_h], fill=(0, 0, 0, 150))
     img.paste(Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB"))
