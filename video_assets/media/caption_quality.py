@@ -63,7 +63,7 @@ from video_assets.captions import Caption, CaptionStyle
 from video_assets.media.compose import cut_frame
 from video_assets.media.subtitles import Box, Page, layout, metrics, safe_area
 
-SAMPLED_PAGES = 24  # pages whose frame is decoded (spread evenly over the video)
+SAMPLED_PAGES = 24  # pages whose frame is decoded (the cheapest to reach first, spread on ties)
 SAMPLED_WORDS = 40  # karaoke words whose highlight is timed
 REACH_FRAMES = 4  # a word's highlight is looked for this many frames either side of its time
 # a longer sweep is still far from both colours at the ends of the window: not timed
