@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test test-fast lint ui notebooks clean bench
+.PHONY: install demo test test-fast lint ui notebooks clean bench caption-frames
 
 $(UV):
 	$(PY) -m venv .tools
@@ -48,6 +48,10 @@ notebooks: install
 bench: install
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/moviepy_env/.venv $(UV) sync --frozen --project benchmarks/moviepy_env --python $(PY)
 	$(VENV)/bin/python -m benchmarks.run
+
+# The README's caption frames (docs/images/captions-*.png), rendered offline by the product
+caption-frames: install
+	$(VENV)/bin/python docs/caption_frames.py
 
 clean:
 	rm -rf .tools $(VENV)

@@ -21,6 +21,7 @@ from video_assets.assets.budget import segments_for
 from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
 from video_assets.assets.quality import (
+    caption_metrics,
     check_results,
     check_specs,
     measure,
@@ -38,6 +39,7 @@ from video_assets.layout import (
     QUALITY,
     THUMBNAIL,
 )
+from video_assets.media.caption_quality import CaptionMeasures, measure_captions
 from video_assets.media.chunks import CHUNK_SUFFIX, compose_chunked
 from video_assets.media.compose import FramesTap, extract_thumbnail
 from video_assets.media.probe import probe_video
@@ -84,6 +86,21 @@ def caption_inputs(media: MediaStore, job_id: str, stack: ExitStack) -> tuple[Ca
     srt = stack.enter_context(media.local_path(job_key(job_id, CAPTIONS_SRT))) \
         if track.subtitle_track else None
     return CaptionBurn(tuple(track.captions), track.style), srt
+
+
+def measure_burned(context: AssetExecutionContext, video: Path, tap: FramesTap,
+                   burn: CaptionBurn | None, report, size: tuple[int, int],
+                   fps: int) -> CaptionMeasures | None:
+    """The burned captions measured from the file against the caption-free tap
+    (``media.caption_quality``); None when there are none, or no tap fits the file."""
+    if burn is None:
+        return None
+    if report.frames_source != "encoder":
+        context.log.warning("captions not measured: the encoder's caption-free frames did not "
+                            "fit the file")
+        return None
+    return measure_captions(video, read_frames(tap.path, *tap.size), burn.captions, burn.style,
+                            size, fps)
 
 
 class StoreChunkCache:
@@ -166,6 +183,9 @@ def final_video(
                          frames=read_frames(tap.path, *tap.size), memo=memo).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})
+        report = report.model_copy(update={"metrics": [
+            *report.metrics, *caption_metrics(measure_burned(context, out, tap, burn, report,
+                                                             size, settings.fps))]})
     media.put_json(job_key(job_id, QUALITY), report.model_dump(mode="json"))
     media.put_json(memo_key, memo.kept)  # for the next version's measurement
     context.log.info(f"measured {memo.misses} windows of frames, {memo.hits} unchanged since "
