@@ -42,7 +42,7 @@ notebooks: install
 	$(UV) run --frozen --group notebooks jupyter lab notebooks/
 
 # Benchmarks (benchmarks/README.md): a table on stdout and benchmarks/results.json.
-# BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,moviepy,e2e,beats,music,memory,fanout,dagster,
+# BENCH_QUICK=1 for a smaller run; BENCH_ONLY=compose,captions,moviepy,e2e,beats,music,memory,fanout,dagster,
 # edits,queue,queue_pg,overhead to pick.
 # MoviePy lives in its own locked environment: it pins pillow below the product's.
 bench: install

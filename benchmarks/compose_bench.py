@@ -261,19 +261,24 @@ def child_chunked(spec_path: str) -> None:
     import time
 
     from benchmarks.common import TreeRssPoller
+    from video_assets.captions import Caption
     from video_assets.media.chunks import compose_chunked
     from video_assets.media.compose import ComposeSettings, FramesTap, Segment
+    from video_assets.media.subtitles import PRESETS, CaptionBurn
     from video_assets.store import sha256_file
 
     spec = json.loads(Path(spec_path).read_text())
     out = Path(spec["out_path"])
+    burn = CaptionBurn(tuple(Caption.model_validate(c) for c in spec["captions"]),
+                       PRESETS[spec["caption_style"]]) if spec.get("captions") else None
     started = time.perf_counter()
     with TreeRssPoller() as poller:
         done = compose_chunked(
             spec["clip_paths"], spec["clip_durations_s"], [Segment(**x) for x in spec["segments"]],
             spec["audio_path"], out, ComposeSettings(**spec["settings"]),
             clip_digests=[sha256_file(p) for p in spec["clip_paths"]],
-            cache=DirChunkCache(Path(spec["cache_dir"])), frames=FramesTap(out.with_suffix(".rgb")))
+            cache=DirChunkCache(Path(spec["cache_dir"])), frames=FramesTap(out.with_suffix(".rgb")),
+            captions=burn)
     wall_s = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"wall_s": wall_s, "ffmpeg_peak_rss_mb": poller.peak_bytes / 2**20,
@@ -354,6 +359,64 @@ def chunked_vs_single(work: Path, n_clips: int, total_s: float, repeats: int) ->
     return result
 
 
+def karaoke_lyrics(total_s: float) -> list[dict]:
+    """Sung lines over the whole song, as an LRC file with word times gives them: a line of
+    five words every 3 s (a word on each beat, the line shown until the next starts)."""
+    from video_assets.captions import CaptionWord, caption
+
+    lines, t = [], 0.5
+    words = ("lanterns", "over", "the", "river", "tonight")
+    while t + 3.0 <= total_s:
+        line = [CaptionWord(start_s=t + k * BEAT_S, end_s=t + (k + 1) * BEAT_S, text=w)
+                for k, w in enumerate(words)]
+        lines.append(caption(t, t + 3.0, line).model_dump(mode="json"))
+        t += 3.0
+    return lines
+
+
+def captions_cost(work: Path, n_clips: int, total_s: float, repeats: int) -> Result:
+    """The same edit composed in chunks (an empty chunk cache each time) with and without
+    karaoke lyrics burned in, paired, the order alternating."""
+    name = f"captions_{n_clips}_clips"
+    folder = work / name
+    log(f"{name}: preparing {n_clips} clips over {total_s:g} s")
+    inputs = make_inputs(folder, n_clips, total_s)
+    lyrics = karaoke_lyrics(total_s)
+    runs: dict[str, list[dict]] = {"plain": [], "karaoke": []}
+    ratios, cpu_ratios = [], []
+    for r in range(repeats):
+        pair: dict[str, dict] = {}
+        for which in (("plain", "karaoke") if r % 2 == 0 else ("karaoke", "plain")):
+            cache = folder / f"cache-{which}{r}"
+            shutil.rmtree(cache, ignore_errors=True)
+            extra = {"captions": lyrics, "caption_style": "karaoke"} if which == "karaoke" else {}
+            pair[which] = run_chunked({**inputs, **extra}, folder / f"{which}.mp4", folder, cache)
+            runs[which].append(pair[which])
+        ratios.append(pair["karaoke"]["wall_s"] / pair["plain"]["wall_s"])
+        cpu_ratios.append(pair["karaoke"]["ffmpeg_cpu_s"] / pair["plain"]["ffmpeg_cpu_s"])
+        log(f"{name}: pair {r + 1}/{repeats}: plain {pair['plain']['wall_s']:.1f} s "
+            f"({pair['plain']['ffmpeg_cpu_s']:.1f} CPU s), karaoke {pair['karaoke']['wall_s']:.1f} s "
+            f"({pair['karaoke']['ffmpeg_cpu_s']:.1f} CPU s)")
+    ratio, cpu_ratio = median(ratios), median(cpu_ratios)
+    result = Result(name, figures={
+        "n_clips": n_clips, "song_s": total_s, "caption_lines": len(lyrics),
+        "plain_s": [round(m["wall_s"], 2) for m in runs["plain"]],
+        "karaoke_s": [round(m["wall_s"], 2) for m in runs["karaoke"]],
+        "plain_cpu_s": [round(m["ffmpeg_cpu_s"], 2) for m in runs["plain"]],
+        "karaoke_cpu_s": [round(m["ffmpeg_cpu_s"], 2) for m in runs["karaoke"]],
+        "ratio_per_pair": [round(x, 3) for x in ratios], "ratio": round(ratio, 3),
+        "cpu_time_ratio_per_pair": [round(x, 3) for x in cpu_ratios],
+        "cpu_time_ratio": round(cpu_ratio, 3),
+    }, method=(
+        "compose_chunked() of the same inputs (an empty chunk cache, 2 workers, the taps), each "
+        "in a fresh process, without captions and with karaoke lyrics (a five-word line every "
+        "3 s, a word per beat) burned in, alternating order; median of per-pair ratios "
+        "karaoke/plain of wall and of the ffmpeg processes' CPU seconds"))
+    result.targets = [Target.at_most("captions_composition_ratio", 1.10, ratio,
+                                     why_missed=WHY["captions"])]
+    return result
+
+
 # Why a target can be missed, as found by profiling this code (shown only when a target is missed)
 WHY = {
     "compose_ratio": (
@@ -371,6 +434,10 @@ WHY = {
         "beside the same x264 work, a chunk resuming a clip decodes the frames before it again "
         "(about half a frame decoded per frame shown), and the final pass (the audio's AAC "
         "encode, the chunks' copy, the taps' decode: ~1.3 s for 30 s) runs after the last chunk"),
+    "captions": (
+        "libass renders each shown line's glyphs (outline and shadow) for every frame at "
+        "1080x1920 and blends them in; a karaoke line changes colour on every word, so its "
+        "bitmaps are not reused between frames"),
     "chunked_edit": (
         "the final pass (concatenation, the audio encoded again, the taps) is paid in full by "
         "every edit, besides the re-encoded chunks"),

@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print the table, write ``benchmarks/results.json``.
 
 ``BENCH_QUICK=1`` runs a smaller version (shorter edits, one pair each) in a few minutes;
-``BENCH_ONLY=compose,moviepy,e2e,beats,music,memory,fanout,dagster,edits,queue,queue_pg,overhead``
+``BENCH_ONLY=compose,captions,moviepy,e2e,beats,music,memory,fanout,dagster,edits,queue,queue_pg,overhead``
 picks benchmarks (the default: all).
 Each benchmark that fails is reported as an error row and the others still run.
 """
@@ -38,6 +38,7 @@ def plan(cfg: dict, work: Path) -> list[tuple[str, object]]:
         ("compose", lambda: compose_bench.compose_vs_bare(f"compose_{n24}_clips", work, n24, s24,
                                                           r24)),
         ("compose", lambda: compose_bench.chunked_vs_single(work, n24, s24, r24)),
+        ("captions", lambda: compose_bench.captions_cost(work, n6, s6, max(r6, 2))),
         ("moviepy", lambda: compose_bench.vs_moviepy(work, *cfg["moviepy"])),
         ("e2e", lambda: e2e_bench.end_to_end(work, *cfg["e2e"])),
         ("beats", lambda: e2e_bench.beat_analysis(work, cfg["beats_s"])),

@@ -29,12 +29,11 @@ DIGEST_META, SIZE_META = "sha256", "size-bytes"  # a cache entry's digest, in it
 
 def object_kind(key: str) -> str:
     """``final`` for what a job delivers and what describes it (its video, thumbnail, subtitle
-    files and the user's lyrics, and its small JSON files: request, beat grid, script, quality, the history of its versions), every
-    file of every version (``versions/<n>/``: the versions are the user's history, kept whole),
-    the inbox and rejection reports (users' own files), the Parquet warehouse's files;
-    ``intermediate`` for everything else
-    (the current version's images and clips, which its version folder keeps too; the cache;
-    staging)."""
+    files and the user's lyrics, and its small JSON files: request, beat grid, script, quality,
+    the history of its versions), every file of every version (``versions/<n>/``: the versions
+    are the user's history, kept whole), the inbox and rejection reports (users' own files), the
+    Parquet warehouse's files; ``intermediate`` for everything else (the current version's
+    images and clips, which its version folder keeps too; the cache; staging)."""
     parts = PurePosixPath(key).parts
     if parts[0] in ("inbox", "rejected", "warehouse"):  # users' files; the Parquet warehouse
         return "final"
