@@ -27,7 +27,7 @@ from tests.test_caption_quality import BACKGROUNDS, FPS, karaoke_line, render
 from video_assets.captions import Caption, caption
 from video_assets.media.ffmpeg_bin import ffmpeg_output
 from video_assets.media.fonts import FontCoverageError, covering_face
-from video_assets.media.subtitles import PRESETS, _pillow_font, ass_document, layout, line_text, metrics
+from video_assets.media.subtitles import PRESETS, ass_document, layout, line_text, metrics, pillow_font
 from video_assets.schemas import ASPECT_SIZES
 
 TESSERACT = shutil.which("tesseract")
@@ -157,7 +157,7 @@ def _likeness(a: np.ndarray, b: np.ndarray) -> float:
 
 def _drawn(text: str, size: tuple[int, int], style_font_px: int, face) -> np.ndarray:
     """``text`` drawn by Pillow (raqm shaping, as libass) in ``face`` at the ASS size."""
-    font = _pillow_font(face, style_font_px)
+    font = pillow_font(face, style_font_px)
     canvas = Image.new("L", (size[0] * 2, style_font_px * 3), 0)
     ImageDraw.Draw(canvas).text((10, style_font_px // 2), text, fill=255, font=font)
     return np.asarray(canvas) > 127

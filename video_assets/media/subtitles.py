@@ -165,14 +165,14 @@ def metrics(style: CaptionStyle, size: tuple[int, int]) -> Metrics:
 
 
 @functools.cache
-def _pillow_font(face: FontFace, font_px: int) -> ImageFont.FreeTypeFont:
+def pillow_font(face: FontFace, font_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(face.path, size=font_px / line_height_em(face), index=face.index,
                               layout_engine=ImageFont.Layout.RAQM)
 
 
 def text_width_px(text: str, face: FontFace, font_px: int) -> float:
     """The advance width of ``text`` (shaped) in ``face`` at ASS font size ``font_px``."""
-    return _pillow_font(face, font_px).getlength(text)
+    return pillow_font(face, font_px).getlength(text)
 
 
 # --- layout -----------------------------------------------------------------------------------
