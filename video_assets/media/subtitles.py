@@ -166,6 +166,7 @@ def metrics(style: CaptionStyle, size: tuple[int, int]) -> Metrics:
 
 @functools.cache
 def pillow_font(face: FontFace, font_px: int) -> ImageFont.FreeTypeFont:
+    """``face`` in Pillow (raqm shaping) at the size libass draws a ``font_px`` line with."""
     return ImageFont.truetype(face.path, size=font_px / line_height_em(face), index=face.index,
                               layout_engine=ImageFont.Layout.RAQM)
 
