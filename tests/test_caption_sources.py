@@ -297,6 +297,13 @@ def test_a_scene_caption_edit_reaches_the_custom_captions(home: Path, tmp_path: 
     assert after.source == "custom" and after.captions[1].text == "Brand new words"
     assert after.captions[0] == before.captions[0]
     assert "Brand new words" in (folder / "captions.vtt").read_text()
+    # a caption no installed font draws is refused with the edit, naming the package; nothing made
+    from video_assets.cli import main
+
+    code = main(["edit", first["job_id"], "prompt", "2", "--caption", f"words {ADLAM}", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "caption" in err and "fonts-noto-core" in err, err
+    assert CaptionTrack.model_validate_json((folder / "captions.json").read_text()) == after
 
 
 @pytest.mark.slow

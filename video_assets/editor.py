@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video_assets import layout
-from video_assets.edits import EditContext, EditError, EditOp, ReplaceEdit, apply_edits, with_takes
+from video_assets.edits import (
+    EditContext,
+    EditError,
+    EditOp,
+    PromptEdit,
+    ReplaceEdit,
+    apply_edits,
+    with_takes,
+)
 from video_assets.media.boundaries import BoundaryLimits
+from video_assets.media.fonts import FontCoverageError, check_text_coverage
+from video_assets.media.subtitles import resolve_style
 from video_assets.media.user_clip import ClipFileError, clean_clip, probe_clip_s
 from video_assets.providers.offline import plan_transitions
 from video_assets.schemas import BeatGrid, ClipSpec, Request, Script, StoredRequest, Take
@@ -143,11 +153,25 @@ def describe(ops: Sequence[EditOp], summary: str, changed: list[int],
                        changed_scenes=changed, base_version=base_version)
 
 
+def check_caption_fonts(ops: Sequence[EditOp], request: Request) -> None:
+    """``EditError`` naming ``caption`` and the package to install when a new caption has text
+    no installed font draws in the job's caption style (checked with the edit, as admission
+    checks lyrics, not when the captions are made)."""
+    style = resolve_style(request.captions, request.flavor, request.mode)
+    for op in ops:
+        if isinstance(op, PromptEdit) and op.caption:
+            try:
+                check_text_coverage(op.caption, style.font, style.bold)
+            except FontCoverageError as exc:
+                raise EditError("caption", f"scene {op.scene}: {exc}") from exc
+
+
 def check_edits(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: BoundaryLimits,
                 fps: int, half_frames: int) -> PendingEdit:
     """Apply the edits to the current version in memory: the description of the version they
     would make, or ``EditError``. Nothing is written (a replacement file is only probed)."""
     state = current_state(media, job_id)
+    check_caption_fonts(ops, state.request.request)
     result = apply_edits(state.script, ops, edit_context(media, job_id, state, limits, fps,
                                                          half_frames, clean=False))
     return describe(ops, result.summary, result.changed, state.history.current)
@@ -184,6 +208,7 @@ def next_script(media: MediaStore, job_id: str, ops: Sequence[EditOp], limits: B
         return None  # another song (an ad's music made again): its cuts are elsewhere
     restore_takes(media, job_id, state.history.current, state.clips)
     if ops:
+        check_caption_fonts(ops, state.request.request)
         result = apply_edits(state.script, ops, edit_context(media, job_id, state, limits, fps,
                                                              half_frames))
         return result.script, describe(ops, result.summary, result.changed,
