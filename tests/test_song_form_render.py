@@ -66,3 +66,39 @@ def test_a_render_cuts_faster_in_the_choruses_than_in_the_verses(form_job: dict)
 def test_a_render_that_follows_the_song_passes_every_quality_check(form_job: dict):
     assert form_job["summary"]["status"] == "done"
     assert all(form_job["summary"]["checks"].values()), form_job["summary"]["checks"]
+
+
+@pytest.fixture(scope="module")
+def energetic_job(home: Path, form_job: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same song rendered with energetic pacing (its own job)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["render", "--audio", str(form_job["piece"].wav_path), "--prompt",
+                     "a paper boat on a rainy street", "--aspect", "1:1", "--pacing", "energetic",
+                     "--json"])
+    summary = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    assert code == 0, summary
+    folder = home / "media" / "jobs" / summary["job_id"]
+    return {"summary": summary, "folder": folder,
+            "quality": json.loads((folder / "quality.json").read_text())}
+
+
+@pytest.mark.slow
+@needs_fluidsynth
+def test_energetic_pacing_cuts_on_beats_inside_chorus_scenes_and_passes_every_check(
+        energetic_job: dict):
+    from video_assets.scene_media import segments_for, shot_plan
+    from video_assets.schemas import BeatGrid, ClipSpec, Script
+
+    folder = energetic_job["folder"]
+    script = Script.model_validate_json((folder / "script.json").read_text())
+    grid = BeatGrid.model_validate_json((folder / "beat_grid.json").read_text())
+    specs = [ClipSpec.model_validate(x) for x in json.loads((folder / "clips.json").read_text())]
+    segments, _ = shot_plan(script, specs, grid, "energetic", 30, 8)
+    scene_cuts = {s.cut_in_frame for s in segments_for(script, 30, 8)}
+    beat_cuts = [s.cut_in_frame for s in segments[1:] if s.cut_in_frame not in scene_cuts]
+    assert {s.zoom for s in segments} == {1.0, 1.25}  # every other shot punched in
+    assert len(beat_cuts) >= 4  # the choruses are cut again on their beats
+    detected = energetic_job["quality"]["cut_frames"]
+    assert all(min(abs(f - d) for d in detected) <= 1 for f in beat_cuts)  # seen in the file
+    assert all(energetic_job["summary"]["checks"].values()), energetic_job["summary"]["checks"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +30,8 @@ from video_assets.generation import (
 )
 from video_assets.layout import CONTACT_SHEET, STORYBOARD, TILE_CACHE, clip_key, storyboard_key
 from video_assets.media.art import contact_sheet, sheet_tile
-from video_assets.media.compose import Segment, scene_segments
+from video_assets.media.boundaries import inner_beat_cuts
+from video_assets.media.compose import Segment, cut_frame, in_frames, scene_segments, solo_span, split_segment
 from video_assets.media.ffmpeg_bin import run_ffmpeg
 from video_assets.providers.base import (
     ImageProvider,
@@ -60,6 +61,41 @@ class Log(Protocol):
 
 def segments_for(plan: Script, fps: int, half_frames: int) -> list[Segment]:
     return scene_segments(plan.scenes, fps, half_frames)
+
+
+MAX_JUMP_FRAMES = 15  # a beat cut skips at most this much of the clip (half a second)
+MIN_SHOT_FRAMES = 6  # a beat cut this close to another cut or a transition is left out
+PUNCH_IN = 1.25  # every other shot of a beat-cut scene is framed this much tighter
+
+
+def shot_plan(plan: Script, specs: list[ClipSpec], grid: BeatGrid, pacing: str, fps: int,
+              half_frames: int) -> tuple[list[Segment], list[ClipSpec]]:
+    """What composition lays on the timeline: a segment per scene, each with its clip, except
+    where ``energetic`` pacing cuts a scene again on beats (``boundaries.inner_beat_cuts``):
+    there the scene is shots of the same clip, every other one punched in (``PUNCH_IN``) and
+    each starting further on in the clip (a jump of up to ``MAX_JUMP_FRAMES`` per beat, shared
+    out of the frames the clip has beyond what the scene shows), so nothing is generated for
+    them and no shot runs past its clip."""
+    segments, shots = [], []
+    for scene, seg, spec in zip(plan.scenes, segments_for(plan, fps, half_frames), specs,
+                                strict=True):
+        span = solo_span(seg)
+        cuts: list[int] = []
+        for t in inner_beat_cuts(scene.start_s, scene.end_s, grid.beats_s, grid.sections, pacing):
+            f = cut_frame(t, fps)
+            if span is not None and span[0] + MIN_SHOT_FRAMES <= f <= span[1] - MIN_SHOT_FRAMES \
+                    and (not cuts or f - cuts[-1] >= MIN_SHOT_FRAMES):
+                cuts.append(f)
+        first = in_frames(spec.in_s, fps)
+        spare = int(spec.clip_duration_s * fps) - 1 - (first + seg.n_frames)
+        jump = min(MAX_JUMP_FRAMES, max(0, spare) // len(cuts)) if cuts else 0
+        rest = seg
+        for k, f in enumerate([*cuts, None]):
+            piece, rest = split_segment(rest, f) if f is not None else (rest, rest)
+            segments.append(replace(piece, zoom=PUNCH_IN) if k % 2 else piece)
+            shots.append(spec.model_copy(update={
+                "in_s": (first + piece.start_frame - seg.start_frame + k * jump) / fps}))
+    return segments, shots
 
 
 def clip_beats_s(beats_s: list[float], seg: Segment, fps: int, clip_s: float,

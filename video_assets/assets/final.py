@@ -17,7 +17,6 @@ from dagster import (
     multi_asset,
 )
 
-from video_assets.assets.budget import segments_for
 from video_assets.assets.clips import CLIPS_MANIFEST
 from video_assets.assets.common import file_image_md, load_plan
 from video_assets.assets.quality import (
@@ -47,6 +46,7 @@ from video_assets.media.quality import WindowMemo, read_frames
 from video_assets.media.subtitles import CaptionBurn
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
+from video_assets.scene_media import shot_plan
 from video_assets.schemas import ClipSpec
 from video_assets.store import MediaStore, cache_key, job_key, sha256_file
 from video_assets.versions import commit
@@ -150,12 +150,16 @@ def final_video(
     stored, grid, plan = load_plan(media, job_id)
     specs = [ClipSpec.model_validate(x) for x in media.get_json(job_key(job_id, CLIPS_MANIFEST))]
     size = stored.request.size
-    segments = segments_for(plan, settings.fps, settings.transition_half_frames)
+    # a segment per scene, or per shot where energetic pacing cuts a scene again on beats
+    segments, shots = shot_plan(plan, specs, grid, stored.request.pacing, settings.fps,
+                                settings.transition_half_frames)
     final_key, thumb_key = job_key(job_id, FINAL), job_key(job_id, THUMBNAIL)
     memo_key = job_key(job_id, FRAME_MEASURES)
     with ExitStack() as stack:
         tmp = stack.enter_context(media.scratch_dir())
-        clip_paths = [stack.enter_context(media.local_path(s.key)) for s in specs]
+        local = {key: stack.enter_context(media.local_path(key)) for key in {s.key for s in shots}}
+        digests = {key: sha256_file(path) for key, path in local.items()}
+        clip_paths = [local[s.key] for s in shots]
         audio = stack.enter_context(media.local_path(soundtrack_key(media, job_id, stored)))
         out = tmp / "final.mp4"
         context.log.info(f"composing {len(specs)} clips into {size[0]}x{size[1]} "
@@ -164,9 +168,9 @@ def final_video(
         burn, subtitle_track = caption_inputs(media, job_id, stack)
         # in chunks, each kept in the cache: an edit re-encodes only the chunks it changes
         render = compose_chunked(
-            clip_paths, [s.clip_duration_s for s in specs], segments, audio, out,
-            settings.compose_settings(size), clip_in_s=[s.in_s for s in specs],
-            clip_digests=[sha256_file(p) for p in clip_paths], audio_digest=sha256_file(audio),
+            clip_paths, [s.clip_duration_s for s in shots], segments, audio, out,
+            settings.compose_settings(size), clip_in_s=[s.in_s for s in shots],
+            clip_digests=[digests[s.key] for s in shots], audio_digest=sha256_file(audio),
             cache=StoreChunkCache(media, stack), workers=settings.compose_workers, frames=tap,
             captions=burn, subtitle_track=subtitle_track)
         context.log.info(f"encoded {len(render.encoded)} of {len(render.chunks)} chunks "
@@ -179,7 +183,7 @@ def final_video(
         memo = load_window_memo(media, memo_key)
         report = measure(out, audio, stored.audio_duration_s, grid.beats_s, segments, settings.fps,
                          size, probe, continued=stored.request.continuation,
-                         seamless_cuts=seamless_cuts(specs, segments, settings.fps),
+                         seamless_cuts=seamless_cuts(shots, segments, settings.fps),
                          frames=read_frames(tap.path, *tap.size), memo=memo).model_copy(update={
                              "job_id": job_id,
                              "fallback_scenes": [s.index + 1 for s in specs if s.fallback]})
@@ -219,6 +223,7 @@ def final_video(
             "fps": probe.fps,
             "n_frames": probe.n_frames,
             "n_clips": len(specs),
+            "beat_cuts": len(shots) - len(specs),  # energetic pacing's cuts inside scenes
             "cuts": transitions.count("cut"),
             "crossfades": transitions.count("crossfade"),
             "fades": transitions.count("fade"),

@@ -171,12 +171,12 @@ def encoded_frames_fit(video: Path, frames: np.ndarray, file_frames: int) -> boo
 def seamless_cuts(specs: Sequence[ClipSpec], segments: Sequence[Segment], fps: int) -> list[int]:
     """The planned hard cuts where the picture goes on: the scene after the cut shows the same
     clip from the frame where the scene before it stops (a scene split in two, its second part
-    going on with the clip). Nothing changes on screen there, by design."""
+    going on with the clip, framed alike). Nothing changes on screen there, by design."""
     out = []
     for before, after, seg_before, seg in zip(specs, specs[1:], segments, segments[1:],
                                               strict=False):
         if seg.transition_in != "cut" or not before.source_key \
-                or before.source_key != after.source_key:
+                or before.source_key != after.source_key or seg.zoom != seg_before.zoom:
             continue
         shown_s = (seg.cut_in_frame - seg_before.start_frame) / fps  # of the clip, before the cut
         if abs(after.in_s - (before.in_s + shown_s)) <= 1.0 / fps:

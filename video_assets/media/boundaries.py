@@ -11,6 +11,10 @@ straddles one, and each section's clips aim at a length from its intensity (its 
 always within the limits. ``pacing`` moves every section's intensity (``calm``: longer shots,
 ``energetic``: shorter ones). Without sections and with ``auto`` pacing the plan is the one made
 before sections existed (the one ``target_len_s``).
+
+``inner_beat_cuts``: with ``energetic`` pacing, a scene in an intense section (a chorus, a drop)
+is also cut on single beats inside it, in its second half: the picture jumps on in its own clip
+(composition makes the jumps: ``scene_media.shot_plan``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ PACINGS = ("calm", "auto", "energetic")
 LABEL_INTENSITY = {"intro": 0.1, "verse": 0.4, "bridge": 0.5, "break": 0.0, "outro": 0.1,
                    "chorus": 0.9, "drop": 1.0}
 PACING_SHIFT = {"calm": -0.35, "auto": 0.0, "energetic": 0.35}  # added to every intensity
+BEAT_CUT_INTENSITY = 0.75  # energetic pacing cuts on beats inside scenes of sections this intense
+# (at auto pacing: a loud chorus or a drop, not a verse)
+BEAT_CUT_MARGIN_BEATS = 1  # no beat cut on a scene's first or last beat inside it
 LONG_SHOT_FRACTION = 0.75  # the calmest target: this far from min_len_s towards max_len_s
 SECTION_TOLERANCE_S = 0.01  # a cut this close to a section boundary is on it
 SECTION_MISS_COST = 1000.0  # cost (s^2) of a clip straddling a section boundary ...
@@ -79,6 +86,23 @@ def shot_target_s(limits: BoundaryLimits, intensity: float) -> float:
     ``LONG_SHOT_FRACTION`` of the way to ``max_len_s`` at 0."""
     long_s = limits.min_len_s + LONG_SHOT_FRACTION * (limits.max_len_s - limits.min_len_s)
     return long_s - min(1.0, max(0.0, intensity)) * (long_s - limits.min_len_s)
+
+
+def inner_beat_cuts(start_s: float, end_s: float, beats_s: Sequence[float],
+                    sections: Sequence[Section], pacing: str) -> list[float]:
+    """The beats inside the scene ``[start_s, end_s)`` where ``energetic`` pacing cuts again:
+    in a section whose intensity (at ``auto``) is at least ``BEAT_CUT_INTENSITY``, every beat
+    of the scene's second half but its last one (so each shot there lasts one beat). None for
+    other pacings, calmer sections, or a song without sections."""
+    if pacing != "energetic" or not sections:
+        return []
+    mid_s = (start_s + end_s) / 2
+    section = next((x for x in sections if x.start_s <= mid_s < x.end_s), None)
+    if section is None or section_intensity(section) < BEAT_CUT_INTENSITY:
+        return []
+    inside = [b for b in beats_s if start_s < b < end_s]
+    kept = inside[BEAT_CUT_MARGIN_BEATS:len(inside) - BEAT_CUT_MARGIN_BEATS]
+    return [b for b in kept if b >= mid_s]
 
 
 def _unsectioned_target_s(limits: BoundaryLimits, pacing: str) -> float:

@@ -229,7 +229,9 @@ def chunk_key(chunk: Window, clip_digests: Sequence[str], clip_durations_s: Sequ
         "clip_sha256": clip_digests[p.clip],
         "clip_s": round(float(clip_durations_s[p.clip]), 6),
         "first_frame": clip_in_frames[p.clip] + p.skip_frames,
-        "segment": {k: v for k, v in p.segment.__dict__.items() if k != "index"},
+        # (no zoom: keyed as before punch-ins existed)
+        "segment": {k: v for k, v in p.segment.__dict__.items()
+                    if k != "index" and not (k == "zoom" and v == 1.0)},
     } for p in chunk.parts]
     spec = {
         "format": CHUNK_FORMAT, "ffmpeg": ffmpeg_version(), "n_frames": chunk.n_frames,

@@ -17,7 +17,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +41,7 @@ class Segment:
     half_out_frames: int  # crossfade overlap with the next clip
     fade_in_frames: int = 0  # fade from black at the start
     fade_out_frames: int = 0  # fade to black at the end
+    zoom: float = 1.0  # a punch-in: the clip's centre magnified this much (a beat cut's framing)
 
 
 def cut_frame(t_s: float, fps: int = 30) -> int:
@@ -208,10 +209,13 @@ def edit_stream(
         repeat = seen[str(path)] = seen.get(str(path), -1) + 1
         if repeat:
             input_kwargs["thread_queue_size"] = 8 + repeat
+        # cover the join size (magnified by a punch-in's zoom), centre crop
+        cover_w, cover_h = (join_w, join_h) if seg.zoom == 1.0 else \
+            (2 * math.ceil(join_w * seg.zoom / 2), 2 * math.ceil(join_h * seg.zoom / 2))
         v = (
             ffmpeg.input(str(path), **input_kwargs)
             .video.filter("fps", fps=fps)
-            .filter("scale", join_w, join_h,
+            .filter("scale", cover_w, cover_h,
                     force_original_aspect_ratio="increase", flags="bicubic")
             .filter("crop", join_w, join_h)
             .filter("setsar", 1)
@@ -383,6 +387,23 @@ def _solo_split(seg: Segment) -> int | None:
     """A frame in the middle of the clip's solo stretch (``solo_span``); None if there is none."""
     span = solo_span(seg)
     return (span[0] + span[1]) // 2 if span is not None else None
+
+
+def split_segment(seg: Segment, frame: int) -> tuple[Segment, Segment]:
+    """``seg`` cut in two at ``frame`` by a hard cut: the first part keeps how the clip comes in,
+    the second how it goes out. ``frame`` must be inside the clip's solo stretch (``solo_span``),
+    where no transition blends it; both parts are of the same clip (the second's in-point is the
+    caller's: it may go on from where the first stops, or jump)."""
+    span = solo_span(seg)
+    if span is None or not (span[0] <= frame <= span[1]) or not (seg.cut_in_frame < frame
+                                                                 < seg.cut_out_frame):
+        raise ValueError(f"segment {seg.index}: frame {frame} is not inside its solo stretch "
+                         f"{span}; fix: cut where the clip shows alone")
+    first = replace(seg, n_frames=frame - seg.start_frame, cut_out_frame=frame, half_out_frames=0,
+                    fade_out_frames=0)
+    second = replace(seg, start_frame=frame, n_frames=seg.start_frame + seg.n_frames - frame,
+                     cut_in_frame=frame, transition_in="cut", half_in_frames=0, fade_in_frames=0)
+    return first, second
 
 
 def windows_at(segments: Sequence[Segment], split_frames: Sequence[int]) -> list[Window]:
