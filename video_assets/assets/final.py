@@ -47,7 +47,7 @@ from video_assets.media.subtitles import CaptionBurn
 from video_assets.partitions import jobs_partitions
 from video_assets.resources import PipelineSettings, StoreResource, WarehouseResource
 from video_assets.scene_media import shot_plan
-from video_assets.schemas import ClipSpec
+from video_assets.schemas import ClipSpec, QualityReport
 from video_assets.store import MediaStore, cache_key, job_key, sha256_file
 from video_assets.versions import commit
 
@@ -89,7 +89,7 @@ def caption_inputs(media: MediaStore, job_id: str, stack: ExitStack) -> tuple[Ca
 
 
 def measure_burned(context: AssetExecutionContext, video: Path, tap: FramesTap,
-                   burn: CaptionBurn | None, report, size: tuple[int, int],
+                   burn: CaptionBurn | None, report: QualityReport, size: tuple[int, int],
                    fps: int) -> CaptionMeasures | None:
     """The burned captions measured from the file against the caption-free tap
     (``media.caption_quality``); None when there are none, or no tap fits the file."""
