@@ -70,7 +70,7 @@ def test_run_and_step_durations_from_the_instance(rendered_job: dict):
     steps = analysis.step_durations(instance, [rendered_job["run_id"]])
     order = steps["step"].to_list()  # in the order they ran: voiceover and storyboard both follow
     assert sorted(order) == sorted(["job_request", "beat_grid", "lyrics", "script", "voiceover",
-                                    "storyboard", "clips", "final_video"])
+                                    "captions", "storyboard", "clips", "final_video"])
     for before, after in [("job_request", "beat_grid"), ("beat_grid", "lyrics"),
                           ("lyrics", "script"), ("script", "voiceover"), ("script", "storyboard"),
                           ("storyboard", "clips"), ("clips", "final_video"),
