@@ -45,26 +45,33 @@ def call(job_id: str, cost_usd: float, model: str = "kwaivgi/kling-v2.1", scene:
                       cost_usd=cost_usd, cache_hit=cache_hit)
 
 
-def compact_until(root: str, stop, rounds) -> None:
-    """A compactor process: merges the files of the store at ``root`` until ``stop`` is set."""
+def compact_until(root: str, stop, rounds, merged) -> None:
+    """A compactor process: merges the files of the store at ``root`` until ``stop`` is set;
+    sets ``merged`` once a round has merged ledger files."""
     wh = ParquetWarehouse(store=LocalStore(root))
     n = 0
     while not stop.is_set():
         n += wh.compact()["provider_calls"] > 0
+        if n:
+            merged.set()
     rounds.put(n)
 
 
 def write_ledger(root: str | None, env: dict[str, str], writer: int, job_id: str, n: int,
-                 start, times) -> None:
+                 start, times, merged=None) -> None:
     """A writer process: ``n`` one-row ledger writes (as ``CallLog.finish`` makes them), started
     with the other writer. ``root``: a local media folder; None: the bucket ``env`` names (through
-    a plain boto3 client: the process starts without importing Dagster)."""
+    a plain boto3 client: the process starts without importing Dagster). ``merged``: half-way,
+    wait until a compactor has merged files (so that its merges overlap the writes, however
+    fast this machine writes)."""
     os.environ.update(env)
     store = LocalStore(root) if root else S3Store(env["VIDEO_ASSETS_BUCKET"], boto3.client("s3"))
     wh = ParquetWarehouse(store=store)
     start.wait(60)
     began = time.time()
     for i in range(n):
+        if merged is not None and i == n // 2:
+            assert merged.wait(120), "the compactor merged nothing in 120 s"
         wh.record_calls([call(job_id, 0.01 * (i + 1), model=f"writer-{writer}", scene=i)])
     times.put((writer, began, time.time()))
 
@@ -75,16 +82,18 @@ def run_writers(root: str | None, env: dict[str, str], job_id: str, compacting: 
     (writer, start, end) times."""
     ctx = multiprocessing.get_context("spawn")
     start, stop, times, rounds = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=write_ledger, args=(root, env, w, job_id, n, start, times))
+    merged = ctx.Event() if compacting else None
+    procs = [ctx.Process(target=write_ledger, args=(root, env, w, job_id, n, start, times, merged))
              for w in (1, 2)]
-    compactor = ctx.Process(target=compact_until, args=(root, stop, rounds))
+    compactor = ctx.Process(target=compact_until, args=(root, stop, rounds, merged))
     for p in procs + [compactor] * compacting:
         p.start()
     start.set()
     spans = [times.get(timeout=180) for _ in procs]
     stop.set()
     if compacting:
-        assert rounds.get(timeout=60) > 1  # it merged files while the writers wrote
+        assert rounds.get(timeout=60) >= 1  # it merged files while the writers wrote (they
+        # waited half-way for its first merge, and went on writing after it)
     for p in procs + [compactor] * compacting:
         p.join(30)
         assert p.exitcode == 0
