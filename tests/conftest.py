@@ -89,3 +89,12 @@ def rendered_job(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     summary = json.loads(buffer.getvalue().strip().splitlines()[-1])
     assert code == 0, summary
     return summary
+
+
+@pytest.fixture()
+def inbox(home: Path) -> Path:
+    """The session home's local inbox, emptied (and its rejection reports)."""
+    for sub in ("inbox", "rejected"):
+        shutil.rmtree(home / sub, ignore_errors=True)
+    (home / "inbox").mkdir()
+    return home / "inbox"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -260,14 +259,6 @@ def test_rerender_with_unreadable_lyrics_exits_2_and_changes_nothing(home: Path,
 
 
 # --- the inbox ---------------------------------------------------------------------------------
-
-@pytest.fixture()
-def inbox(home: Path) -> Path:
-    for sub in ("inbox", "rejected"):
-        shutil.rmtree(home / sub, ignore_errors=True)
-    (home / "inbox").mkdir()
-    return home / "inbox"
-
 
 def test_lyrics_beside_an_inbox_request_are_staged_with_the_job(home: Path, inbox: Path):
     from video_assets.resources import StoreResource

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
-import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from tests.conftest import make_song
@@ -15,14 +13,6 @@ from video_assets.cli import main
 from video_assets.definitions import defs
 from video_assets.resources import PipelineSettings, StoreResource
 from video_assets.sensors import inbox_sensor, inbox_store, scan_inbox
-
-
-@pytest.fixture()
-def inbox(home: Path) -> Path:
-    for sub in ("inbox", "rejected"):
-        shutil.rmtree(home / sub, ignore_errors=True)
-    (home / "inbox").mkdir()
-    return home / "inbox"
 
 
 def write(path: Path, text: str) -> Path:
