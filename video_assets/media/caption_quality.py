@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from video_assets.captions import Caption, CaptionStyle
+from video_assets.media.art import hex_to_rgb
 from video_assets.media.compose import cut_frame
 from video_assets.media.subtitles import Box, Page, layout, metrics, safe_area
 
@@ -100,7 +101,7 @@ class CaptionMeasures:
 # --- colour -----------------------------------------------------------------------------------
 
 def rgb_of(hex_rgb: str) -> np.ndarray:
-    return np.array([int(hex_rgb[i:i + 2], 16) for i in (1, 3, 5)], np.float32)
+    return np.array(hex_to_rgb(hex_rgb), np.float32)
 
 
 def relative_luminance(rgb: np.ndarray) -> np.ndarray:
